@@ -1,0 +1,38 @@
+# deepseek.cpp — the two commands: `make demo` and `make test`. Both install what they need first.
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+JOBS       ?= $(shell nproc)
+DEEPSEEK   := $(BUILD)/apps/deepseek/deepseek
+
+.PHONY: all setup build build-asan test test-release test-asan demo clean
+
+all: build
+
+setup:
+	bash scripts/setup.sh
+
+build:
+	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release
+	cmake --build $(BUILD) -j $(JOBS)
+
+build-asan:
+	cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDS_SANITIZE="address;undefined"
+	cmake --build $(ASAN_BUILD) -j $(JOBS)
+
+test-release: build
+	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
+
+# The sanitizer pass skips the tests labelled `slow` (timing and large-input checks that are meaningless under ASan).
+test-asan: build-asan
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  ctest --test-dir $(ASAN_BUILD) --output-on-failure -j $(JOBS) -LE slow
+
+test: setup
+	$(MAKE) test-release
+	$(MAKE) test-asan
+
+demo: setup build
+	bash scripts/demo.sh $(DEEPSEEK)
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

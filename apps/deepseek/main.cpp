@@ -1,0 +1,62 @@
+// SPDX-License-Identifier: MIT
+// `deepseek`: dispatches to a subcommand. Errors surface as one clear line and exit code 1, never a crash.
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <string>
+
+#include "apps/deepseek/commands.h"
+#include "base/error.h"
+
+namespace {
+
+struct Command {
+  const char* name;
+  int (*run)(int, char**);
+  const char* help;
+};
+
+const Command kCommands[] = {
+    {"info", ds::app::cmd_info, "print a model's configuration, tensors and sizes"},
+    {"logits", ds::app::cmd_logits, "write the logits of every position of one forward pass (.npy)"},
+    {"generate", ds::app::cmd_generate, "continue a prompt (token ids or text)"},
+    {"run", ds::app::cmd_run, "chat with a model through its chat template"},
+    {"tokenize", ds::app::cmd_tokenize, "text -> token ids"},
+    {"detokenize", ds::app::cmd_detokenize, "token ids -> text"},
+    {"template", ds::app::cmd_template, "render a conversation with the model's chat template"},
+    {"bench", ds::app::cmd_bench, "measure prefill and decode speed against the hardware's limits"},
+};
+
+void usage(FILE* f) {
+  std::fprintf(f,
+               "deepseek — inference for the DeepSeek model family (V2, V2-Lite, V3, R1, V3.1)\n\n"
+               "usage: deepseek <command> [options]   (deepseek <command> --help for its options)\n\ncommands:\n");
+  for (const auto& c : kCommands) std::fprintf(f, "  %-11s %s\n", c.name, c.help);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "help")) {
+    usage(argc < 2 ? stderr : stdout);
+    return argc < 2 ? 2 : 0;
+  }
+  for (const auto& c : kCommands) {
+    if (std::strcmp(argv[1], c.name) != 0) continue;
+    try {
+      return c.run(argc - 1, argv + 1);
+    } catch (const ds::Error& e) {
+      std::fprintf(stderr, "error: %s\n", e.what());
+      return 1;
+    } catch (const std::bad_alloc&) {
+      std::fprintf(stderr, "error: out of memory\n");
+      return 1;
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "error: %s\n", e.what());
+      return 1;
+    }
+  }
+  std::fprintf(stderr, "deepseek: unknown command '%s'\n\n", argv[1]);
+  usage(stderr);
+  return 2;
+}

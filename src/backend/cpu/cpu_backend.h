@@ -1,0 +1,13 @@
+// SPDX-License-Identifier: MIT
+// The CPU backend: threaded SIMD kernels (AVX2 / AVX-512 / AVX512-BF16, chosen at run time) over host memory.
+#pragma once
+#include <memory>
+
+#include "ops/backend.h"
+
+namespace ds::cpu {
+
+// n_threads <= 0: all cores.
+std::unique_ptr<ops::Backend> make_cpu_backend(int n_threads = 0);
+
+}  // namespace ds::cpu

@@ -1,0 +1,80 @@
+// SPDX-License-Identifier: MIT
+// config.json of a DeepSeek V2/V3 checkpoint (model_type deepseek_v2 / deepseek_v3 / kimi_k2), names as in the file.
+// Defaults are the ones the reference (HF transformers / DeepSeek remote code) applies when a field is absent.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "io/json_util.h"
+
+namespace ds::io {
+
+enum class ScoringFunc { Softmax, Sigmoid };
+enum class TopkMethod { Greedy, GroupLimitedGreedy, NoauxTc };
+
+struct RopeScaling {
+  bool yarn = false;  // false: plain RoPE (rope_scaling null or absent)
+  double factor = 1.0;
+  int64_t original_max_position_embeddings = 4096;
+  double beta_fast = 32.0;
+  double beta_slow = 1.0;
+  double mscale = 1.0;
+  double mscale_all_dim = 0.0;
+};
+
+struct ModelConfig {
+  std::string model_type;                  // deepseek_v2 | deepseek_v3 | kimi_k2
+  std::vector<std::string> architectures;  // informational
+  int64_t vocab_size = 0;
+  int64_t hidden_size = 0;
+  int64_t intermediate_size = 0;
+  int64_t moe_intermediate_size = 0;
+  int64_t num_hidden_layers = 0;
+  int64_t num_attention_heads = 0;
+  int64_t num_key_value_heads = 0;  // unused by MLA
+  int64_t q_lora_rank = 0;          // 0 (null in the file) = direct q_proj
+  int64_t kv_lora_rank = 0;
+  int64_t qk_nope_head_dim = 0;
+  int64_t qk_rope_head_dim = 0;
+  int64_t v_head_dim = 0;
+  int64_t n_routed_experts = 0;     // 0 (null) = dense model
+  int64_t n_shared_experts = 0;
+  int64_t num_experts_per_tok = 0;
+  int64_t n_group = 1;
+  int64_t topk_group = 1;
+  int64_t first_k_dense_replace = 0;
+  int64_t moe_layer_freq = 1;
+  double routed_scaling_factor = 1.0;
+  bool norm_topk_prob = false;
+  ScoringFunc scoring_func = ScoringFunc::Softmax;
+  TopkMethod topk_method = TopkMethod::Greedy;
+  int64_t num_nextn_predict_layers = 0;
+  double rms_norm_eps = 1e-6;
+  double rope_theta = 10000.0;
+  RopeScaling rope_scaling;
+  int64_t max_position_embeddings = 0;
+  std::string hidden_act = "silu";
+  bool tie_word_embeddings = false;
+  bool attention_bias = false;
+  std::vector<int64_t> eos_token_ids;  // eos_token_id may be an int or a list
+  int64_t bos_token_id = -1;
+  // quantization_config (fp8 block quantisation)
+  bool fp8 = false;
+  int64_t weight_block_rows = 128, weight_block_cols = 128;
+  bool scale_ue8m0 = false;  // scale_fmt == "ue8m0" (V3.1/V3.2)
+
+  // Derived
+  int64_t qk_head_dim() const { return qk_nope_head_dim + qk_rope_head_dim; }
+  bool is_moe_layer(int64_t layer) const;  // MTP layers (index >= num_hidden_layers) follow the same rule
+  int64_t num_layers_total() const { return num_hidden_layers + num_nextn_predict_layers; }
+};
+
+// Parses and validates (missing/mistyped fields, zero or inconsistent dimensions, n_group not dividing experts, ...).
+// `source` names the file in error messages.
+ModelConfig parse_config(const Json& j, const std::string& source);
+ModelConfig load_config(const std::string& path);
+// One line per field, for `deepseek info`.
+std::string describe(const ModelConfig& c);
+
+}  // namespace ds::io

@@ -1,0 +1,52 @@
+// SPDX-License-Identifier: MIT
+// The Backend interface: the only way model/ reaches compute. Implemented by ref (scalar oracle), cpu and cuda.
+// Thread-safety: a Backend is used by one thread at a time (the engine's); implementations parallelise inside ops.
+#pragma once
+#include <cstddef>
+#include <memory>
+#include <string>
+
+#include "ops/params.h"
+
+namespace ds::ops {
+
+// Memory owned by a backend (host memory for ref/cpu, device memory for cuda).
+class Buffer {
+ public:
+  virtual ~Buffer() = default;
+  virtual void* data() = 0;
+  virtual size_t size() const = 0;
+  float* f32() { return static_cast<float*>(data()); }
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string name() const = 0;
+
+  // Memory: zero-initialised buffers; copies between host and backend memory.
+  virtual std::unique_ptr<Buffer> alloc(size_t bytes) = 0;
+  virtual void upload(void* dst, const void* host_src, size_t bytes) = 0;
+  virtual void download(void* host_dst, const void* src, size_t bytes) = 0;
+  // Weights: returns a view usable by this backend's ops (host backends return `w` unchanged).
+  virtual WeightView prepare_weight(const WeightView& w) { return w; }
+  // Blocks until queued work is done (no-op for host backends).
+  virtual void sync() {}
+
+  virtual void matmul(const MatmulParams& p) = 0;
+  virtual void rms_norm(const RmsNormParams& p) = 0;
+  virtual void rope(const RopeParams& p) = 0;
+  virtual void silu_mul(const SiluMulParams& p) = 0;
+  virtual void embed(const EmbedParams& p) = 0;
+  virtual void add(const AddParams& p) = 0;
+  virtual void copy(const CopyParams& p) = 0;
+  virtual void mla_prefill(const MlaPrefillParams& p) = 0;
+  virtual void mla_decode(const MlaDecodeParams& p) = 0;
+  virtual void route(const RouteParams& p) = 0;
+  virtual void moe(const MoeParams& p) = 0;
+};
+
+// Host memory (64-byte aligned, zeroed) shared by the ref and cpu backends.
+std::unique_ptr<Buffer> host_alloc(size_t bytes);
+
+}  // namespace ds::ops

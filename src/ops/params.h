@@ -1,0 +1,152 @@
+// SPDX-License-Identifier: MIT
+// Backend-neutral op parameters: plain structs of pointers, sizes and strides (counted in elements).
+// All activations are fp32; weights are WeightViews in their checkpoint dtype. Pointers are in the backend's memory.
+#pragma once
+#include <cstdint>
+
+#include "base/weight.h"
+
+namespace ds::ops {
+
+// F32: weights dequantised exactly, fp32 products and sums (the reference path).
+// Fast: the backend may round activations to bf16 for the products (AVX512-BF16 / tensor cores); sums stay fp32.
+enum class Precision { F32, Fast };
+
+// y[M, N] (+)= x[M, K] · W^T, with W stored [N, K] (a Linear weight); or, with w_kn, y = x · W with W stored [K, N].
+struct MatmulParams {
+  const float* x = nullptr;  // [M, K], row stride ldx
+  int64_t ldx = 0;
+  WeightView w;              // [N, K] (or [K, N] when w_kn)
+  bool w_kn = false;
+  float* y = nullptr;        // [M, N], row stride ldy
+  int64_t ldy = 0;
+  int64_t M = 0, N = 0, K = 0;
+  bool accumulate = false;   // y += instead of y =
+  Precision precision = Precision::F32;
+};
+
+// y[M, n] = w[n] * x * rsqrt(mean(x^2) + eps), fp32 math; in place allowed (x == y).
+struct RmsNormParams {
+  const float* x = nullptr;  // [M, n], row stride ldx
+  int64_t ldx = 0;
+  WeightView w;              // [n] (bf16 or fp32)
+  float* y = nullptr;        // [M, n], row stride ldy
+  int64_t ldy = 0;
+  int64_t M = 0, n = 0;
+  float eps = 1e-6f;
+};
+
+// Interleaved RoPE in place: pairs (x[2j], x[2j+1]) of the first `dim` values of each head rotate by
+// angle = float(pos) * inv_freq[j]; cos/sin are multiplied by attn_factor (YaRN's mscale ratio).
+struct RopeParams {
+  float* x = nullptr;          // [M, n_heads, *], token stride ld, head stride head_stride
+  int64_t ld = 0, head_stride = 0;
+  int64_t M = 0, n_heads = 0, dim = 0;
+  const int32_t* pos = nullptr;      // [M]
+  const float* inv_freq = nullptr;   // [dim / 2]
+  float attn_factor = 1.0f;
+};
+
+// out[M, n] = silu(g) * u
+struct SiluMulParams {
+  const float* g = nullptr; int64_t ldg = 0;  // [M, n]
+  const float* u = nullptr; int64_t ldu = 0;  // [M, n]
+  float* out = nullptr; int64_t ldo = 0;      // [M, n]
+  int64_t M = 0, n = 0;
+};
+
+// out[M, n] = table[ids[m], :] in fp32
+struct EmbedParams {
+  WeightView table;              // [vocab, n]
+  const int32_t* ids = nullptr;  // [M]; caller guarantees 0 <= id < vocab
+  float* out = nullptr; int64_t ldo = 0;  // [M, n]
+  int64_t M = 0;
+};
+
+// y[M, n] = a + b (y may alias a)
+struct AddParams {
+  const float* a = nullptr; int64_t lda = 0;
+  const float* b = nullptr; int64_t ldb = 0;
+  float* y = nullptr; int64_t ldy = 0;
+  int64_t M = 0, n = 0;
+};
+
+// dst[M, n] = src[M, n] (strided 2-D copy; used to assemble concatenations)
+struct CopyParams {
+  const float* src = nullptr; int64_t lds = 0;
+  float* dst = nullptr; int64_t ldd = 0;
+  int64_t M = 0, n = 0;
+};
+
+// MLA attention in the multi-head (prefill) form, for one sequence:
+// score[h,i,t] = scale * (q_nope[i,h]·k_nope[t,h] + q_pe[i,h]·k_pe[t]),  t <= pos0 + i (causal)
+// out[i,h] = Σ_t softmax_t(score) v[t,h].  Softmax in fp32.
+struct MlaPrefillParams {
+  const float* q = nullptr;        // [T, H, nope + rope]: per head q_nope | q_pe; token stride ldq
+  int64_t ldq = 0;
+  const float* k_nope = nullptr;   // [S, H, nope]: token stride ldk, head stride hsk
+  int64_t ldk = 0, hsk = 0;
+  const float* k_pe = nullptr;     // [S, rope] shared by all heads: token stride ldkpe
+  int64_t ldkpe = 0;
+  const float* v = nullptr;        // [S, H, dv]: token stride ldv, head stride hsv
+  int64_t ldv = 0, hsv = 0;
+  float* out = nullptr;            // [T, H, dv] contiguous per token: token stride ldo
+  int64_t ldo = 0;
+  int64_t T = 0, S = 0, H = 0, nope = 0, rope = 0, dv = 0;
+  int64_t pos0 = 0;                // position of query 0; keys are positions 0..S-1
+  float scale = 1.0f;
+};
+
+// MLA attention in the absorbed (latent) form over the latent cache, for one sequence:
+// score[h,i,t] = scale * (q_lat[i,h]·c_kv[t] + q_pe[i,h]·k_pe[t]);  o_lat[i,h] = Σ_t softmax_t(score) c_kv[t]
+struct MlaDecodeParams {
+  const float* q = nullptr;        // [T, H, rank + rope]: per head q_lat | q_pe; token stride ldq
+  int64_t ldq = 0;
+  const float* kv = nullptr;       // [S, rank + rope]: c_kv | k_pe per cached token; token stride ldkv
+  int64_t ldkv = 0;
+  float* out = nullptr;            // [T, H, rank]: token stride ldo
+  int64_t ldo = 0;
+  int64_t T = 0, S = 0, H = 0, rank = 0, rope = 0;
+  int64_t pos0 = 0;
+  float scale = 1.0f;
+};
+
+enum class Scoring { Softmax, Sigmoid };
+enum class TopkRule { Greedy, GroupMax, GroupTop2Sum };
+
+// Expert selection (deepseek_spec.md §1.7), all in fp32. Ties go to the lower expert index.
+//   s = softmax(logits) | sigmoid(logits);  b = s + bias (bias may be null)
+//   GroupMax: group score = max of s in group (V2 group_limited_greedy); GroupTop2Sum: sum of the top-2 b (noaux_tc)
+//   keep topk_group groups, others' scores := -inf; ids = top-k of b; weights = s[ids]
+//   if norm_topk_prob: w /= (Σw + 1e-20); if scale_after_norm or !norm_topk_prob: w *= routed_scaling_factor
+struct RouteParams {
+  const float* logits = nullptr;  // [T, E]
+  const float* bias = nullptr;    // [E] or null
+  int32_t* ids = nullptr;         // [T, k]
+  float* weights = nullptr;       // [T, k]
+  int64_t T = 0, E = 0, k = 0, n_group = 1, topk_group = 1;
+  Scoring scoring = Scoring::Softmax;
+  TopkRule rule = TopkRule::Greedy;
+  bool norm_topk_prob = false;
+  bool scale_after_norm = true;
+  float routed_scaling_factor = 1.0f;
+};
+
+struct ExpertWeights {
+  WeightView gate, up;  // [inter, D]
+  WeightView down;      // [D, inter]
+};
+
+// y[t] += Σ_j weights[t,j] * down(silu(gate(x[t])) * up(x[t])) over the selected experts ids[t,j].
+// Only selected experts are computed; tokens are grouped by expert.
+struct MoeParams {
+  const float* x = nullptr; int64_t ldx = 0;       // [T, D]
+  const int32_t* ids = nullptr;                    // [T, k]
+  const float* weights = nullptr;                  // [T, k]
+  const ExpertWeights* experts = nullptr;          // [E] (host array of views)
+  float* y = nullptr; int64_t ldy = 0;             // [T, D], accumulated into
+  int64_t T = 0, D = 0, k = 0, E = 0, inter = 0;
+  Precision precision = Precision::F32;
+};
+
+}  // namespace ds::ops

@@ -1,0 +1,59 @@
+// SPDX-License-Identifier: MIT
+// Reference element-wise ops: rms_norm, rope, silu_mul, embed, add, copy.
+#include <cmath>
+#include <cstring>
+
+#include "ops/ref/ref_backend.h"
+
+namespace ds::ref {
+
+void rms_norm(const ops::RmsNormParams& p) {
+  for (int64_t m = 0; m < p.M; ++m) {
+    const float* x = p.x + m * p.ldx;
+    float* y = p.y + m * p.ldy;
+    double ss = 0.0;
+    for (int64_t i = 0; i < p.n; ++i) ss += double(x[i]) * x[i];
+    const float r = float(1.0 / std::sqrt(ss / double(p.n) + double(p.eps)));
+    for (int64_t i = 0; i < p.n; ++i) y[i] = p.w.at(0, i) * (x[i] * r);
+  }
+}
+
+void rope(const ops::RopeParams& p) {
+  for (int64_t m = 0; m < p.M; ++m) {
+    const float pos = float(p.pos[m]);
+    for (int64_t h = 0; h < p.n_heads; ++h) {
+      float* x = p.x + m * p.ld + h * p.head_stride;
+      for (int64_t j = 0; j < p.dim / 2; ++j) {
+        const float ang = pos * p.inv_freq[j];
+        const float c = std::cos(ang) * p.attn_factor, s = std::sin(ang) * p.attn_factor;
+        const float a = x[2 * j], b = x[2 * j + 1];
+        x[2 * j] = a * c - b * s;
+        x[2 * j + 1] = a * s + b * c;
+      }
+    }
+  }
+}
+
+void silu_mul(const ops::SiluMulParams& p) {
+  for (int64_t m = 0; m < p.M; ++m)
+    for (int64_t i = 0; i < p.n; ++i) {
+      const float g = p.g[m * p.ldg + i];
+      p.out[m * p.ldo + i] = g / (1.0f + std::exp(-g)) * p.u[m * p.ldu + i];
+    }
+}
+
+void embed(const ops::EmbedParams& p) {
+  for (int64_t m = 0; m < p.M; ++m)
+    for (int64_t i = 0; i < p.table.cols; ++i) p.out[m * p.ldo + i] = p.table.at(p.ids[m], i);
+}
+
+void add(const ops::AddParams& p) {
+  for (int64_t m = 0; m < p.M; ++m)
+    for (int64_t i = 0; i < p.n; ++i) p.y[m * p.ldy + i] = p.a[m * p.lda + i] + p.b[m * p.ldb + i];
+}
+
+void copy(const ops::CopyParams& p) {
+  for (int64_t m = 0; m < p.M; ++m) std::memmove(p.dst + m * p.ldd, p.src + m * p.lds, size_t(p.n) * sizeof(float));
+}
+
+}  // namespace ds::ref

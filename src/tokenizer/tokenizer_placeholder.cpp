@@ -1,0 +1,3 @@
+// SPDX-License-Identifier: MIT
+// Placeholder translation unit until the tokenizer sources land.
+namespace ds::tok {}
