@@ -1,0 +1,169 @@
+// SPDX-License-Identifier: MIT
+// Tokenizer: loading and the encode/decode pipelines (see tokenizer.h).
+#include "tokenizer/tokenizer.h"
+
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "base/error.h"
+#include "tokenizer/bpe.h"
+#include "tokenizer/pretokenizer.h"
+#include "tokenizer/unicode.h"
+
+namespace ds::tok {
+
+namespace {
+
+nlohmann::json load_json(const std::string& path, bool required) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) {
+    DS_CHECK(!required, path, ": cannot open (expected a Hugging Face tokenizer file)");
+    return nullptr;
+  }
+  std::stringstream ss;
+  ss << f.rdbuf();
+  try {
+    return nlohmann::json::parse(ss.str());
+  } catch (const nlohmann::json::exception& e) {
+    fail(path, ": invalid JSON: ", e.what());
+  }
+}
+
+// tokenizer_config.json writes tokens either as strings or as {"__type": "AddedToken", "content": ...}.
+std::string token_string(const nlohmann::json& cfg, const char* key) {
+  if (!cfg.is_object() || !cfg.contains(key)) return {};
+  const auto& v = cfg.at(key);
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_object() && v.contains("content")) return v.at("content").get<std::string>();
+  return {};
+}
+
+}  // namespace
+
+Tokenizer Tokenizer::from_dir(const std::string& dir) {
+  const std::string tj = dir + "/tokenizer.json";
+  nlohmann::json t = load_json(tj, true);
+  nlohmann::json c = load_json(dir + "/tokenizer_config.json", false);
+  try {
+    return Tokenizer(t, c);
+  } catch (const nlohmann::json::exception& e) {
+    fail(tj, ": unexpected structure: ", e.what());
+  }
+}
+
+Tokenizer::Tokenizer(const nlohmann::json& tj, const nlohmann::json& cfg) {
+  DS_CHECK(tj.is_object() && tj.contains("model"), "tokenizer.json: no \"model\" section");
+  const auto& norm = tj.value("normalizer", nlohmann::json());
+  DS_CHECK(norm.is_null() || (norm.value("type", "") == "Sequence" && norm.value("normalizers", nlohmann::json::array()).empty()),
+           "tokenizer.json: normalizers are not supported (DeepSeek's tokenizer has none)");
+  bpe_ = std::make_unique<BpeModel>(tj.at("model"));
+  pre_ = std::make_unique<PreTokenizer>(tj.value("pre_tokenizer", nlohmann::json()));
+  vocab_size_ = bpe_->size();
+  for (const auto& a : tj.value("added_tokens", nlohmann::json::array())) {
+    AddedToken t;
+    t.id = a.at("id").get<int32_t>();
+    t.content = a.at("content").get<std::string>();
+    t.special = a.value("special", false);
+    t.normalized = a.value("normalized", false);
+    DS_CHECK(t.id >= 0 && t.id < (1 << 24), "tokenizer.json: added token id ", t.id, " out of range");
+    DS_CHECK(!a.value("lstrip", false) && !a.value("rstrip", false) && !a.value("single_word", false),
+             "tokenizer.json: added token '", t.content, "' uses lstrip/rstrip/single_word, which is not supported");
+    vocab_size_ = std::max<size_t>(vocab_size_, static_cast<size_t>(t.id) + 1);
+    added_.add(std::move(t));
+  }
+  bos_token_ = token_string(cfg, "bos_token");
+  eos_token_ = token_string(cfg, "eos_token");
+  if (!bos_token_.empty()) bos_id_ = token_to_id(bos_token_);
+  if (!eos_token_.empty()) eos_id_ = token_to_id(eos_token_);
+  if (cfg.is_object()) {
+    add_bos_ = cfg.value("add_bos_token", false);
+    const auto& ct = cfg.value("chat_template", nlohmann::json());
+    if (ct.is_string()) {
+      chat_template_ = ct.get<std::string>();
+    } else if (ct.is_array()) {  // [{"name": "default", "template": ...}, ...]
+      for (const auto& e : ct)
+        if (e.value("name", "") == "default") chat_template_ = e.value("template", "");
+    }
+  }
+}
+
+Tokenizer::~Tokenizer() = default;
+Tokenizer::Tokenizer(Tokenizer&&) noexcept = default;
+Tokenizer& Tokenizer::operator=(Tokenizer&&) noexcept = default;
+
+void Tokenizer::encode_text(std::string_view text, std::vector<int32_t>& out) const {
+  thread_local std::vector<Span> pieces;
+  pieces.clear();
+  pre_->split(text, pieces);
+  for (const Span& p : pieces) bpe_->encode_piece(text.substr(p.begin, p.len), out);
+}
+
+void Tokenizer::encode_append(std::string_view text, bool parse_special, std::vector<int32_t>& out) const {
+  // Offsets are 32-bit inside the pre-tokenizer; refuse absurd inputs with a clear error, not an overflow.
+  DS_CHECK(text.size() < (size_t{1} << 31), "tokenize: input of ", text.size(), " bytes exceeds the 2 GiB limit");
+  std::string repaired;
+  if (!utf8_is_valid(text)) {
+    repaired = utf8_sanitize(text);
+    text = repaired;
+  }
+  if (!parse_special) {
+    encode_text(text, out);
+    return;
+  }
+  std::vector<Segment> segs;
+  added_.split(text, segs);
+  for (const Segment& s : segs) {
+    if (s.id >= 0) out.push_back(s.id);
+    else encode_text(text.substr(s.begin, s.len), out);
+  }
+}
+
+std::vector<int32_t> Tokenizer::encode(std::string_view text, bool parse_special) const {
+  std::vector<int32_t> out;
+  out.reserve(text.size() / 3 + 4);
+  encode_append(text, parse_special, out);
+  return out;
+}
+
+std::string Tokenizer::token_to_piece(int32_t id) const {
+  if (const AddedToken* a = added_.find_id(id)) return a->content;
+  return std::string(bpe_->token_bytes(id));
+}
+
+std::string Tokenizer::id_to_token(int32_t id) const {
+  if (const AddedToken* a = added_.find_id(id)) return a->content;
+  return bpe_->has_id(id) ? bpe_->token_text(id) : std::string();
+}
+
+int32_t Tokenizer::token_to_id(std::string_view token) const {
+  const int32_t a = added_.find_content(token);
+  if (a >= 0) return a;
+  std::string bytes;
+  if (!bytelevel_decode(token, bytes)) return -1;
+  const int32_t id = bpe_->find_bytes(bytes);
+  return id >= 0 && bpe_->token_text(id) == token ? id : -1;
+}
+
+bool Tokenizer::is_special(int32_t id) const {
+  const AddedToken* a = added_.find_id(id);
+  return a && a->special;
+}
+
+bool Tokenizer::is_valid_id(int32_t id) const { return added_.find_id(id) || bpe_->has_id(id); }
+
+std::string Tokenizer::decode(const std::vector<int32_t>& ids, bool skip_special) const {
+  std::string bytes;
+  for (int32_t id : ids) {
+    if (const AddedToken* a = added_.find_id(id)) {
+      if (skip_special && a->special) continue;
+      bytes += a->content;
+    } else {
+      bytes += bpe_->token_bytes(id);
+    }
+  }
+  return utf8_is_valid(bytes) ? bytes : utf8_sanitize(bytes);
+}
+
+}  // namespace ds::tok

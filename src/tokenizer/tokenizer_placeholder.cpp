@@ -1,3 +1,0 @@
-// SPDX-License-Identifier: MIT
-// Placeholder translation unit until the tokenizer sources land.
-namespace ds::tok {}
