@@ -1,8 +1,13 @@
 // SPDX-License-Identifier: MIT
+// The CPU backend object: host memory, and every op routed to its threaded SIMD driver (route stays the reference).
 #include "backend/cpu/cpu_backend.h"
+
+#include <omp.h>
 
 #include <cstring>
 
+#include "backend/cpu/cpu_ops.h"
+#include "backend/cpu/kernels.h"
 #include "ops/ref/ref_backend.h"
 
 namespace ds::cpu {
@@ -10,25 +15,25 @@ namespace ds::cpu {
 namespace {
 class CpuBackend final : public ops::Backend {
  public:
-  explicit CpuBackend(int n_threads) : n_threads_(n_threads) {}
+  explicit CpuBackend(int n_threads) : nt_(n_threads > 0 ? n_threads : omp_get_num_procs()) {}
   std::string name() const override { return "cpu"; }
   std::unique_ptr<ops::Buffer> alloc(size_t bytes) override { return ops::host_alloc(bytes); }
   void upload(void* dst, const void* src, size_t n) override { std::memcpy(dst, src, n); }
   void download(void* dst, const void* src, size_t n) override { std::memcpy(dst, src, n); }
-  void matmul(const ops::MatmulParams& p) override { ref::matmul(p); }
-  void rms_norm(const ops::RmsNormParams& p) override { ref::rms_norm(p); }
-  void rope(const ops::RopeParams& p) override { ref::rope(p); }
-  void silu_mul(const ops::SiluMulParams& p) override { ref::silu_mul(p); }
-  void embed(const ops::EmbedParams& p) override { ref::embed(p); }
-  void add(const ops::AddParams& p) override { ref::add(p); }
-  void copy(const ops::CopyParams& p) override { ref::copy(p); }
-  void mla_prefill(const ops::MlaPrefillParams& p) override { ref::mla_prefill(p); }
-  void mla_decode(const ops::MlaDecodeParams& p) override { ref::mla_decode(p); }
+  void matmul(const ops::MatmulParams& p) override { cpu::matmul(p, nt_); }
+  void rms_norm(const ops::RmsNormParams& p) override { cpu::rms_norm(p, nt_); }
+  void rope(const ops::RopeParams& p) override { cpu::rope(p, nt_); }
+  void silu_mul(const ops::SiluMulParams& p) override { cpu::silu_mul(p, nt_); }
+  void embed(const ops::EmbedParams& p) override { cpu::embed(p, nt_); }
+  void add(const ops::AddParams& p) override { cpu::add(p, nt_); }
+  void copy(const ops::CopyParams& p) override { cpu::copy(p, nt_); }
+  void mla_prefill(const ops::MlaPrefillParams& p) override { cpu::mla_prefill(p, nt_); }
+  void mla_decode(const ops::MlaDecodeParams& p) override { cpu::mla_decode(p, nt_); }
   void route(const ops::RouteParams& p) override { ref::route(p); }
-  void moe(const ops::MoeParams& p) override { ref::moe(p); }
+  void moe(const ops::MoeParams& p) override { cpu::moe(p, nt_); }
 
  private:
-  int n_threads_;
+  int nt_;
 };
 }  // namespace
 

@@ -1,0 +1,59 @@
+// SPDX-License-Identifier: MIT
+// Internal kernel interface of the CPU backend: one table of plain functions per ISA level. The ISA-specific
+// translation units (kernels_{scalar,avx2,avx512}.cpp, matmul_bf16.cpp) fill it; drivers (matmul.cpp, moe.cpp,
+// attention.cpp) do the threading and call through the table of the active level.
+#pragma once
+#include <cstdint>
+
+#include "backend/cpu/isa.h"
+#include "base/dtype.h"
+#include "ops/params.h"
+
+namespace ds::cpu {
+
+// One matmul y[M, N] (+)= x · W^T, W [N, K] row-major in its checkpoint dtype.
+struct MmJob {
+  const float* xp = nullptr;     // [M, Kp] fp32, zero-padded to Kp = round_up(K, 32) (F32 path)
+  const uint16_t* xb = nullptr;  // [M, Kp] bf16, zero-padded (Fast path)
+  int64_t Kp = 0;
+  int64_t M = 0, K = 0;
+  const void* w = nullptr;       // [N, K] in wt
+  DType wt = DType::F32;
+  const float* scale = nullptr;  // FP8 block scales (or null); index ((row0 + n) / br) * scale_cols + k / bc
+  int64_t scale_cols = 0, row0 = 0;
+  int32_t br = 128, bc = 128;
+  float* y = nullptr;            // [M, N], row stride ldy
+  int64_t ldy = 0;
+  bool accumulate = false;
+  bool prefill = false;          // convert weight panels once and reuse them over all M (M > kDecodeMaxM)
+};
+
+constexpr int64_t kDecodeMaxM = 8;
+
+// Computes rows [n0, n1) of y for all M. `scratch` is a per-thread buffer of at least panel_bytes(n1 - n0, Kp)
+// (used only when job.prefill). Results for an element never depend on n0/n1: the reduction order is fixed per (m, n).
+using MmRowsFn = void (*)(const MmJob& job, int64_t n0, int64_t n1, void* scratch);
+// sum_i a[i] * b[i] (fixed lane order)
+using DotFn = float (*)(const float* a, const float* b, int64_t n);
+// y[i] += a * x[i]
+using AxpyFn = void (*)(float a, const float* x, float* y, int64_t n);
+
+struct Kernels {
+  Isa isa = Isa::Scalar;
+  MmRowsFn mm_f32 = nullptr;   // Precision::F32 (and Fast without a bf16 kernel)
+  MmRowsFn mm_bf16 = nullptr;  // Precision::Fast with BF16 / F8_E4M3 weights (null below avx512bf16)
+  DotFn dot = nullptr;
+  AxpyFn axpy = nullptr;
+};
+
+const Kernels& kernels_scalar();
+const Kernels& kernels_avx2();
+const Kernels& kernels_avx512();
+void mm_bf16_rows_avx512bf16(const MmJob& job, int64_t n0, int64_t n1, void* scratch);
+// The table for active_isa().
+const Kernels& active_kernels();
+
+// Matmul driver (matmul.cpp): picks the path, prepares x, splits N across n_threads OpenMP threads.
+void matmul(const ops::MatmulParams& p, int n_threads);
+
+}  // namespace ds::cpu

@@ -1,0 +1,184 @@
+// SPDX-License-Identifier: MIT
+// Precision::Fast matmul on AVX512-BF16: x rounded to bf16 (by the driver), weights BF16 as stored or FP8 converted
+// exactly to bf16, products summed in fp32 by vdpbf16ps (32 k per instruction). FP8 block scales are applied per
+// 128-column block in fp32: acc += scale * (dot of that block).
+// GCC 12 reports its own intrinsic headers' _mm512_undefined_* temporaries as uninitialised (GCC PR 105593).
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "backend/cpu/kernels.h"
+
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,avx2,fma,f16c")
+
+namespace ds::cpu {
+namespace {
+
+constexpr int L = 32;                // bf16 elements per k step
+constexpr float kE4m3Mult = 256.0f;  // the FP8 load yields q * 2^-8 (see kernels_impl.inc)
+
+template <DType WT>
+constexpr int64_t esz() { return WT == DType::F8_E4M3 ? 1 : 2; }
+
+inline __m512bh as_bh(__m512i v) { __m512bh b; std::memcpy(&b, &v, 64); return b; }
+inline __m512i as_i(__m512bh v) { __m512i b; std::memcpy(&b, &v, 64); return b; }
+
+// 32 weights as bf16. FP8: e4m3 -> fp16 bits (q * 2^-8, exact) -> fp32 -> bf16 (exact: <= 4 significant bits).
+template <DType WT>
+inline __m512bh loadw(const uint8_t* p) {
+  if constexpr (WT == DType::BF16) {
+    return as_bh(_mm512_loadu_si512(p));
+  } else {
+    __m512i h = _mm512_cvtepi8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+    h = _mm512_and_si512(_mm512_slli_epi16(h, 7), _mm512_set1_epi16(short(0xBF80)));
+    const __m512 lo = _mm512_cvtph_ps(_mm512_castsi512_si256(h));
+    const __m512 hi = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(h, 1));
+    return _mm512_cvtne2ps_pbh(hi, lo);
+  }
+}
+
+template <int MR, int NR, DType WT>
+inline void dp_step(__m512 (&acc)[MR][NR], const uint16_t* x, int64_t ldx, const uint8_t* const (&wp)[NR]) {
+  __m512bh xv[MR];
+  for (int i = 0; i < MR; ++i) xv[i] = as_bh(_mm512_loadu_si512(x + i * ldx));
+  for (int r = 0; r < NR; ++r) {
+    const __m512bh wv = loadw<WT>(wp[r]);
+    for (int i = 0; i < MR; ++i) acc[i][r] = _mm512_dpbf16_ps(acc[i][r], xv[i], wv);
+  }
+}
+
+// y[MR, NR] (+)= x[MR, K] · w[NR, K]^T in bf16 products. SC: per-block scales srow[r][k / bc] (bc % 32 == 0);
+// mult: the dtype's constant factor (2^8 for FP8, 1 for BF16). Tail through a zero-padded copy; x is zero-padded.
+template <int MR, int NR, DType WT, bool SC>
+void tile(const uint16_t* x, int64_t ldx, const uint8_t* w, int64_t ldw, int64_t K, const float* const* srow,
+          int64_t bc, float mult, float* y, int64_t ldy, bool accum) {
+  constexpr int64_t ES = esz<WT>();
+  __m512 tot[MR][NR], acc[MR][NR];
+  for (int i = 0; i < MR; ++i)
+    for (int r = 0; r < NR; ++r) tot[i][r] = acc[i][r] = _mm512_setzero_ps();
+  const int64_t step = SC ? bc : K;
+  const uint8_t* wp[NR];
+  for (int64_t k0 = 0; k0 < K; k0 += step) {
+    const int64_t k1 = k0 + step < K ? k0 + step : K;
+    int64_t k = k0;
+    for (; k + L <= k1; k += L) {
+      for (int r = 0; r < NR; ++r) wp[r] = w + r * ldw + k * ES;
+      dp_step<MR, NR, WT>(acc, x + k, ldx, wp);
+    }
+    if (k < k1) {
+      alignas(64) uint8_t tb[NR][64];
+      for (int r = 0; r < NR; ++r) {
+        std::memset(tb[r], 0, sizeof(tb[r]));
+        std::memcpy(tb[r], w + r * ldw + k * ES, size_t((k1 - k) * ES));
+        wp[r] = tb[r];
+      }
+      dp_step<MR, NR, WT>(acc, x + k, ldx, wp);
+    }
+    if constexpr (SC) {
+      for (int r = 0; r < NR; ++r) {
+        const __m512 s = _mm512_set1_ps(srow[r][k0 / bc] * mult);
+        for (int i = 0; i < MR; ++i) {
+          tot[i][r] = _mm512_fmadd_ps(acc[i][r], s, tot[i][r]);
+          acc[i][r] = _mm512_setzero_ps();
+        }
+      }
+    }
+  }
+  for (int i = 0; i < MR; ++i)
+    for (int r = 0; r < NR; ++r) {
+      const float v = SC ? _mm512_reduce_add_ps(tot[i][r]) : _mm512_reduce_add_ps(acc[i][r]) * mult;
+      float* yo = y + i * ldy + r;
+      *yo = accum ? *yo + v : v;
+    }
+}
+
+template <int NR, DType WT, bool SC>
+void tile_mr(int mr, const uint16_t* x, int64_t ldx, const uint8_t* w, int64_t ldw, int64_t K,
+             const float* const* srow, int64_t bc, float mult, float* y, int64_t ldy, bool accum) {
+  switch (mr) {
+    case 1: tile<1, NR, WT, SC>(x, ldx, w, ldw, K, srow, bc, mult, y, ldy, accum); break;
+    case 2: tile<2, NR, WT, SC>(x, ldx, w, ldw, K, srow, bc, mult, y, ldy, accum); break;
+    case 3: tile<3, NR, WT, SC>(x, ldx, w, ldw, K, srow, bc, mult, y, ldy, accum); break;
+    default: tile<4, NR, WT, SC>(x, ldx, w, ldw, K, srow, bc, mult, y, ldy, accum); break;
+  }
+}
+
+template <int NR, DType WT, bool SC>
+void rows_block(const MmJob& j, const uint16_t* x, int mr, const uint8_t* w, int64_t ldw, int64_t K, float mult,
+                int64_t n0, int64_t n1, float* y) {
+  const float* srow[NR] = {};
+  int64_t n = n0;
+  for (; n + NR <= n1; n += NR) {
+    if (SC)
+      for (int r = 0; r < NR; ++r) srow[r] = j.scale + ((j.row0 + n + r) / j.br) * j.scale_cols;
+    tile_mr<NR, WT, SC>(mr, x, j.Kp, w + (n - n0) * ldw, ldw, K, srow, j.bc, mult, y + n, j.ldy, j.accumulate);
+  }
+  for (; n < n1; ++n) {
+    if (SC) srow[0] = j.scale + ((j.row0 + n) / j.br) * j.scale_cols;
+    tile_mr<1, WT, SC>(mr, x, j.Kp, w + (n - n0) * ldw, ldw, K, srow, j.bc, mult, y + n, j.ldy, j.accumulate);
+  }
+}
+
+// All token chunks of 4 over rows [n0, n1). Register budget: SC keeps two accumulator sets (2*MR*NR <= 24).
+template <DType WT, bool SC>
+void run(const MmJob& j, const uint8_t* w, int64_t ldw, int64_t K, float mult, int64_t n0, int64_t n1) {
+  for (int64_t m0 = 0; m0 < j.M; m0 += 4) {
+    const int mr = int(j.M - m0 < 4 ? j.M - m0 : 4);
+    const uint16_t* x = j.xb + m0 * j.Kp;
+    float* y = j.y + m0 * j.ldy;
+    if (j.M <= 2) rows_block<SC ? 6 : 8, WT, SC>(j, x, mr, w, ldw, K, mult, n0, n1, y);
+    else rows_block<SC ? 3 : 6, WT, SC>(j, x, mr, w, ldw, K, mult, n0, n1, y);
+  }
+}
+
+}  // namespace
+
+void mm_bf16_rows_avx512bf16(const MmJob& j, int64_t n0, int64_t n1, void* scratch) {
+  const bool fp8 = j.wt == DType::F8_E4M3;
+  const bool sc = fp8 && j.scale;
+  const float mult = fp8 ? kE4m3Mult : 1.0f;
+  const uint8_t* w = static_cast<const uint8_t*>(j.w);
+  if (!j.prefill) {
+    // Decode: stream raw rows in groups that stay cache-hot across the token chunks.
+    const int64_t ldw = j.K * (fp8 ? 1 : 2);
+    for (int64_t g0 = n0; g0 < n1; g0 += 48) {
+      const int64_t g1 = g0 + 48 < n1 ? g0 + 48 : n1;
+      const uint8_t* wg = w + g0 * ldw;
+      if (!fp8) run<DType::BF16, false>(j, wg, ldw, j.K, mult, g0, g1);
+      else if (sc) run<DType::F8_E4M3, true>(j, wg, ldw, j.K, mult, g0, g1);
+      else run<DType::F8_E4M3, false>(j, wg, ldw, j.K, mult, g0, g1);
+    }
+    return;
+  }
+  // Prefill: rows [n0, n1) as a zero-padded bf16 panel [n1 - n0, Kp] (FP8 unscaled: q * 2^-8), reused over all M.
+  uint16_t* panel = static_cast<uint16_t*>(scratch);
+  for (int64_t n = n0; n < n1; ++n) {
+    uint16_t* out = panel + (n - n0) * j.Kp;
+    if (!fp8) {
+      std::memcpy(out, w + n * j.K * 2, size_t(j.K) * 2);
+    } else {
+      const uint8_t* row = w + n * j.K;
+      int64_t k = 0;
+      for (; k + L <= j.K; k += L) _mm512_storeu_si512(out + k, as_i(loadw<DType::F8_E4M3>(row + k)));
+      if (k < j.K) {
+        alignas(64) uint8_t tb[64] = {};
+        std::memcpy(tb, row + k, size_t(j.K - k));
+        const __m512bh v = loadw<DType::F8_E4M3>(tb);
+        alignas(64) uint16_t tmp[32];
+        _mm512_store_si512(tmp, as_i(v));
+        std::memcpy(out + k, tmp, size_t(j.K - k) * 2);
+      }
+    }
+    std::memset(out + j.K, 0, size_t(j.Kp - j.K) * 2);
+  }
+  const uint8_t* pw = reinterpret_cast<const uint8_t*>(panel);
+  if (sc) run<DType::BF16, true>(j, pw, j.Kp * 2, j.Kp, mult, n0, n1);
+  else run<DType::BF16, false>(j, pw, j.Kp * 2, j.Kp, mult, n0, n1);
+}
+
+}  // namespace ds::cpu
+
+#pragma GCC pop_options

@@ -1,0 +1,129 @@
+// SPDX-License-Identifier: MIT
+// Test harness for the CPU backend's ops: random inputs and weights in every dtype, the ref backend as the oracle,
+// and a runner that executes a case at every ISA level this machine has and with 1 and 2 threads, comparing each
+// result to ref (NMSE and max-abs error relative to the output scale) and the thread counts to each other (bitwise).
+#pragma once
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "backend/cpu/cpu_backend.h"
+#include "backend/cpu/isa.h"
+#include "base/dtype.h"
+#include "base/weight.h"
+#include "ops/ref/ref_backend.h"
+
+namespace ds::test {
+
+struct Rng {
+  std::mt19937_64 g;
+  explicit Rng(uint64_t seed) : g(seed) {}
+  float uni(float lo = -1.0f, float hi = 1.0f) { return std::uniform_real_distribution<float>(lo, hi)(g); }
+  int64_t idx(int64_t n) { return std::uniform_int_distribution<int64_t>(0, n - 1)(g); }
+  std::vector<float> vec(size_t n, float lo = -1.0f, float hi = 1.0f) {
+    std::vector<float> v(n);
+    for (auto& x : v) x = uni(lo, hi);
+    return v;
+  }
+};
+
+// A weight matrix that owns its bytes (and FP8 block scales); `view` points into it.
+struct OwnedWeight {
+  std::vector<uint8_t> bytes;
+  std::vector<float> scale;
+  WeightView view;
+};
+
+// Random [rows, cols] weights in `dt`. FP8: random non-NaN bytes (all exponents, subnormals included);
+// `scaled` adds a 128x128 block-scale grid (partial edge blocks when rows/cols are not multiples of 128).
+inline OwnedWeight make_weight(Rng& rng, DType dt, int64_t rows, int64_t cols, bool scaled = false) {
+  OwnedWeight w;
+  const int64_t n = rows * cols;
+  w.bytes.resize(size_t(n * dtype_size(dt)) + 1);
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = rng.uni();
+    switch (dt) {
+      case DType::F32: std::memcpy(&w.bytes[i * 4], &v, 4); break;
+      case DType::BF16: { const uint16_t h = f32_to_bf16(v); std::memcpy(&w.bytes[i * 2], &h, 2); break; }
+      case DType::F16: { const uint16_t h = f32_to_f16(v); std::memcpy(&w.bytes[i * 2], &h, 2); break; }
+      case DType::F8_E4M3: {
+        uint8_t b = uint8_t(rng.idx(256));
+        if ((b & 0x7f) == 0x7f) b ^= 0x01;  // no NaNs
+        w.bytes[i] = b;
+        break;
+      }
+      default: break;
+    }
+  }
+  w.view.data = w.bytes.data();
+  w.view.dtype = dt;
+  w.view.rows = rows;
+  w.view.cols = cols;
+  if (scaled) {
+    const int64_t sr = (rows + 127) / 128, sc = (cols + 127) / 128;
+    w.scale = rng.vec(size_t(sr * sc), 1e-3f, 4e-3f);
+    w.view.scale = w.scale.data();
+    w.view.scale_cols = sc;
+  }
+  return w;
+}
+
+struct Budget {
+  double nmse = 1e-10;     // sum (a - b)^2 / sum b^2
+  double max_rel = 2e-5;   // max |a - b| / max |b|
+};
+
+inline void expect_close(const std::vector<float>& got, const std::vector<float>& want, const Budget& b,
+                         const std::string& what) {
+  ASSERT_EQ(got.size(), want.size()) << what;
+  ASSERT_FALSE(want.empty()) << what << ": empty comparison";
+  double num = 0.0, den = 0.0, maxd = 0.0, maxw = 0.0;
+  for (size_t i = 0; i < want.size(); ++i) {
+    ASSERT_TRUE(std::isfinite(got[i])) << what << " at " << i;
+    const double d = double(got[i]) - want[i];
+    num += d * d;
+    den += double(want[i]) * want[i];
+    maxd = std::max(maxd, std::fabs(d));
+    maxw = std::max(maxw, std::fabs(double(want[i])));
+  }
+  ASSERT_GT(maxw, 0.0) << what << ": reference output is all zero (vacuous case)";
+  EXPECT_LE(num / den, b.nmse) << what;
+  EXPECT_LE(maxd / maxw, b.max_rel) << what << " (max abs diff " << maxd << ", scale " << maxw << ")";
+}
+
+// Every ISA level up to what this CPU supports.
+inline std::vector<cpu::Isa> isa_levels() {
+  std::vector<cpu::Isa> v;
+  for (int i = 0; i <= int(cpu::detected_isa()); ++i) v.push_back(cpu::Isa(i));
+  return v;
+}
+
+// Runs `op` (which fills and returns the output, starting from identical inputs each call) on ref, then on cpu at
+// every ISA level with 1 and 2 threads; compares each to ref within `b` and 1 vs 2 threads bitwise.
+inline void check_op(const std::string& what, const Budget& b,
+                     const std::function<std::vector<float>(ops::Backend&)>& op) {
+  auto ref = ref::make_ref_backend();
+  const std::vector<float> want = op(*ref);
+  for (cpu::Isa isa : isa_levels()) {
+    cpu::set_isa_cap(isa);
+    std::vector<float> first;
+    for (int nt : {1, 2}) {
+      auto be = cpu::make_cpu_backend(nt);
+      const std::vector<float> got = op(*be);
+      const std::string tag = what + " [" + cpu::isa_name(isa) + ", " + std::to_string(nt) + "t]";
+      expect_close(got, want, b, tag);
+      if (nt == 1) first = got;
+      else EXPECT_EQ(0, std::memcmp(first.data(), got.data(), got.size() * 4)) << tag << ": differs from 1 thread";
+    }
+  }
+  cpu::set_isa_cap(cpu::Isa::Avx512Bf16);
+}
+
+}  // namespace ds::test
