@@ -1,0 +1,553 @@
+// SPDX-License-Identifier: MIT
+// Jinja lexer and parser: template text -> Node tree (see jinja_ast.h). Whitespace handling follows Jinja
+// with trim_blocks=True and lstrip_blocks=True, as Hugging Face renders chat templates.
+#include <algorithm>
+#include <cctype>
+#include <cstring>
+
+#include "base/error.h"
+#include "tokenizer/jinja_ast.h"
+#include "tokenizer/unicode.h"
+
+namespace ds::tok::jinja {
+
+namespace {
+
+enum class ChunkKind { Text, Var, Block };
+struct Chunk {
+  ChunkKind kind;
+  std::string text;  // text, or tag content
+  size_t line;
+};
+
+size_t find_tag_end(const std::string& s, size_t pos, const char* close) {
+  char quote = 0;
+  for (size_t i = pos; i + 1 < s.size(); ++i) {
+    const char c = s[i];
+    if (quote) {
+      if (c == '\\') ++i;
+      else if (c == quote) quote = 0;
+    } else if (c == '\'' || c == '"') {
+      quote = c;
+    } else if (c == close[0] && s[i + 1] == close[1]) {
+      return i;
+    }
+  }
+  return std::string::npos;
+}
+
+bool is_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
+
+std::vector<Chunk> split_chunks(const std::string& src) {
+  std::vector<Chunk> out;
+  size_t pos = 0, line = 1;
+  bool strip_next = false;  // the previous tag ended with '-'
+  bool trim_nl = false;     // trim_blocks: drop one '\n' after a block/comment tag
+  while (pos <= src.size()) {
+    size_t open = pos;
+    while (true) {
+      open = src.find('{', open);
+      if (open == std::string::npos || open + 1 >= src.size()) { open = std::string::npos; break; }
+      const char n = src[open + 1];
+      if (n == '{' || n == '%' || n == '#') break;
+      ++open;
+    }
+    const size_t text_end = open == std::string::npos ? src.size() : open;
+    std::string text = src.substr(pos, text_end - pos);
+    // Jinja's "line_starting": the previous tag's match (with the whitespace it swallowed) ended a line.
+    bool line_start = pos == 0;
+    if (strip_next) {
+      size_t k = 0;
+      while (k < text.size() && is_ws(text[k])) ++k;
+      line_start = k > 0 && text[k - 1] == '\n';
+      text.erase(0, k);
+    } else if (trim_nl && !text.empty() && text[0] == '\n') {
+      text.erase(0, 1);
+      line_start = true;
+    }
+    if (open != std::string::npos) {
+      const char kind = src[open + 1];
+      const char sign = open + 2 < src.size() ? src[open + 2] : 0;
+      if (sign == '-') {
+        while (!text.empty() && is_ws(text.back())) text.pop_back();
+      } else if (sign != '+' && kind != '{') {  // lstrip_blocks applies to block and comment tags
+        const size_t nl = text.rfind('\n');
+        const size_t l_pos = nl == std::string::npos ? 0 : nl + 1;
+        if ((l_pos > 0 || line_start) && l_pos < text.size() &&
+            text.find_first_not_of(" \t", l_pos) == std::string::npos)
+          text.erase(l_pos);
+      }
+    }
+    for (char c : text) line += c == '\n';
+    if (!text.empty()) out.push_back({ChunkKind::Text, text, line});
+    if (open == std::string::npos) break;
+    const char kind = src[open + 1];
+    const char* close = kind == '{' ? "}}" : kind == '%' ? "%}" : "#}";
+    const size_t end = kind == '#' ? src.find("#}", open + 2) : find_tag_end(src, open + 2, close);
+    DS_CHECK(end != std::string::npos, "template line ", line, ": unclosed tag");
+    size_t cb = open + 2, ce = end;
+    if (cb < ce && (src[cb] == '-' || src[cb] == '+')) ++cb;
+    strip_next = ce > cb && src[ce - 1] == '-';
+    if (strip_next) --ce;
+    const std::string content = src.substr(cb, ce - cb);
+    for (char c : content) line += c == '\n';
+    if (kind != '#') out.push_back({kind == '{' ? ChunkKind::Var : ChunkKind::Block, content, line});
+    trim_nl = kind != '{';
+    pos = end + 2;
+  }
+  return out;
+}
+
+// ---- expression tokens ----
+enum class TokKind { Name, Int, Float, Str, Op, End };
+struct Tok {
+  TokKind kind;
+  std::string text;
+};
+
+std::string unescape(const std::string& s, size_t line) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] != '\\' || i + 1 >= s.size()) { out += s[i]; continue; }
+    const char c = s[++i];
+    switch (c) {
+      case 'n': out += '\n'; break;
+      case 't': out += '\t'; break;
+      case 'r': out += '\r'; break;
+      case '0': out += '\0'; break;
+      case '\\': out += '\\'; break;
+      case '\'': out += '\''; break;
+      case '"': out += '"'; break;
+      case '\n': break;
+      case 'x': case 'u': case 'U': {
+        const size_t n = c == 'x' ? 2 : c == 'u' ? 4 : 8;
+        const std::string hex = s.substr(i + 1, n);
+        DS_CHECK(hex.size() == n && hex.find_first_not_of("0123456789abcdefABCDEF") == std::string::npos,
+                 "template line ", line, ": bad \\", c, " escape");
+        const uint32_t cp = static_cast<uint32_t>(std::stoul(hex, nullptr, 16));
+        DS_CHECK(cp <= 0x10FFFF && (cp < 0xD800 || cp > 0xDFFF), "template line ", line, ": bad code point");
+        append_utf8(out, cp);
+        i += n;
+        break;
+      }
+      default: out += '\\'; out += c;  // Python keeps unknown escapes
+    }
+  }
+  return out;
+}
+
+std::vector<Tok> lex(const std::string& s, size_t line) {
+  std::vector<Tok> out;
+  size_t i = 0;
+  while (i < s.size()) {
+    const char c = s[i];
+    if (is_ws(c)) { ++i; continue; }
+    if (std::isalpha(static_cast<unsigned char>(c)) || c == '_') {
+      size_t j = i;
+      while (j < s.size() && (std::isalnum(static_cast<unsigned char>(s[j])) || s[j] == '_')) ++j;
+      out.push_back({TokKind::Name, s.substr(i, j - i)});
+      i = j;
+    } else if (std::isdigit(static_cast<unsigned char>(c))) {
+      size_t j = i;
+      bool flt = false;
+      while (j < s.size() && (std::isdigit(static_cast<unsigned char>(s[j])) || s[j] == '_' ||
+                              (s[j] == '.' && !flt && j + 1 < s.size() && std::isdigit(static_cast<unsigned char>(s[j + 1]))))) {
+        flt |= s[j] == '.';
+        ++j;
+      }
+      std::string num = s.substr(i, j - i);
+      num.erase(std::remove(num.begin(), num.end(), '_'), num.end());
+      out.push_back({flt ? TokKind::Float : TokKind::Int, num});
+      i = j;
+    } else if (c == '\'' || c == '"') {
+      size_t j = i + 1;
+      while (j < s.size() && s[j] != c) j += s[j] == '\\' ? 2 : 1;
+      DS_CHECK(j < s.size(), "template line ", line, ": unterminated string");
+      out.push_back({TokKind::Str, unescape(s.substr(i + 1, j - i - 1), line)});
+      i = j + 1;
+    } else {
+      static const char* ops[] = {"//", "**", "==", "!=", "<=", ">=", "+", "-", "*", "/", "%", "~", "|", ".", ",", ":",
+                                  "(", ")", "[", "]", "{", "}", "<", ">", "="};
+      bool found = false;
+      for (const char* op : ops) {
+        const size_t n = std::strlen(op);
+        if (s.compare(i, n, op) == 0) {
+          out.push_back({TokKind::Op, op});
+          i += n;
+          found = true;
+          break;
+        }
+      }
+      DS_CHECK(found, "template line ", line, ": unexpected character '", c, "'");
+    }
+  }
+  out.push_back({TokKind::End, ""});
+  return out;
+}
+
+class ExprParser {
+ public:
+  ExprParser(std::vector<Tok> toks, size_t line, size_t max_depth) : t_(std::move(toks)), line_(line), max_depth_(max_depth) {}
+
+  const Tok& peek(size_t k = 0) const { return t_[std::min(p_ + k, t_.size() - 1)]; }
+  bool at_end() const { return peek().kind == TokKind::End; }
+  bool is_op(const char* op, size_t k = 0) const { return peek(k).kind == TokKind::Op && peek(k).text == op; }
+  bool is_name(const char* n, size_t k = 0) const { return peek(k).kind == TokKind::Name && peek(k).text == n; }
+  void expect_op(const char* op) {
+    DS_CHECK(is_op(op), "template line ", line_, ": expected '", op, "' near '", peek().text, "'");
+    ++p_;
+  }
+  std::string expect_name() {
+    DS_CHECK(peek().kind == TokKind::Name, "template line ", line_, ": expected a name near '", peek().text, "'");
+    return t_[p_++].text;
+  }
+  void expect_end() { DS_CHECK(at_end(), "template line ", line_, ": unexpected '", peek().text, "'"); }
+
+  NodePtr node(NodeKind k, std::string name = {}) {
+    auto n = std::make_unique<Node>();
+    n->kind = k;
+    n->name = std::move(name);
+    n->line = line_;
+    return n;
+  }
+
+  NodePtr expression_no_cond() { return or_expr(); }
+  NodePtr expression() {
+    Guard g(*this);
+    NodePtr e = or_expr();
+    if (is_name("if")) {
+      ++p_;
+      auto c = node(NodeKind::Cond);
+      c->kids.push_back(std::move(e));
+      c->kids.push_back(or_expr());
+      if (is_name("else")) {
+        ++p_;
+        c->kids.push_back(expression());
+      } else {
+        c->kids.push_back(nullptr);
+      }
+      return c;
+    }
+    return e;
+  }
+
+ private:
+  struct Guard {
+    ExprParser& p;
+    explicit Guard(ExprParser& q) : p(q) {
+      DS_CHECK(++p.depth_ < p.max_depth_, "template line ", p.line_, ": expression nested too deeply");
+    }
+    ~Guard() { --p.depth_; }
+  };
+  NodePtr bin(NodeKind k, std::string op, NodePtr a, NodePtr b) {
+    auto n = node(k, std::move(op));
+    n->kids.push_back(std::move(a));
+    n->kids.push_back(std::move(b));
+    return n;
+  }
+  NodePtr or_expr() {
+    NodePtr a = and_expr();
+    while (is_name("or")) { ++p_; a = bin(NodeKind::Or, "or", std::move(a), and_expr()); }
+    return a;
+  }
+  NodePtr and_expr() {
+    NodePtr a = not_expr();
+    while (is_name("and")) { ++p_; a = bin(NodeKind::And, "and", std::move(a), not_expr()); }
+    return a;
+  }
+  NodePtr not_expr() {
+    if (is_name("not")) {
+      Guard g(*this);
+      ++p_;
+      auto n = node(NodeKind::Not);
+      n->kids.push_back(not_expr());
+      return n;
+    }
+    return compare();
+  }
+  NodePtr compare() {
+    NodePtr a = concat();
+    while (true) {
+      static const char* ops[] = {"==", "!=", "<=", ">=", "<", ">"};
+      std::string op;
+      for (const char* o : ops) if (is_op(o)) op = o;
+      if (!op.empty()) { ++p_; }
+      else if (is_name("in")) { op = "in"; ++p_; }
+      else if (is_name("not") && is_name("in", 1)) { op = "notin"; p_ += 2; }
+      else break;
+      a = bin(NodeKind::Binary, op, std::move(a), concat());
+    }
+    return a;
+  }
+  NodePtr concat() {
+    NodePtr a = add();
+    while (is_op("~")) { ++p_; a = bin(NodeKind::Binary, "~", std::move(a), add()); }
+    return a;
+  }
+  NodePtr add() {
+    NodePtr a = mul();
+    while (is_op("+") || is_op("-")) { std::string op = t_[p_++].text; a = bin(NodeKind::Binary, op, std::move(a), mul()); }
+    return a;
+  }
+  NodePtr mul() {
+    NodePtr a = unary();
+    while (is_op("*") || is_op("/") || is_op("//") || is_op("%")) {
+      std::string op = t_[p_++].text;
+      a = bin(NodeKind::Binary, op, std::move(a), unary());
+    }
+    return a;
+  }
+  NodePtr unary() {
+    if (is_op("-") || is_op("+")) {
+      Guard g(*this);
+      auto n = node(NodeKind::Unary, t_[p_++].text);
+      n->kids.push_back(unary());
+      return n;
+    }
+    return postfix_and_filters(primary());
+  }
+  void call_args(Node& n) {
+    expect_op("(");
+    while (!is_op(")")) {
+      if (peek().kind == TokKind::Name && is_op("=", 1)) {
+        n.kwnames.push_back(t_[p_].text);
+        p_ += 2;
+      } else {
+        DS_CHECK(n.kwnames.empty(), "template line ", line_, ": positional argument after keyword argument");
+      }
+      n.kids.push_back(expression());
+      if (!is_op(")")) expect_op(",");
+    }
+    ++p_;
+  }
+  NodePtr postfix_and_filters(NodePtr e) {
+    while (true) {
+      if (is_op(".")) {
+        ++p_;
+        auto n = node(NodeKind::GetAttr, expect_name());
+        n->kids.push_back(std::move(e));
+        e = std::move(n);
+      } else if (is_op("[")) {
+        ++p_;
+        NodePtr parts[3];
+        bool slice = false;
+        for (int k = 0; k < 3; ++k) {
+          if (!is_op(":") && !is_op("]")) parts[k] = expression();
+          if (k < 2 && is_op(":")) { ++p_; slice = true; } else break;
+        }
+        expect_op("]");
+        auto n = node(slice ? NodeKind::Slice : NodeKind::GetItem);
+        n->kids.push_back(std::move(e));
+        if (slice) for (auto& x : parts) n->kids.push_back(std::move(x));
+        else {
+          DS_CHECK(parts[0] != nullptr, "template line ", line_, ": empty subscript");
+          n->kids.push_back(std::move(parts[0]));
+        }
+        e = std::move(n);
+      } else if (is_op("(")) {
+        auto n = node(NodeKind::Call);
+        n->kids.push_back(std::move(e));
+        call_args(*n);
+        e = std::move(n);
+      } else if (is_op("|")) {
+        ++p_;
+        auto n = node(NodeKind::Filter, expect_name());
+        n->kids.push_back(std::move(e));
+        if (is_op("(")) call_args(*n);
+        e = std::move(n);
+      } else if (is_name("is")) {
+        ++p_;
+        auto n = node(NodeKind::Test);
+        if (is_name("not")) { ++p_; n->negate = true; }
+        n->name = expect_name();
+        n->kids.push_back(std::move(e));
+        if (is_op("(")) call_args(*n);
+        else if (peek().kind == TokKind::Str || peek().kind == TokKind::Int || (peek().kind == TokKind::Name &&
+                 !is_name("and") && !is_name("or") && !is_name("if") && !is_name("else") && !is_name("in") && !is_name("not")))
+          n->kids.push_back(primary());  // `is sameas x` / `is equalto 3`
+        e = std::move(n);
+      } else {
+        return e;
+      }
+    }
+  }
+  NodePtr primary() {
+    Guard g(*this);
+    const Tok& t = peek();
+    if (t.kind == TokKind::Str) {
+      std::string s = t_[p_++].text;
+      while (peek().kind == TokKind::Str) s += t_[p_++].text;  // adjacent literals concatenate
+      auto n = node(NodeKind::Literal);
+      n->literal = Value::plain(std::move(s));
+      return n;
+    }
+    if (t.kind == TokKind::Int || t.kind == TokKind::Float) {
+      auto n = node(NodeKind::Literal);
+      try {
+        n->literal = t.kind == TokKind::Int ? Value::integer(std::stoll(t.text)) : Value::number(std::stod(t.text));
+      } catch (const std::exception&) {
+        fail("template line ", line_, ": bad number '", t.text, "'");
+      }
+      ++p_;
+      return n;
+    }
+    if (t.kind == TokKind::Name) {
+      const std::string name = t_[p_++].text;
+      auto n = node(NodeKind::Literal);
+      if (name == "true" || name == "True") n->literal = Value::boolean(true);
+      else if (name == "false" || name == "False") n->literal = Value::boolean(false);
+      else if (name == "none" || name == "None") n->literal = Value::none();
+      else return node(NodeKind::Name, name);
+      return n;
+    }
+    if (is_op("(")) {
+      ++p_;
+      NodePtr e = expression();
+      if (is_op(",")) {  // a tuple: treated as a list
+        auto l = node(NodeKind::ListLit);
+        l->kids.push_back(std::move(e));
+        while (is_op(",")) { ++p_; if (is_op(")")) break; l->kids.push_back(expression()); }
+        e = std::move(l);
+      }
+      expect_op(")");
+      return e;
+    }
+    if (is_op("[")) {
+      ++p_;
+      auto l = node(NodeKind::ListLit);
+      while (!is_op("]")) { l->kids.push_back(expression()); if (!is_op("]")) expect_op(","); }
+      ++p_;
+      return l;
+    }
+    if (is_op("{")) {
+      ++p_;
+      auto d = node(NodeKind::DictLit);
+      while (!is_op("}")) {
+        d->kids.push_back(expression());
+        expect_op(":");
+        d->kids.push_back(expression());
+        if (!is_op("}")) expect_op(",");
+      }
+      ++p_;
+      return d;
+    }
+    fail("template line ", line_, ": unexpected '", t.text, "' in expression");
+  }
+
+  std::vector<Tok> t_;
+  size_t p_ = 0, line_, max_depth_, depth_ = 0;
+};
+
+class StmtParser {
+ public:
+  StmtParser(std::vector<Chunk> chunks, size_t max_depth) : c_(std::move(chunks)), max_depth_(max_depth) {}
+
+  NodePtr body(const std::vector<std::string>& stops, std::string* stopped_at, size_t depth) {
+    DS_CHECK(depth < max_depth_, "template: blocks nested too deeply");
+    auto b = std::make_unique<Node>();
+    b->kind = NodeKind::Body;
+    while (i_ < c_.size()) {
+      const Chunk& ch = c_[i_];
+      if (ch.kind == ChunkKind::Text) {
+        auto n = std::make_unique<Node>();
+        n->kind = NodeKind::Text;
+        n->name = ch.text;
+        b->kids.push_back(std::move(n));
+        ++i_;
+        continue;
+      }
+      ExprParser ep(lex(ch.text, ch.line), ch.line, max_depth_);
+      if (ch.kind == ChunkKind::Var) {
+        auto n = ep.node(NodeKind::Output);
+        n->kids.push_back(ep.expression());
+        ep.expect_end();
+        b->kids.push_back(std::move(n));
+        ++i_;
+        continue;
+      }
+      const std::string kw = ep.expect_name();
+      for (const auto& s : stops) {
+        if (kw == s) {
+          if (stopped_at) *stopped_at = kw;
+          return b;  // the caller consumes the stop tag
+        }
+      }
+      ++i_;
+      if (kw == "if") {
+        auto n = ep.node(NodeKind::If);
+        n->kids.push_back(ep.expression());
+        ep.expect_end();
+        while (true) {
+          std::string stop;
+          n->kids.push_back(body({"elif", "else", "endif"}, &stop, depth + 1));
+          DS_CHECK(i_ < c_.size(), "template: missing {% endif %} for the if at line ", ch.line);
+          const Chunk& sc = c_[i_++];
+          ExprParser sp(lex(sc.text, sc.line), sc.line, max_depth_);
+          sp.expect_name();
+          if (stop == "elif") { n->kids.push_back(sp.expression()); sp.expect_end(); continue; }
+          sp.expect_end();
+          if (stop == "else") {
+            n->kids.push_back(body({"endif"}, &stop, depth + 1));
+            DS_CHECK(i_ < c_.size(), "template: missing {% endif %} for the if at line ", ch.line);
+            ++i_;
+          }
+          break;
+        }
+        b->kids.push_back(std::move(n));
+      } else if (kw == "for") {
+        auto n = ep.node(NodeKind::For);
+        n->targets.push_back(ep.expect_name());
+        while (ep.is_op(",")) { ep.expect_op(","); n->targets.push_back(ep.expect_name()); }
+        DS_CHECK(ep.is_name("in"), "template line ", ch.line, ": expected 'in' in for");
+        ep.expect_name();
+        n->kids.push_back(ep.expression_no_cond());
+        NodePtr cond;
+        if (ep.is_name("if")) { ep.expect_name(); cond = ep.expression(); }
+        if (ep.is_name("recursive")) fail("template line ", ch.line, ": recursive loops are not supported");
+        ep.expect_end();
+        std::string stop;
+        n->kids.push_back(body({"else", "endfor"}, &stop, depth + 1));
+        DS_CHECK(i_ < c_.size(), "template: missing {% endfor %} for the for at line ", ch.line);
+        ++i_;
+        if (stop == "else") {
+          n->kids.push_back(body({"endfor"}, &stop, depth + 1));
+          DS_CHECK(i_ < c_.size(), "template: missing {% endfor %} for the for at line ", ch.line);
+          ++i_;
+        } else {
+          n->kids.push_back(nullptr);
+        }
+        n->kids.push_back(std::move(cond));
+        b->kids.push_back(std::move(n));
+      } else if (kw == "set") {
+        auto n = ep.node(NodeKind::Set);
+        n->targets.push_back(ep.expect_name());
+        if (ep.is_op(".")) { ep.expect_op("."); n->targets.push_back(ep.expect_name()); }
+        DS_CHECK(ep.is_op("="), "template line ", ch.line, ": block {% set %} is not supported");
+        ep.expect_op("=");
+        n->kids.push_back(ep.expression());
+        ep.expect_end();
+        b->kids.push_back(std::move(n));
+      } else if (kw == "break" || kw == "continue") {
+        ep.expect_end();
+        b->kids.push_back(ep.node(kw == "break" ? NodeKind::Break : NodeKind::Continue));
+      } else {
+        fail("template line ", ch.line, ": unsupported tag '", kw, "'");
+      }
+    }
+    DS_CHECK(stops.empty(), "template: unexpected end of template (missing {% end", stops.back(), " %}?)");
+    return b;
+  }
+
+ private:
+  std::vector<Chunk> c_;
+  size_t i_ = 0, max_depth_;
+};
+
+}  // namespace
+
+NodePtr parse_template(const std::string& src, size_t max_depth) {
+  StmtParser p(split_chunks(src), max_depth);
+  return p.body({}, nullptr, 0);
+}
+
+}  // namespace ds::tok::jinja
