@@ -21,6 +21,7 @@ struct RopeScaling {
   double beta_slow = 1.0;
   double mscale = 1.0;
   double mscale_all_dim = 0.0;
+  double attention_factor = 0.0;  // 0: derived from mscale / mscale_all_dim as HF does
 };
 
 struct ModelConfig {

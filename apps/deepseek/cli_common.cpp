@@ -1,0 +1,47 @@
+// SPDX-License-Identifier: MIT
+#include "apps/deepseek/cli_common.h"
+
+#include <filesystem>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "base/log.h"
+
+namespace ds::app {
+
+rt::EngineOptions ComputeFlags::engine_options() const {
+  if (verbose) set_log_level(LogLevel::Info);
+  rt::EngineOptions o;
+  o.backend = backend;
+  o.threads = threads;
+  o.precision = rt::parse_precision(precision);
+  o.progress = true;
+  return o;
+}
+
+rt::SamplingParams SamplingFlags::params(const std::string& model_dir) const {
+  rt::SamplingParams p;
+  float def_t = 0.6f, def_p = 0.95f;
+  const auto gen = std::filesystem::path(model_dir) / "generation_config.json";
+  if (!model_dir.empty() && std::filesystem::exists(gen)) {
+    std::ifstream f(gen);
+    const auto j = nlohmann::json::parse(f, nullptr, false);
+    if (j.is_object()) {
+      if (j.contains("temperature") && j["temperature"].is_number()) def_t = j["temperature"].get<float>();
+      if (j.contains("top_p") && j["top_p"].is_number()) def_p = j["top_p"].get<float>();
+    }
+  }
+  p.temperature = greedy ? 0.0f : (temperature >= 0 ? temperature : def_t);
+  p.top_p = top_p > 0 ? top_p : def_p;
+  p.top_k = top_k;
+  p.min_p = min_p;
+  p.repetition_penalty = repetition_penalty;
+  p.presence_penalty = presence_penalty;
+  p.frequency_penalty = frequency_penalty;
+  p.seed = seed;
+  rt::validate(p);
+  return p;
+}
+
+}  // namespace ds::app

@@ -1,0 +1,54 @@
+// SPDX-License-Identifier: MIT
+// Flags shared by the subcommands that compute (--backend, --threads, --precision, --ctx, sampling).
+#pragma once
+#include <CLI/CLI.hpp>
+
+#include <string>
+
+#include "runtime/engine.h"
+#include "runtime/sampler.h"
+
+namespace ds::app {
+
+struct ComputeFlags {
+  std::string backend = "cpu";
+  int threads = 0;
+  std::string precision = "fast";
+  int64_t ctx = 0;
+  bool verbose = false;
+
+  void add(CLI::App& app) {
+    app.add_option("--backend", backend, "compute backend: cpu | ref (scalar reference) | cuda")->capture_default_str();
+    app.add_option("-t,--threads", threads, "CPU threads (0 = all cores)")->capture_default_str();
+    app.add_option("--precision", precision,
+                   "f32: fp32 activations, weights dequantised exactly (for comparison with references); "
+                   "fast: bf16 products where the hardware has them")->capture_default_str();
+    app.add_option("-c,--ctx", ctx, "context size in tokens (0 = min(max_position_embeddings, 4096))");
+    app.add_flag("-v,--verbose", verbose, "log progress and timings to stderr");
+  }
+  rt::EngineOptions engine_options() const;
+};
+
+struct SamplingFlags {
+  bool greedy = false;
+  float temperature = -1, top_p = -1, min_p = 0;
+  int top_k = 0;
+  float repetition_penalty = 1, presence_penalty = 0, frequency_penalty = 0;
+  uint64_t seed = 0;
+
+  void add(CLI::App& app) {
+    app.add_flag("--greedy", greedy, "always pick the most likely token (same as --temperature 0)");
+    app.add_option("--temperature", temperature, "sampling temperature (default: generation_config.json, else 0.6)");
+    app.add_option("--top-p", top_p, "nucleus sampling mass in (0, 1] (default: generation_config.json, else 0.95)");
+    app.add_option("--top-k", top_k, "keep the k most likely tokens (0 = off)");
+    app.add_option("--min-p", min_p, "drop tokens below min_p x p(most likely) (0 = off)");
+    app.add_option("--repetition-penalty", repetition_penalty, "CTRL-style penalty on seen tokens (1 = off)");
+    app.add_option("--presence-penalty", presence_penalty, "OpenAI presence penalty in [-2, 2]");
+    app.add_option("--frequency-penalty", frequency_penalty, "OpenAI frequency penalty in [-2, 2]");
+    app.add_option("--seed", seed, "random seed")->capture_default_str();
+  }
+  // Model defaults come from generation_config.json (temperature, top_p) in `model_dir` when present.
+  rt::SamplingParams params(const std::string& model_dir) const;
+};
+
+}  // namespace ds::app

@@ -1,0 +1,147 @@
+// SPDX-License-Identifier: MIT
+// `deepseek bench`: prefill and decode speed, stated against the hardware limits measured in the same run
+// (memory bandwidth for decode, vector-unit peak for prefill).
+#include <cstdio>
+#include <filesystem>
+
+#include "apps/deepseek/cli_common.h"
+#include "apps/deepseek/commands.h"
+#include "base/error.h"
+#include "base/timer.h"
+#include "runtime/cost.h"
+#include "runtime/hw_probe.h"
+#include "runtime/session.h"
+
+namespace ds::app {
+
+namespace {
+
+struct BenchResult {
+  double pp_tok_s = 0, pp_tflops = 0, tg_tok_s = 0, bytes_per_step = 0, tg_gbs = 0;
+};
+
+// Greedy decode of `steps` steps over `batch` sequences in one batched forward per step.
+double decode_batch(rt::Engine& e, std::vector<std::unique_ptr<model::KvCache>>& caches, std::vector<int32_t> last,
+                    int64_t steps) {
+  const int64_t V = e.config().vocab_size;
+  model::ForwardOutput out;
+  Timer t;
+  for (int64_t s = 0; s < steps; ++s) {
+    model::Batch b;
+    for (size_t i = 0; i < caches.size(); ++i) {
+      b.tokens.push_back(last[i]);
+      b.seqs.push_back({caches[i].get(), 1, false, false});
+    }
+    e.model().forward(b, &out);
+    for (size_t i = 0; i < caches.size(); ++i) last[i] = rt::argmax(out.logits.data() + int64_t(i) * V, V);
+  }
+  return t.seconds();
+}
+
+}  // namespace
+
+int cmd_bench(int argc, char** argv) {
+  CLI::App app{"Measure prefill and decode speed. Prints tok/s beside bytes per token, achieved GB/s and % of the "
+               "memory bandwidth measured in the same run, and prefill TFLOP/s against the measured compute peak.",
+               "deepseek bench"};
+  std::string model, config, dtype = "bf16";
+  bool random = false, json = false;
+  int64_t layers = 0, prompt = 512, gen = 64, batch = 1;
+  ComputeFlags cf;
+  app.add_option("-m,--model", model, "checkpoint folder");
+  app.add_option("--config", config, "config.json of the shape to measure (with --random-weights)");
+  app.add_flag("--random-weights", random, "random weights of the config's shapes, built in memory");
+  app.add_option("--dtype", dtype, "random weights' dtype for linear layers: bf16 | fp8")->capture_default_str();
+  app.add_option("--layers", layers, "keep only the first N decoder layers (with --config), to fit in memory");
+  app.add_option("--prompt", prompt, "prefill length")->capture_default_str();
+  app.add_option("--gen", gen, "decode steps")->capture_default_str();
+  app.add_option("--batch", batch, "sequences decoded together")->capture_default_str();
+  app.add_flag("--json", json, "also print one JSON line with every figure");
+  cf.add(app);
+  CLI11_PARSE(app, argc, argv);
+  DS_CHECK(model.empty() != config.empty(), "give either --model DIR or --config FILE --random-weights");
+  DS_CHECK(config.empty() || random, "--config needs --random-weights (the shapes only come from the config)");
+  DS_CHECK(prompt >= 1 && gen >= 1 && batch >= 1, "--prompt, --gen and --batch must be >= 1");
+  DS_CHECK(model.empty() || layers == 0, "--layers applies to --config --random-weights only");
+
+  std::unique_ptr<rt::Engine> e;
+  const rt::EngineOptions eo = cf.engine_options();
+  if (!model.empty()) {
+    e = rt::Engine::load(model, eo);
+  } else {
+    io::ModelConfig c = io::load_config(config);
+    if (layers > 0) {
+      DS_CHECK(layers <= c.num_hidden_layers, "--layers ", layers, " exceeds num_hidden_layers ", c.num_hidden_layers);
+      c.num_hidden_layers = layers;
+      c.first_k_dense_replace = std::min(c.first_k_dense_replace, layers);
+    }
+    c.num_nextn_predict_layers = 0;  // decode benchmarks do not run the MTP module
+    DS_CHECK(dtype == "bf16" || dtype == "fp8", "--dtype '", dtype, "' is not one of: bf16, fp8");
+    std::fprintf(stderr, "building random weights...\n");
+    e = rt::Engine::random(c, dtype == "fp8" ? DType::F8_E4M3 : DType::BF16, eo);
+  }
+  const io::ModelConfig& c = e->config();
+  const int threads = cf.threads > 0 ? cf.threads : rt::hardware_threads();
+
+  const rt::MemBandwidth bw = rt::measure_host_bandwidth(threads);
+  const rt::ComputePeak peak = rt::measure_cpu_peak(threads);
+  const bool bf16_peak = eo.precision == ops::Precision::Fast && peak.bf16_tflops > 0;
+  const double peak_tflops = bf16_peak ? peak.bf16_tflops : peak.fp32_tflops;
+  std::printf("device   %s, %d threads | memory read %.1f GB/s, copy %.1f GB/s | peak %.2f TFLOP/s (%s)\n",
+              rt::cpu_name().c_str(), threads, bw.read_gbs, bw.copy_gbs, peak_tflops, bf16_peak ? "bf16" : "fp32");
+  std::printf("model    %s: %lld layers, hidden %lld, %lld experts top-%lld, weights %.2f GB (%s), precision %s\n",
+              model.empty() ? config.c_str() : model.c_str(), (long long)c.num_hidden_layers, (long long)c.hidden_size,
+              (long long)c.n_routed_experts, (long long)c.num_experts_per_tok, double(e->weight_bytes()) / 1e9,
+              model.empty() ? dtype.c_str() : "checkpoint", cf.precision.c_str());
+
+  const int64_t ctx = prompt + gen + 1;
+  std::vector<int32_t> tokens(static_cast<size_t>(prompt));
+  for (int64_t i = 0; i < prompt; ++i) tokens[i] = int32_t((i * 7919 + 13) % c.vocab_size);
+  // Warm-up: touches the weights (page cache for checkpoints) and sizes the scratch buffers.
+  {
+    rt::Session w(*e, ctx);
+    w.prefill(std::vector<int32_t>(tokens.begin(), tokens.begin() + std::min<int64_t>(prompt, 32)));
+    w.decode(1);
+  }
+  BenchResult r;
+  std::vector<std::unique_ptr<model::KvCache>> caches;
+  std::vector<int32_t> last;
+  double pp_time = 0;
+  for (int64_t b = 0; b < batch; ++b) {
+    caches.push_back(e->model().new_cache(ctx));
+    model::Batch pb;
+    pb.tokens = tokens;
+    pb.seqs.push_back({caches.back().get(), prompt, false, false});
+    model::ForwardOutput out;
+    Timer t;
+    e->model().forward(pb, &out);
+    if (b == 0) pp_time = t.seconds();
+    last.push_back(rt::argmax(out.logits.data(), c.vocab_size));
+  }
+  r.pp_tok_s = double(prompt) / pp_time;
+  r.pp_tflops = rt::prefill_flops(c, prompt) / pp_time / 1e12;
+  const double tg_time = decode_batch(*e, caches, last, gen);
+  r.tg_tok_s = double(gen * batch) / tg_time;
+  const rt::DecodeBytes db = rt::decode_bytes(c, e->model().weights(), prompt + gen / 2, batch);
+  r.bytes_per_step = db.total();
+  r.tg_gbs = r.bytes_per_step * double(gen) / tg_time / 1e9;
+
+  std::printf("prefill  %lld tokens: %.1f tok/s | %.3f TFLOP/s = %.1f%% of peak\n", (long long)prompt, r.pp_tok_s,
+              r.pp_tflops, 100.0 * r.pp_tflops / peak_tflops);
+  std::printf("decode   batch %lld, %lld steps: %.2f tok/s | %.3f GB read per step (weights %.3f + kv %.3f) | "
+              "%.1f GB/s = %.1f%% of read bandwidth\n",
+              (long long)batch, (long long)gen, r.tg_tok_s, r.bytes_per_step / 1e9, (db.total() - db.kv) / 1e9,
+              db.kv / 1e9, r.tg_gbs, 100.0 * r.tg_gbs / bw.read_gbs);
+  if (json)
+    std::printf("{\"commit\":\"%s\",\"device\":\"%s\",\"backend\":\"%s\",\"threads\":%d,\"dtype\":\"%s\","
+                "\"precision\":\"%s\",\"layers\":%lld,\"batch\":%lld,\"prompt\":%lld,\"gen\":%lld,"
+                "\"pp_tok_s\":%.3f,\"pp_tflops\":%.4f,\"peak_tflops\":%.4f,\"tg_tok_s\":%.3f,"
+                "\"bytes_per_step\":%.0f,\"tg_gbs\":%.2f,\"read_gbs\":%.2f,\"copy_gbs\":%.2f}\n",
+                rt::build_commit().c_str(), rt::cpu_name().c_str(), eo.backend.c_str(), threads,
+                model.empty() ? dtype.c_str() : "checkpoint", cf.precision.c_str(), (long long)c.num_hidden_layers,
+                (long long)batch, (long long)prompt, (long long)gen, r.pp_tok_s, r.pp_tflops, peak_tflops, r.tg_tok_s,
+                r.bytes_per_step, r.tg_gbs, bw.read_gbs, bw.copy_gbs);
+  return 0;
+}
+
+}  // namespace ds::app

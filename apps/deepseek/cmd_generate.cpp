@@ -1,0 +1,92 @@
+// SPDX-License-Identifier: MIT
+// `deepseek generate`: continue a prompt given as token ids (.npy) or text (needs tokenizer.json in the folder).
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+
+#include "apps/deepseek/cli_common.h"
+#include "apps/deepseek/commands.h"
+#include "apps/deepseek/text_out.h"
+#include "base/error.h"
+#include "base/timer.h"
+#include "io/npy.h"
+#include "runtime/session.h"
+#include "tokenizer/tokenizer.h"
+
+namespace ds::app {
+
+int cmd_generate(int argc, char** argv) {
+  CLI::App app{"Continue a prompt. Text goes to stdout as it is generated (token ids without a tokenizer).",
+               "deepseek generate"};
+  std::string model, tokens_path, prompt, out_ids;
+  int64_t n = 128;
+  bool ignore_eos = false, no_bos = false, no_special = false;
+  ComputeFlags cf;
+  SamplingFlags sf;
+  app.add_option("-m,--model", model, "checkpoint folder")->required();
+  auto* tk = app.add_option("--tokens", tokens_path, "prompt token ids, .npy int64 or int32 [T]");
+  auto* pr = app.add_option("-p,--prompt", prompt, "prompt text (tokenized with the folder's tokenizer.json)");
+  tk->excludes(pr);
+  app.add_option("-n,--n-predict", n, "tokens to generate")->capture_default_str();
+  app.add_option("--out-ids", out_ids, "write the generated ids to this .npy (int64 [G])");
+  app.add_flag("--ignore-eos", ignore_eos, "keep generating past end-of-sequence tokens");
+  app.add_flag("--no-bos", no_bos, "do not prepend the BOS token to a text prompt");
+  app.add_flag("--no-parse-special", no_special, "treat special-token text in the prompt as plain text");
+  cf.add(app);
+  sf.add(app);
+  CLI11_PARSE(app, argc, argv);
+  DS_CHECK(!tokens_path.empty() || !prompt.empty(), "give the prompt with --tokens FILE.npy or --prompt TEXT");
+  DS_CHECK(n >= 0, "--n-predict must be >= 0");
+
+  std::unique_ptr<tok::Tokenizer> tokenizer;
+  if (std::filesystem::exists(std::filesystem::path(model) / "tokenizer.json"))
+    tokenizer = std::make_unique<tok::Tokenizer>(tok::Tokenizer::from_dir(model));
+  std::vector<int32_t> tokens;
+  if (!tokens_path.empty()) {
+    const io::NpyArray arr = io::npy_read(tokens_path);
+    DS_CHECK(arr.shape.size() == 1 && arr.shape[0] > 0, tokens_path, ": expected a non-empty 1-D array of token ids");
+    for (int64_t t : arr.to_i64()) {
+      DS_CHECK(t >= 0 && t < (int64_t(1) << 31), tokens_path, ": token id ", t, " is out of range");
+      tokens.push_back(int32_t(t));
+    }
+  } else {
+    DS_CHECK(tokenizer, "--prompt needs a tokenizer.json in ", model, " (or pass token ids with --tokens)");
+    if (!no_bos && tokenizer->add_bos() && tokenizer->bos_id() >= 0) tokens.push_back(tokenizer->bos_id());
+    tokenizer->encode_append(prompt, !no_special, tokens);
+  }
+
+  const rt::SamplingParams sp = sf.params(model);
+  auto e = rt::Engine::load(model, cf.engine_options());
+  const int64_t ctx = cf.ctx > 0 ? cf.ctx : std::max<int64_t>(e->default_ctx(), int64_t(tokens.size()) + n);
+  rt::Session s(*e, ctx);
+  rt::Sampler sampler(sp);
+  const int64_t V = e->config().vocab_size;
+  TextOut out(tokenizer.get());
+
+  Timer t_pre;
+  std::vector<float> logits = s.prefill(tokens);
+  const double pre_s = t_pre.seconds();
+  std::vector<int32_t> generated;
+  Timer t_dec;
+  for (int64_t i = 0; i < n; ++i) {
+    const int32_t next = sampler.sample(logits.data(), V, s.history());
+    generated.push_back(next);
+    const bool eos = std::find(e->eos_ids().begin(), e->eos_ids().end(), next) != e->eos_ids().end();
+    if (eos && !ignore_eos) break;
+    out.push(next);
+    if (i + 1 == n || s.length() >= s.capacity()) break;
+    logits = s.decode(next);
+  }
+  out.finish();
+  const double dec_s = t_dec.seconds();
+  if (!out_ids.empty()) {
+    std::vector<int64_t> ids(generated.begin(), generated.end());
+    io::npy_write_i64(out_ids, ids.data(), {int64_t(ids.size())});
+  }
+  if (cf.verbose)
+    std::fprintf(stderr, "\nprompt %zu tokens: %.1f tok/s | generated %zu tokens: %.1f tok/s\n", tokens.size(),
+                 double(tokens.size()) / pre_s, generated.size(), double(generated.size()) / std::max(dec_s, 1e-9));
+  return 0;
+}
+
+}  // namespace ds::app

@@ -1,0 +1,88 @@
+// SPDX-License-Identifier: MIT
+// Multi-head Latent Attention (deepseek_spec.md §1.3, §1.6). The latent cache holds the post-norm c_kv and the
+// post-RoPE k_pe. A chunk of several new tokens (prefill) uses the multi-head form: K/V are expanded from the cache
+// through kv_b_proj. A single new token (decode) uses the absorbed form: W_UK is folded into the query and W_UV
+// into the output, so attention reads only the 576-wide cache.
+#include "base/error.h"
+#include "model/model.h"
+#include "model/scratch.h"
+
+namespace ds::model {
+
+void Model::attention(int64_t l, const Batch& batch, int64_t T, const std::vector<int64_t>& pos0, bool mtp) {
+  const LayerWeights& w = w_.layers[l];
+  const int64_t D = cfg_.hidden_size, H = cfg_.num_attention_heads, nope = cfg_.qk_nope_head_dim;
+  const int64_t dr = cfg_.qk_rope_head_dim, dv = cfg_.v_head_dim, r = cfg_.kv_lora_rank, dqk = nope + dr;
+  const int64_t ldq = H * dqk, ldkv = r + dr, ldkvb = H * (nope + dv), ldo = H * dv;
+  const float eps = float(cfg_.rms_norm_eps);
+  const auto prec = ops::Precision::F32;  // see ModelOptions
+  float* xn = s_->xn->f32();
+  float* q = s_->q->f32();      // [T, H, nope | rope]
+  float* kva = s_->kva->f32();  // [T, c_kv | k_pe]
+  float* attn = s_->attn->f32();  // [T, H, dv]
+
+  auto mm = [&](const float* x, int64_t ldx, const WeightView& wv, float* y, int64_t ldy, int64_t M, int64_t N,
+                int64_t K, bool acc = false, bool kn = false) {
+    ops::MatmulParams p;
+    p.x = x; p.ldx = ldx; p.w = wv; p.w_kn = kn; p.y = y; p.ldy = ldy;
+    p.M = M; p.N = N; p.K = K; p.accumulate = acc; p.precision = prec;
+    be_.matmul(p);
+  };
+
+  if (cfg_.q_lora_rank > 0) {
+    const int64_t qr = cfg_.q_lora_rank;
+    float* qa = s_->qa->f32();  // [T, q_lora_rank]
+    mm(xn, D, w.q_a_proj, qa, qr, T, qr, D);
+    be_.rms_norm({qa, qr, w.q_a_layernorm, qa, qr, T, qr, eps});
+    mm(qa, qr, w.q_b_proj, q, ldq, T, ldq, qr);
+  } else {
+    mm(xn, D, w.q_proj, q, ldq, T, ldq, D);
+  }
+  mm(xn, D, w.kv_a_proj_with_mqa, kva, ldkv, T, ldkv, D);
+  be_.rms_norm({kva, ldkv, w.kv_a_layernorm, kva, ldkv, T, r, eps});
+  const int32_t* pos = static_cast<const int32_t*>(s_->pos->data());
+  const float* inv_freq = inv_freq_->f32();
+  be_.rope({kva + r, ldkv, 0, T, 1, dr, pos, inv_freq, rope_.attn_factor});
+  be_.rope({q + nope, ldq, dqk, T, H, dr, pos, inv_freq, rope_.attn_factor});
+
+  int64_t off = 0;
+  for (size_t j = 0; j < batch.seqs.size(); ++j) {
+    const int64_t n = batch.seqs[j].n, p0 = pos0[j], S = p0 + n;
+    float* cache = batch.seqs[j].cache->layer(l);  // [capacity, r + dr]
+    be_.copy({kva + off * ldkv, ldkv, cache + p0 * ldkv, ldkv, n, ldkv});
+    const float* qj = q + off * ldq;
+    float* oj = attn + off * ldo;
+    if (n > 1) {
+      float* kvb = s_->kvb->f32();  // [S, H, k_nope | v]
+      mm(cache, ldkv, w.kv_b_proj, kvb, ldkvb, S, ldkvb, r);
+      ops::MlaPrefillParams p;
+      p.q = qj; p.ldq = ldq;
+      p.k_nope = kvb; p.ldk = ldkvb; p.hsk = nope + dv;
+      p.k_pe = cache + r; p.ldkpe = ldkv;
+      p.v = kvb + nope; p.ldv = ldkvb; p.hsv = nope + dv;
+      p.out = oj; p.ldo = ldo;
+      p.T = n; p.S = S; p.H = H; p.nope = nope; p.rope = dr; p.dv = dv; p.pos0 = p0; p.scale = rope_.softmax_scale;
+      be_.mla_prefill(p);
+    } else {
+      float* qlat = s_->qlat->f32();  // [n, H, c | rope]
+      float* olat = s_->olat->f32();  // [n, H, c]
+      const int64_t ldql = H * (r + dr);
+      for (int64_t h = 0; h < H; ++h) {
+        // q_lat[h] = q_nope[h] · W_UK[h], W_UK[h] = kv_b_proj rows [h*(nope+dv), +nope) seen as [nope, r].
+        mm(qj + h * dqk, ldq, w.kv_b_proj.row_slice(h * (nope + dv), nope), qlat + h * (r + dr), ldql, n, r, nope,
+           false, true);
+        be_.copy({qj + h * dqk + nope, ldq, qlat + h * (r + dr) + r, ldql, n, dr});
+      }
+      ops::MlaDecodeParams p;
+      p.q = qlat; p.ldq = ldql; p.kv = cache; p.ldkv = ldkv; p.out = olat; p.ldo = H * r;
+      p.T = n; p.S = S; p.H = H; p.rank = r; p.rope = dr; p.pos0 = p0; p.scale = rope_.softmax_scale;
+      be_.mla_decode(p);
+      for (int64_t h = 0; h < H; ++h)  // o[h] = W_UV[h] · o_lat[h], W_UV[h] = rows [h*(nope+dv)+nope, +dv)
+        mm(olat + h * r, H * r, w.kv_b_proj.row_slice(h * (nope + dv) + nope, dv), oj + h * dv, ldo, n, dv, r);
+    }
+    off += n;
+  }
+  mm(attn, ldo, w.o_proj, s_->x->f32(), D, T, D, ldo, /*acc=*/true);  // residual add fused into the projection
+}
+
+}  // namespace ds::model

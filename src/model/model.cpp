@@ -1,0 +1,151 @@
+// SPDX-License-Identifier: MIT
+// Model: construction, scratch buffers, the layer loop, the output head and the MTP module.
+// Attention lives in mla.cpp, the feed-forward blocks in ffn.cpp.
+#include "model/model.h"
+
+#include <algorithm>
+
+#include "base/error.h"
+#include "model/scratch.h"
+
+namespace ds::model {
+
+Model::Model(const io::ModelConfig& cfg, Weights weights, ops::Backend& be, ModelOptions opt)
+    : cfg_(cfg), w_(std::move(weights)), be_(be), opt_(opt), rope_(make_rope_tables(cfg)),
+      s_(std::make_unique<Scratch>()) {
+  inv_freq_ = be_.alloc(rope_.inv_freq.size() * sizeof(float));
+  be_.upload(inv_freq_->data(), rope_.inv_freq.data(), rope_.inv_freq.size() * sizeof(float));
+}
+
+Model::~Model() = default;
+
+std::unique_ptr<KvCache> Model::new_cache(int64_t capacity) const {
+  DS_CHECK(capacity > 0, "context size must be positive, got ", capacity);
+  return std::make_unique<KvCache>(be_, n_cache_layers(), capacity, cfg_.kv_lora_rank + cfg_.qk_rope_head_dim);
+}
+
+void Model::ensure_scratch(int64_t T, int64_t S) { s_->ensure(be_, cfg_, T, S); }
+
+void Model::check_tokens(const int32_t* tokens, int64_t n) const {
+  for (int64_t i = 0; i < n; ++i)
+    DS_CHECK(tokens[i] >= 0 && tokens[i] < cfg_.vocab_size, "token id ", tokens[i], " at index ", i,
+             " is out of range [0, ", cfg_.vocab_size, ")");
+}
+
+void Model::embed_tokens(const int32_t* tokens, int64_t T, const WeightView& table, float* out) {
+  be_.upload(s_->tok->data(), tokens, size_t(T) * sizeof(int32_t));
+  ops::EmbedParams p;
+  p.table = table;
+  p.ids = static_cast<const int32_t*>(s_->tok->data());
+  p.out = out;
+  p.ldo = cfg_.hidden_size;
+  p.M = T;
+  be_.embed(p);
+}
+
+void Model::decoder_layer(int64_t l, const Batch& batch, int64_t T, const std::vector<int64_t>& pos0, bool mtp) {
+  const LayerWeights& w = w_.layers[l];
+  const int64_t D = cfg_.hidden_size;
+  be_.rms_norm({s_->x->f32(), D, w.input_layernorm, s_->xn->f32(), D, T, D, float(cfg_.rms_norm_eps)});
+  attention(l, batch, T, pos0, mtp);  // x += o_proj(attn(xn))
+  be_.rms_norm({s_->x->f32(), D, w.post_attention_layernorm, s_->xn->f32(), D, T, D, float(cfg_.rms_norm_eps)});
+  ffn(l, T);                          // x += ffn(xn)
+}
+
+namespace {
+// Positions of every token in the batch: chunk j's tokens continue from pos0[j].
+std::vector<int32_t> positions(const Batch& b, const std::vector<int64_t>& pos0) {
+  std::vector<int32_t> pos;
+  for (size_t j = 0; j < b.seqs.size(); ++j)
+    for (int64_t i = 0; i < b.seqs[j].n; ++i) pos.push_back(int32_t(pos0[j] + i));
+  return pos;
+}
+}  // namespace
+
+void Model::forward(const Batch& batch, ForwardOutput* out) {
+  const int64_t T = int64_t(batch.tokens.size()), D = cfg_.hidden_size, V = cfg_.vocab_size;
+  int64_t sum = 0, max_s = 0;
+  std::vector<int64_t> pos0;
+  for (const SeqChunk& c : batch.seqs) {
+    DS_CHECK(c.cache && c.n > 0, "batch chunk without a cache or tokens");
+    DS_CHECK(c.cache->length + c.n <= c.cache->capacity(), "context is full: ", c.cache->length, " + ", c.n,
+             " tokens exceed the context size ", c.cache->capacity());
+    pos0.push_back(c.cache->length);
+    sum += c.n;
+    max_s = std::max(max_s, c.cache->length + c.n);
+  }
+  DS_CHECK(sum == T && T > 0, "batch has ", T, " tokens but its chunks cover ", sum);
+  check_tokens(batch.tokens.data(), T);
+  ensure_scratch(T, max_s);
+  const auto pos = positions(batch, pos0);
+  be_.upload(s_->pos->data(), pos.data(), pos.size() * sizeof(int32_t));
+
+  embed_tokens(batch.tokens.data(), T, w_.embed_tokens, s_->x->f32());
+  for (int64_t l = 0; l < cfg_.num_hidden_layers; ++l) decoder_layer(l, batch, T, pos0, false);
+  be_.rms_norm({s_->x->f32(), D, w_.norm, s_->xn->f32(), D, T, D, float(cfg_.rms_norm_eps)});
+
+  // Gather the rows that need logits (all of a chunk, or its last token) into a compact [rows, D] block.
+  int64_t rows = 0, off = 0;
+  bool want_hidden = false;
+  for (const SeqChunk& c : batch.seqs) {
+    const int64_t first = c.all_logits ? off : off + c.n - 1, n = c.all_logits ? c.n : 1;
+    be_.copy({s_->xn->f32() + first * D, D, s_->sel->f32() + rows * D, D, n, D});
+    rows += n;
+    off += c.n;
+    want_hidden |= c.want_hidden;
+  }
+  auto logits = be_.alloc(size_t(rows) * size_t(V) * sizeof(float));
+  ops::MatmulParams mm;
+  mm.x = s_->sel->f32(); mm.ldx = D; mm.w = w_.lm_head; mm.y = logits->f32(); mm.ldy = V;
+  mm.M = rows; mm.N = V; mm.K = D; mm.precision = opt_.precision;
+  be_.matmul(mm);
+  out->rows = rows;
+  out->logits.resize(size_t(rows) * size_t(V));
+  be_.download(out->logits.data(), logits->data(), out->logits.size() * sizeof(float));
+  out->hidden.clear();
+  if (want_hidden) {
+    out->hidden.resize(size_t(rows) * size_t(D));
+    be_.download(out->hidden.data(), s_->sel->data(), out->hidden.size() * sizeof(float));
+  }
+  for (const SeqChunk& c : batch.seqs) c.cache->length += c.n;
+}
+
+void Model::forward_mtp(KvCache* cache, const std::vector<int32_t>& next_tokens, const float* hidden, int64_t n,
+                        std::vector<float>* logits_out) {
+  DS_CHECK(has_mtp(), "this checkpoint has no MTP layer (num_nextn_predict_layers = ", cfg_.num_nextn_predict_layers,
+           ", no model.layers.", cfg_.num_hidden_layers, ".* tensors)");
+  DS_CHECK(int64_t(next_tokens.size()) == n && n > 0, "MTP input: ", next_tokens.size(), " tokens for ", n, " rows");
+  DS_CHECK(cache->mtp_length + n <= cache->capacity(), "MTP context is full");
+  check_tokens(next_tokens.data(), n);
+  const int64_t l = cfg_.num_hidden_layers, D = cfg_.hidden_size, V = cfg_.vocab_size;
+  const LayerWeights& w = w_.layers[l];
+  ensure_scratch(n, cache->mtp_length + n);
+  Batch b;
+  b.tokens = next_tokens;
+  b.seqs.push_back({cache, n, true, false});
+  const std::vector<int64_t> pos0 = {cache->mtp_length};
+  const auto pos = positions(b, pos0);
+  be_.upload(s_->pos->data(), pos.data(), pos.size() * sizeof(int32_t));
+
+  // x = eh_proj([enorm(embed(t_{i+1})) ; hnorm(h_i)]): embedding first, as the checkpoints are laid out.
+  float* cat = s_->cat->f32();
+  embed_tokens(next_tokens.data(), n, w.embed_tokens.data ? w.embed_tokens : w_.embed_tokens, s_->xn->f32());
+  be_.rms_norm({s_->xn->f32(), D, w.enorm, cat, 2 * D, n, D, float(cfg_.rms_norm_eps)});
+  be_.upload(s_->sel->data(), hidden, size_t(n) * size_t(D) * sizeof(float));
+  be_.rms_norm({s_->sel->f32(), D, w.hnorm, cat + D, 2 * D, n, D, float(cfg_.rms_norm_eps)});
+  ops::MatmulParams mm;
+  mm.x = cat; mm.ldx = 2 * D; mm.w = w.eh_proj; mm.y = s_->x->f32(); mm.ldy = D;
+  mm.M = n; mm.N = D; mm.K = 2 * D; mm.precision = ops::Precision::F32;  // feeds a router: see ModelOptions
+  be_.matmul(mm);
+  decoder_layer(l, b, n, pos0, true);
+  be_.rms_norm({s_->x->f32(), D, w.shared_head_norm, s_->xn->f32(), D, n, D, float(cfg_.rms_norm_eps)});
+  auto logits = be_.alloc(size_t(n) * size_t(V) * sizeof(float));
+  mm.x = s_->xn->f32(); mm.ldx = D; mm.w = w.shared_head_head.data ? w.shared_head_head : w_.lm_head;
+  mm.y = logits->f32(); mm.ldy = V; mm.M = n; mm.N = V; mm.K = D; mm.precision = opt_.precision;
+  be_.matmul(mm);
+  logits_out->resize(size_t(n) * size_t(V));
+  be_.download(logits_out->data(), logits->data(), logits_out->size() * sizeof(float));
+  cache->mtp_length += n;
+}
+
+}  // namespace ds::model

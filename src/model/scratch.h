@@ -1,0 +1,46 @@
+// SPDX-License-Identifier: MIT
+// Activation buffers of one forward pass, in backend memory, grown on demand (T tokens, S cached positions).
+#pragma once
+#include <algorithm>
+#include <memory>
+
+#include "io/config.h"
+#include "model/model.h"
+#include "ops/backend.h"
+
+namespace ds::model {
+
+struct Model::Scratch {
+  int64_t T = 0, S = 0;
+  std::unique_ptr<ops::Buffer> x, xn, sel, cat;  // [T, D] residual, normed, gathered rows; [T, 2D] MTP input
+  std::unique_ptr<ops::Buffer> qa, q, kva;       // [T, q_lora], [T, H*qk_head_dim], [T, kv_lora + rope]
+  std::unique_ptr<ops::Buffer> attn;             // [T, H*v_head_dim]
+  std::unique_ptr<ops::Buffer> qlat, olat;       // [T, H*(kv_lora + rope)], [T, H*kv_lora] (absorbed form)
+  std::unique_ptr<ops::Buffer> kvb;              // [S, H*(nope + v)] (multi-head form)
+  std::unique_ptr<ops::Buffer> g, u;             // [T, max(intermediate, shared intermediate)]
+  std::unique_ptr<ops::Buffer> rlogits, rw, ids; // [T, E] router logits, [T, k] weights, [T, k] int32 ids
+  std::unique_ptr<ops::Buffer> moe_out, zeros;   // [T, D]
+  std::unique_ptr<ops::Buffer> tok, pos;         // [T] int32
+
+  void ensure(ops::Backend& be, const io::ModelConfig& c, int64_t t, int64_t s) {
+    const int64_t H = c.num_attention_heads, D = c.hidden_size, r = c.kv_lora_rank, dr = c.qk_rope_head_dim;
+    if (t > T) {
+      T = std::max(t, T * 2);
+      auto f = [&](int64_t n) { return be.alloc(size_t(T) * size_t(std::max<int64_t>(n, 1)) * sizeof(float)); };
+      x = f(D); xn = f(D); sel = f(D); cat = f(2 * D);
+      qa = f(c.q_lora_rank); q = f(H * c.qk_head_dim()); kva = f(r + dr);
+      attn = f(H * c.v_head_dim); qlat = f(H * (r + dr)); olat = f(H * r);
+      const int64_t inter = std::max(c.intermediate_size, c.n_shared_experts * c.moe_intermediate_size);
+      g = f(inter); u = f(inter);
+      rlogits = f(c.n_routed_experts); rw = f(c.num_experts_per_tok); ids = f(c.num_experts_per_tok);
+      moe_out = f(D); zeros = f(D);
+      tok = f(1); pos = f(1);
+    }
+    if (s > S) {
+      S = std::max(s, S * 2);
+      kvb = be.alloc(size_t(S) * size_t(H * (c.qk_nope_head_dim + c.v_head_dim)) * sizeof(float));
+    }
+  }
+};
+
+}  // namespace ds::model

@@ -1,0 +1,168 @@
+// SPDX-License-Identifier: MIT
+// Weight table: one visitor walks every tensor the config implies, used both to list specs and to bind views.
+#include "model/weights.h"
+
+#include <set>
+
+#include "base/error.h"
+
+namespace ds::model {
+
+namespace {
+
+using Visit = std::function<void(const TensorSpec&, WeightView*)>;
+
+std::string layer_prefix(int64_t l) { return "model.layers." + std::to_string(l) + "."; }
+
+void visit_expert(const std::string& p, int64_t inter, int64_t hidden, ops::ExpertWeights* e, const Visit& f) {
+  f({p + "gate_proj.weight", {inter, hidden}, true, false}, &e->gate);
+  f({p + "up_proj.weight", {inter, hidden}, true, false}, &e->up);
+  f({p + "down_proj.weight", {hidden, inter}, true, false}, &e->down);
+}
+
+void visit_layer(const io::ModelConfig& c, int64_t l, LayerWeights* w, const Visit& f) {
+  const std::string p = layer_prefix(l);
+  const int64_t D = c.hidden_size, H = c.num_attention_heads;
+  if (l >= c.num_hidden_layers) {  // MTP module: its own input projection and head around a full decoder layer
+    f({p + "enorm.weight", {D}}, &w->enorm);
+    f({p + "hnorm.weight", {D}}, &w->hnorm);
+    f({p + "eh_proj.weight", {D, 2 * D}, true}, &w->eh_proj);
+    f({p + "shared_head.norm.weight", {D}}, &w->shared_head_norm);
+  }
+  f({p + "input_layernorm.weight", {D}}, &w->input_layernorm);
+  f({p + "post_attention_layernorm.weight", {D}}, &w->post_attention_layernorm);
+  const std::string a = p + "self_attn.";
+  if (c.q_lora_rank > 0) {
+    f({a + "q_a_proj.weight", {c.q_lora_rank, D}, true}, &w->q_a_proj);
+    f({a + "q_a_layernorm.weight", {c.q_lora_rank}}, &w->q_a_layernorm);
+    f({a + "q_b_proj.weight", {H * c.qk_head_dim(), c.q_lora_rank}, true}, &w->q_b_proj);
+  } else {
+    f({a + "q_proj.weight", {H * c.qk_head_dim(), D}, true}, &w->q_proj);
+  }
+  f({a + "kv_a_proj_with_mqa.weight", {c.kv_lora_rank + c.qk_rope_head_dim, D}, true}, &w->kv_a_proj_with_mqa);
+  f({a + "kv_a_layernorm.weight", {c.kv_lora_rank}}, &w->kv_a_layernorm);
+  f({a + "kv_b_proj.weight", {H * (c.qk_nope_head_dim + c.v_head_dim), c.kv_lora_rank}, true}, &w->kv_b_proj);
+  f({a + "o_proj.weight", {D, H * c.v_head_dim}, true}, &w->o_proj);
+  const std::string m = p + "mlp.";
+  w->moe = c.is_moe_layer(l);
+  if (!w->moe) {
+    f({m + "gate_proj.weight", {c.intermediate_size, D}, true}, &w->gate_proj);
+    f({m + "up_proj.weight", {c.intermediate_size, D}, true}, &w->up_proj);
+    f({m + "down_proj.weight", {D, c.intermediate_size}, true}, &w->down_proj);
+    return;
+  }
+  f({m + "gate.weight", {c.n_routed_experts, D}}, &w->gate);
+  if (c.topk_method == io::TopkMethod::NoauxTc)
+    f({m + "gate.e_score_correction_bias", {c.n_routed_experts}, false, true}, &w->e_score_correction_bias);
+  w->experts.resize(size_t(c.n_routed_experts));
+  for (int64_t e = 0; e < c.n_routed_experts; ++e)
+    visit_expert(m + "experts." + std::to_string(e) + ".", c.moe_intermediate_size, D, &w->experts[e], f);
+  if (c.n_shared_experts > 0)
+    visit_expert(m + "shared_experts.", c.n_shared_experts * c.moe_intermediate_size, D, &w->shared, f);
+}
+
+void visit_model(const io::ModelConfig& c, Weights* w, int64_t n_layers, const Visit& f) {
+  f({"model.embed_tokens.weight", {c.vocab_size, c.hidden_size}}, &w->embed_tokens);
+  w->layers.resize(size_t(n_layers));
+  for (int64_t l = 0; l < n_layers; ++l) visit_layer(c, l, &w->layers[l], f);
+  f({"model.norm.weight", {c.hidden_size}}, &w->norm);
+  if (!c.tie_word_embeddings) f({"lm_head.weight", {c.vocab_size, c.hidden_size}, true}, &w->lm_head);
+}
+
+std::string shape_str(const std::vector<int64_t>& s) {
+  std::string r = "[";
+  for (size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
+  return r + "]";
+}
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+bool is_float_dtype(DType t) { return t == DType::F32 || t == DType::BF16 || t == DType::F16; }
+
+}  // namespace
+
+std::vector<TensorSpec> weight_specs(const io::ModelConfig& c) {
+  std::vector<TensorSpec> specs;
+  Weights w;
+  visit_model(c, &w, c.num_layers_total(), [&](const TensorSpec& s, WeightView*) { specs.push_back(s); });
+  // Optional MTP duplicates of the embedding and head, as published checkpoints carry them.
+  for (int64_t l = c.num_hidden_layers; l < c.num_layers_total(); ++l) {
+    specs.push_back({layer_prefix(l) + "embed_tokens.weight", {c.vocab_size, c.hidden_size}});
+    specs.push_back({layer_prefix(l) + "shared_head.head.weight", {c.vocab_size, c.hidden_size}, true});
+  }
+  return specs;
+}
+
+Weights bind_weights(const io::ModelConfig& c, const TensorLookup& lookup, const std::vector<std::string>& all_names,
+                     const std::string& source) {
+  std::set<std::string> used;
+  Weights w;
+
+  auto bind = [&](const TensorSpec& s, WeightView* slot) {
+    RawTensor t;
+    DS_CHECK(lookup(s.name, &t), source, ": missing tensor '", s.name, "' (expected shape ", shape_str(s.shape), ")");
+    used.insert(s.name);
+    DS_CHECK(t.shape == s.shape, source, ": tensor '", s.name, "' has shape ", shape_str(t.shape), ", expected ",
+             shape_str(s.shape), " from config.json");
+    WeightView v;
+    v.data = t.data;
+    v.dtype = t.dtype;
+    v.rows = s.shape.size() == 2 ? s.shape[0] : 1;
+    v.cols = s.shape.back();
+    w.bytes += uint64_t(v.numel()) * dtype_size(t.dtype);
+    const std::string scale_name = s.name + "_scale_inv";
+    RawTensor sc;
+    const bool has_scale = s.linear && lookup(scale_name, &sc);
+    if (s.fp32_only) {
+      DS_CHECK(t.dtype == DType::F32, source, ": tensor '", s.name, "' must be F32, got ", dtype_name(t.dtype));
+    } else if (has_scale) {
+      used.insert(scale_name);
+      DS_CHECK(t.dtype == DType::F8_E4M3, source, ": tensor '", s.name, "' has a block scale '", scale_name,
+               "' but dtype ", dtype_name(t.dtype), " (expected F8_E4M3)");
+      const std::vector<int64_t> want = {ceil_div(v.rows, c.weight_block_rows), ceil_div(v.cols, c.weight_block_cols)};
+      DS_CHECK(sc.dtype == DType::F32, source, ": scale tensor '", scale_name, "' must be F32, got ",
+               dtype_name(sc.dtype));
+      DS_CHECK(sc.shape == want, source, ": scale tensor '", scale_name, "' has shape ", shape_str(sc.shape),
+               ", expected ", shape_str(want), " for a ", shape_str(s.shape), " weight in ", c.weight_block_rows, "x",
+               c.weight_block_cols, " blocks");
+      v.scale = static_cast<const float*>(sc.data);
+      v.scale_cols = want[1];
+      v.block_rows = int32_t(c.weight_block_rows);
+      v.block_cols = int32_t(c.weight_block_cols);
+      w.bytes += uint64_t(want[0] * want[1]) * 4;
+    } else {
+      DS_CHECK(is_float_dtype(t.dtype), source, ": tensor '", s.name, "' has dtype ", dtype_name(t.dtype),
+               t.dtype == DType::F8_E4M3 ? " without its block scale '" + scale_name + "'" : std::string(),
+               " (expected BF16, F16 or F32", s.linear ? ", or F8_E4M3 with a _scale_inv" : "", ")");
+    }
+    *slot = v;
+  };
+
+  visit_model(c, &w, c.num_hidden_layers, bind);
+  if (c.tie_word_embeddings) w.lm_head = w.embed_tokens;
+
+  // MTP layers: optional as a whole (many conversions drop them), complete when present.
+  std::set<std::string> names(all_names.begin(), all_names.end());
+  for (int64_t l = c.num_hidden_layers; l < c.num_layers_total(); ++l) {
+    const std::string p = layer_prefix(l);
+    auto it = names.lower_bound(p);
+    if (it == names.end() || it->compare(0, p.size(), p) != 0) break;
+    w.layers.emplace_back();
+    visit_layer(c, l, &w.layers.back(), bind);
+    LayerWeights& m = w.layers.back();
+    RawTensor t;
+    if (lookup(p + "embed_tokens.weight", &t)) bind({p + "embed_tokens.weight", {c.vocab_size, c.hidden_size}}, &m.embed_tokens);
+    if (lookup(p + "shared_head.head.weight", &t))
+      bind({p + "shared_head.head.weight", {c.vocab_size, c.hidden_size}, true}, &m.shared_head_head);
+    ++w.n_mtp;
+  }
+
+  for (const auto& n : all_names) {
+    if (used.count(n)) continue;
+    if (n.size() >= 19 && n.compare(n.size() - 19, 19, "rotary_emb.inv_freq") == 0) continue;  // old exports
+    fail(source, ": unexpected tensor '", n, "' (not part of a ", c.model_type, " model with this config.json)");
+  }
+  return w;
+}
+
+}  // namespace ds::model

@@ -1,0 +1,80 @@
+// SPDX-License-Identifier: MIT
+// The weight table of a DeepSeek V2/V3 model: names as in the Hugging Face checkpoint, with the dtype and shape
+// each tensor must have for the config. Weights stay in their checkpoint dtype (bf16 / fp8 + block scales).
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "base/weight.h"
+#include "io/config.h"
+#include "ops/params.h"
+
+namespace ds::model {
+
+// One expected tensor. `linear` tensors may be FP8 with a `<name>_scale_inv` block-scale tensor beside them.
+struct TensorSpec {
+  std::string name;
+  std::vector<int64_t> shape;  // [rows, cols] or [n]
+  bool linear = false;
+  bool fp32_only = false;      // e_score_correction_bias
+};
+
+struct LayerWeights {
+  bool moe = false;
+  WeightView input_layernorm, post_attention_layernorm;  // [hidden]
+  // MLA
+  WeightView q_proj;                // [H*(nope+rope), hidden]   when q_lora_rank == 0
+  WeightView q_a_proj;              // [q_lora_rank, hidden]
+  WeightView q_a_layernorm;         // [q_lora_rank]
+  WeightView q_b_proj;              // [H*(nope+rope), q_lora_rank]
+  WeightView kv_a_proj_with_mqa;    // [kv_lora_rank + rope, hidden]
+  WeightView kv_a_layernorm;        // [kv_lora_rank]
+  WeightView kv_b_proj;             // [H*(nope+v), kv_lora_rank]
+  WeightView o_proj;                // [hidden, H*v]
+  // Dense MLP (layers < first_k_dense_replace)
+  WeightView gate_proj, up_proj;    // [intermediate, hidden]
+  WeightView down_proj;             // [hidden, intermediate]
+  // MoE
+  WeightView gate;                  // [n_routed_experts, hidden]
+  WeightView e_score_correction_bias;  // [n_routed_experts] fp32, may be absent (softmax routing)
+  std::vector<ops::ExpertWeights> experts;  // [n_routed_experts]
+  ops::ExpertWeights shared;        // intermediate n_shared_experts * moe_intermediate_size; absent if 0
+  // MTP (layers >= num_hidden_layers)
+  WeightView enorm, hnorm;          // [hidden]
+  WeightView eh_proj;               // [hidden, 2*hidden]
+  WeightView embed_tokens;          // [vocab, hidden], may be absent (then the main embedding is used)
+  WeightView shared_head_norm;      // [hidden]
+  WeightView shared_head_head;      // [vocab, hidden], may be absent (then lm_head is used)
+};
+
+struct Weights {
+  WeightView embed_tokens;  // [vocab, hidden]
+  WeightView norm;          // [hidden]
+  WeightView lm_head;       // [vocab, hidden]
+  std::vector<LayerWeights> layers;  // num_hidden_layers + MTP layers that are present
+  int64_t n_mtp = 0;        // MTP layers loaded
+  uint64_t bytes = 0;       // total bytes of the weights (incl. scales)
+};
+
+// Where tensors come from: a checkpoint (validated against the specs) or random generation (bench).
+// `lookup(name)` returns a view of a tensor (data, dtype, shape) or false when absent.
+struct RawTensor {
+  const void* data = nullptr;
+  DType dtype = DType::F32;
+  std::vector<int64_t> shape;
+};
+using TensorLookup = std::function<bool(const std::string& name, RawTensor* out)>;
+
+// Every tensor the config implies, in checkpoint order (MTP layers included).
+std::vector<TensorSpec> weight_specs(const io::ModelConfig& c);
+
+// Binds the weight table. Checks every tensor's presence, dtype and shape (FP8 scale grids included), rejects
+// tensors the architecture does not have (`all_names`), and loads the MTP layers only when all their tensors exist.
+// `source` names the checkpoint in errors.
+Weights bind_weights(const io::ModelConfig& c, const TensorLookup& lookup, const std::vector<std::string>& all_names,
+                     const std::string& source);
+
+}  // namespace ds::model

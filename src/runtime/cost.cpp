@@ -1,0 +1,61 @@
+// SPDX-License-Identifier: MIT
+#include "runtime/cost.h"
+
+#include <cmath>
+
+namespace ds::rt {
+
+namespace {
+double bytes_of(const WeightView& v) {
+  if (!v.data) return 0;
+  double b = double(v.numel()) * dtype_size(v.dtype);
+  if (v.scale) b += double((v.rows + v.block_rows - 1) / v.block_rows) * double(v.scale_cols) * 4.0;
+  return b;
+}
+double bytes_of(const ops::ExpertWeights& e) { return bytes_of(e.gate) + bytes_of(e.up) + bytes_of(e.down); }
+}  // namespace
+
+DecodeBytes decode_bytes(const io::ModelConfig& c, const model::Weights& w, int64_t ctx, int64_t batch) {
+  DecodeBytes d;
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    const model::LayerWeights& L = w.layers[l];
+    d.attention += bytes_of(L.q_proj) + bytes_of(L.q_a_proj) + bytes_of(L.q_a_layernorm) + bytes_of(L.q_b_proj) +
+                   bytes_of(L.kv_a_proj_with_mqa) + bytes_of(L.kv_a_layernorm) + bytes_of(L.kv_b_proj) +
+                   bytes_of(L.o_proj) + bytes_of(L.input_layernorm) + bytes_of(L.post_attention_layernorm);
+    if (!L.moe) {
+      d.dense += bytes_of(L.gate_proj) + bytes_of(L.up_proj) + bytes_of(L.down_proj);
+      continue;
+    }
+    d.router += bytes_of(L.gate) + bytes_of(L.e_score_correction_bias);
+    d.shared += bytes_of(L.shared);
+    // Distinct experts touched by `batch` independent tokens choosing k of E uniformly: E (1 - (1 - k/E)^B).
+    const double E = double(c.n_routed_experts), k = double(c.num_experts_per_tok);
+    const double distinct = batch == 1 ? k : E * (1.0 - std::pow(1.0 - k / E, double(batch)));
+    d.routed += distinct * bytes_of(L.experts[0]);
+  }
+  d.lm_head = bytes_of(w.lm_head) + bytes_of(w.norm);
+  d.kv = double(batch) * double(ctx) * double(c.kv_lora_rank + c.qk_rope_head_dim) * 4.0 * double(c.num_hidden_layers);
+  return d;
+}
+
+double prefill_flops(const io::ModelConfig& c, int64_t n) {
+  const double D = double(c.hidden_size), H = double(c.num_attention_heads), N = double(n);
+  const double r = double(c.kv_lora_rank), dr = double(c.qk_rope_head_dim), nope = double(c.qk_nope_head_dim);
+  const double dv = double(c.v_head_dim), dqk = nope + dr;
+  double per_token = 0;  // multiply-adds per token, all layers
+  double attn = 0;       // attention FLOPs, all layers
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    per_token += c.q_lora_rank > 0 ? D * double(c.q_lora_rank) + double(c.q_lora_rank) * H * dqk : D * H * dqk;
+    per_token += D * (r + dr) + r * H * (nope + dv) + H * dv * D;  // kv_a, kv_b (expansion), o_proj
+    if (c.is_moe_layer(l)) {
+      per_token += D * double(c.n_routed_experts);
+      per_token += 3.0 * D * double(c.moe_intermediate_size) * double(c.num_experts_per_tok + c.n_shared_experts);
+    } else {
+      per_token += 3.0 * D * double(c.intermediate_size);
+    }
+    attn += 2.0 * H * (dqk + dv) * N * (N + 1) / 2.0;  // causal QK^T and PV
+  }
+  return 2.0 * per_token * N + attn + 2.0 * double(c.vocab_size) * D;
+}
+
+}  // namespace ds::rt

@@ -1,0 +1,99 @@
+// SPDX-License-Identifier: MIT
+#include "runtime/engine.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+
+#include "backend/cpu/cpu_backend.h"
+#include "base/error.h"
+#include "base/log.h"
+#include "io/checkpoint.h"
+#include "model/random_weights.h"
+#include "ops/ref/ref_backend.h"
+
+namespace ds::rt {
+
+namespace {
+void progress_bar(size_t done, size_t total) {
+  const int width = 40, filled = total ? int(width * done / total) : width;
+  std::fprintf(stderr, "\rloading shards [%.*s%*s] %zu/%zu", filled, "########################################",
+               width - filled, "", done, total);
+  if (done == total) std::fprintf(stderr, "\n");
+  std::fflush(stderr);
+}
+}  // namespace
+
+ops::Precision parse_precision(const std::string& s) {
+  if (s == "f32") return ops::Precision::F32;
+  if (s == "fast") return ops::Precision::Fast;
+  fail("--precision '", s, "' is not one of: f32, fast");
+}
+
+std::unique_ptr<ops::Backend> make_backend(const std::string& name, int threads) {
+  if (name == "cpu") return cpu::make_cpu_backend(threads);
+  if (name == "ref") return ref::make_ref_backend();
+  if (name == "cuda") fail("--backend cuda: this build has no CUDA backend (configure with -DDS_CUDA=ON)");
+  fail("--backend '", name, "' is not one of: cpu, ref, cuda");
+}
+
+std::unique_ptr<Engine> Engine::load(const std::string& dir, const EngineOptions& opt) {
+  namespace fs = std::filesystem;
+  DS_CHECK(fs::is_directory(dir), "model folder '", dir, "' does not exist or is not a directory");
+  const std::string cfg_path = (fs::path(dir) / "config.json").string();
+  DS_CHECK(fs::exists(cfg_path), "model folder '", dir, "' has no config.json");
+  const io::ModelConfig cfg = io::load_config(cfg_path);
+  std::unique_ptr<Engine> e(new Engine());
+  e->dir_ = dir;
+  const bool bar = opt.progress && isatty(2);
+  e->ckpt_ = io::Checkpoint::open(dir, bar ? progress_bar : nullptr);
+  const io::Checkpoint* ck = e->ckpt_.get();
+  model::TensorLookup lookup = [ck](const std::string& name, model::RawTensor* out) {
+    const io::TensorInfo* t = ck->find(name);
+    if (!t) return false;
+    *out = {t->data, t->dtype, t->shape};
+    return true;
+  };
+  model::Weights w = model::bind_weights(cfg, lookup, ck->names(), dir);
+  e->init(cfg, opt, std::move(w));
+  // generation_config.json may name further end-of-sequence ids.
+  const fs::path gen = fs::path(dir) / "generation_config.json";
+  if (fs::exists(gen)) {
+    const io::Json j = io::read_json_file(gen.string(), 1 << 20);
+    if (j.is_object() && j.contains("eos_token_id")) {
+      const auto& v = j["eos_token_id"];
+      auto add = [&](const io::Json& x) {
+        if (x.is_number_integer() && x.get<int64_t>() >= 0 && x.get<int64_t>() < cfg.vocab_size &&
+            std::find(e->eos_.begin(), e->eos_.end(), x.get<int32_t>()) == e->eos_.end())
+          e->eos_.push_back(x.get<int32_t>());
+      };
+      if (v.is_array()) for (const auto& x : v) add(x);
+      else add(v);
+    }
+  }
+  return e;
+}
+
+std::unique_ptr<Engine> Engine::random(const io::ModelConfig& cfg, DType linear_dtype, const EngineOptions& opt) {
+  std::unique_ptr<Engine> e(new Engine());
+  e->random_ = std::make_unique<model::RandomWeights>(cfg, linear_dtype);
+  model::Weights w = model::bind_weights(cfg, e->random_->lookup(), e->random_->names(), "random weights");
+  e->init(cfg, opt, std::move(w));
+  return e;
+}
+
+void Engine::init(const io::ModelConfig& cfg, const EngineOptions& opt, model::Weights w) {
+  backend_ = make_backend(opt.backend, opt.threads);
+  model::ModelOptions mo;
+  mo.precision = opt.precision;
+  model_ = std::make_unique<model::Model>(cfg, std::move(w), *backend_, mo);
+  for (int64_t id : cfg.eos_token_ids) eos_.push_back(int32_t(id));
+}
+
+Engine::~Engine() = default;
+
+int64_t Engine::default_ctx() const { return std::min<int64_t>(config().max_position_embeddings, 4096); }
+
+}  // namespace ds::rt

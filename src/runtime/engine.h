@@ -1,0 +1,59 @@
+// SPDX-License-Identifier: MIT
+// Engine: a loaded model (checkpoint folder or random weights) bound to a compute backend. The entry point of the
+// runtime API used by the CLI and the server.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "io/config.h"
+#include "model/model.h"
+
+namespace ds::io { class Checkpoint; }
+namespace ds::model { class RandomWeights; }
+
+namespace ds::rt {
+
+struct EngineOptions {
+  std::string backend = "cpu";  // cpu | ref | cuda
+  int threads = 0;              // <= 0: all cores
+  ops::Precision precision = ops::Precision::Fast;
+  bool progress = false;        // progress bar on stderr while opening shards
+};
+
+// Parses "f32" / "fast" (CLI --precision); throws ds::Error naming the flag otherwise.
+ops::Precision parse_precision(const std::string& s);
+
+class Engine {
+ public:
+  // Opens a Hugging Face checkpoint folder (config.json + safetensors shards), validating every tensor.
+  static std::unique_ptr<Engine> load(const std::string& model_dir, const EngineOptions& opt);
+  // Random weights for `cfg` (bench): linear_dtype BF16 or F8_E4M3.
+  static std::unique_ptr<Engine> random(const io::ModelConfig& cfg, DType linear_dtype, const EngineOptions& opt);
+  ~Engine();
+
+  const io::ModelConfig& config() const { return model_->config(); }
+  model::Model& model() { return *model_; }
+  ops::Backend& backend() { return *backend_; }
+  const std::string& model_dir() const { return dir_; }
+  uint64_t weight_bytes() const { return model_->weights().bytes; }
+  // End-of-sequence ids: config.json eos_token_id plus generation_config.json's, deduplicated.
+  const std::vector<int32_t>& eos_ids() const { return eos_; }
+  // Default context size: min(max_position_embeddings, 4096).
+  int64_t default_ctx() const;
+
+ private:
+  Engine() = default;
+  void init(const io::ModelConfig& cfg, const EngineOptions& opt, model::Weights w);
+  std::string dir_;
+  std::unique_ptr<io::Checkpoint> ckpt_;
+  std::unique_ptr<model::RandomWeights> random_;
+  std::unique_ptr<ops::Backend> backend_;
+  std::unique_ptr<model::Model> model_;
+  std::vector<int32_t> eos_;
+};
+
+std::unique_ptr<ops::Backend> make_backend(const std::string& name, int threads);
+
+}  // namespace ds::rt

@@ -1,0 +1,140 @@
+// SPDX-License-Identifier: MIT
+#include "runtime/hw_probe.h"
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <thread>
+#include <vector>
+
+#include "base/timer.h"
+
+#ifndef DS_GIT_COMMIT
+#define DS_GIT_COMMIT "unknown"
+#endif
+
+namespace ds::rt {
+
+namespace {
+
+__attribute__((target("avx2"))) uint64_t read_sum(const uint8_t* p, size_t n) {
+  __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+  for (size_t i = 0; i + 128 <= n; i += 128) {
+    a0 = _mm256_add_epi64(a0, _mm256_load_si256(reinterpret_cast<const __m256i*>(p + i)));
+    a1 = _mm256_add_epi64(a1, _mm256_load_si256(reinterpret_cast<const __m256i*>(p + i + 32)));
+    a2 = _mm256_add_epi64(a2, _mm256_load_si256(reinterpret_cast<const __m256i*>(p + i + 64)));
+    a3 = _mm256_add_epi64(a3, _mm256_load_si256(reinterpret_cast<const __m256i*>(p + i + 96)));
+  }
+  __m256i s = _mm256_add_epi64(_mm256_add_epi64(a0, a1), _mm256_add_epi64(a2, a3));
+  alignas(32) uint64_t v[4];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(v), s);
+  return v[0] + v[1] + v[2] + v[3];
+}
+
+template <typename F>
+double best_of(int reps, F&& f) {
+  double best = 1e30;
+  for (int r = 0; r < reps; ++r) {
+    Timer t;
+    f();
+    best = std::min(best, t.seconds());
+  }
+  return best;
+}
+
+template <typename F>
+void run_threads(int n, F&& f) {
+  std::vector<std::thread> th;
+  for (int i = 0; i < n; ++i) th.emplace_back(f, i);
+  for (auto& t : th) t.join();
+}
+
+__attribute__((target("avx512f"))) double fma_loop(long iters) {
+  const __m512 b = _mm512_set1_ps(1.0000001f), c = _mm512_set1_ps(1e-7f);
+  __m512 a[8] = {b, b, b, b, b, b, b, b};
+  for (long i = 0; i < iters; ++i)
+    for (auto& x : a) x = _mm512_fmadd_ps(x, b, c);
+  alignas(64) float v[16];
+  float s = 0;
+  for (auto& x : a) {
+    _mm512_store_ps(v, x);
+    for (float f : v) s += f;
+  }
+  return s;
+}
+
+__attribute__((target("avx512f,avx512bf16"))) double bf16_loop(long iters) {
+  const __m512bh b = (__m512bh)_mm512_set1_epi16(0x3f80), c = (__m512bh)_mm512_set1_epi16(0x3380);
+  const __m512 z = _mm512_set1_ps(0.0f);
+  __m512 a[8] = {z, z, z, z, z, z, z, z};
+  for (long i = 0; i < iters; ++i)
+    for (auto& x : a) x = _mm512_dpbf16_ps(x, b, c);
+  alignas(64) float v[16];
+  float s = 0;
+  for (auto& x : a) {
+    _mm512_store_ps(v, x);
+    for (float f : v) s += f;
+  }
+  return s;
+}
+
+// flops per call of the loop body: 8 vectors x lanes x 2 (multiply + add)
+double measure_peak(int threads, double (*loop)(long), double flops_per_iter) {
+  const long iters = 20'000'000;
+  volatile double sink = 0;
+  const double t = best_of(3, [&] { run_threads(threads, [&](int) { sink = sink + loop(iters); }); });
+  return double(threads) * double(iters) * flops_per_iter / t / 1e12;
+}
+
+}  // namespace
+
+int hardware_threads() { return std::max(1u, std::thread::hardware_concurrency()); }
+
+MemBandwidth measure_host_bandwidth(int threads, size_t bytes) {
+  threads = threads > 0 ? threads : hardware_threads();
+  bytes = bytes / (size_t(threads) * 128) * size_t(threads) * 128;
+  auto* src = static_cast<uint8_t*>(std::aligned_alloc(64, bytes));
+  auto* dst = static_cast<uint8_t*>(std::aligned_alloc(64, bytes));
+  MemBandwidth bw;
+  if (!src || !dst) { std::free(src); std::free(dst); return bw; }
+  const size_t part = bytes / size_t(threads);
+  run_threads(threads, [&](int i) {  // first touch by the thread that will read it
+    std::memset(src + size_t(i) * part, 1, part);
+    std::memset(dst + size_t(i) * part, 0, part);
+  });
+  volatile uint64_t sink = 0;
+  const double tr = best_of(5, [&] { run_threads(threads, [&](int i) { sink = sink + read_sum(src + size_t(i) * part, part); }); });
+  const double tc = best_of(5, [&] { run_threads(threads, [&](int i) { std::memcpy(dst + size_t(i) * part, src + size_t(i) * part, part); }); });
+  bw.read_gbs = double(bytes) / tr / 1e9;
+  bw.copy_gbs = 2.0 * double(bytes) / tc / 1e9;
+  std::free(src);
+  std::free(dst);
+  return bw;
+}
+
+ComputePeak measure_cpu_peak(int threads) {
+  threads = threads > 0 ? threads : hardware_threads();
+  ComputePeak p;
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f")) p.fp32_tflops = measure_peak(threads, fma_loop, 8.0 * 16 * 2);
+  if (__builtin_cpu_supports("avx512bf16")) p.bf16_tflops = measure_peak(threads, bf16_loop, 8.0 * 32 * 2);
+  return p;
+}
+
+std::string cpu_name() {
+  std::ifstream f("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind("model name", 0) == 0) {
+      const auto c = line.find(':');
+      return c == std::string::npos ? line : line.substr(c + 2);
+    }
+  return "unknown cpu";
+}
+
+std::string build_commit() { return DS_GIT_COMMIT; }
+
+}  // namespace ds::rt

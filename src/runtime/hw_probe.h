@@ -1,0 +1,25 @@
+// SPDX-License-Identifier: MIT
+// Hardware limits measured in the same run as a benchmark: host memory bandwidth (read, copy) and the compute peak
+// of the vector units (fp32 FMA and AVX512-BF16 dot products), so results can be stated as % of the limit.
+#pragma once
+#include <string>
+
+namespace ds::rt {
+
+struct MemBandwidth {
+  double read_gbs = 0;  // bytes read / s
+  double copy_gbs = 0;  // (bytes read + bytes written) / s
+};
+MemBandwidth measure_host_bandwidth(int threads, size_t bytes = size_t(1) << 30);
+
+struct ComputePeak {
+  double fp32_tflops = 0;
+  double bf16_tflops = 0;  // 0 when the CPU has no AVX512-BF16
+};
+ComputePeak measure_cpu_peak(int threads);
+
+std::string cpu_name();
+int hardware_threads();
+std::string build_commit();
+
+}  // namespace ds::rt

@@ -1,0 +1,110 @@
+// SPDX-License-Identifier: MIT
+// End-to-end agreement with the Hugging Face reference on the four tiny fixtures (tolerances from
+// tests/fixtures/README: fp32 logits within 1e-3, greedy identical, MTP within 1e-3; fast precision cosine >= 0.999
+// per row and argmax agreement >= 95%).
+#include <gtest/gtest.h>
+
+#include "golden/fixture_util.h"
+#include "runtime/sampler.h"
+#include "runtime/session.h"
+
+namespace ds::test {
+namespace {
+
+struct Case {
+  std::string fixture;
+  std::string backend;
+};
+
+class Golden : public ::testing::TestWithParam<Case> {};
+
+std::unique_ptr<rt::Engine> load(const Case& c, ops::Precision p) {
+  rt::EngineOptions o;
+  o.backend = c.backend;
+  o.precision = p;
+  return rt::Engine::load(fixture_dir(c.fixture), o);
+}
+
+TEST_P(Golden, F32LogitsMatchReference) {
+  const Case c = GetParam();
+  auto e = load(c, ops::Precision::F32);
+  const auto tokens = read_tokens(fixture_dir(c.fixture) + "/tokens.npy");
+  const io::NpyArray ref = io::npy_read(fixture_dir(c.fixture) + "/logits.npy");
+  const auto want = ref.to_f32();
+  rt::Session s(*e);
+  const auto got = s.prefill(tokens, true);
+  ASSERT_EQ(got.size(), want.size());
+  ASSERT_GT(got.size(), 0u);
+  const int64_t V = e->config().vocab_size;
+  for (size_t t = 0; t < tokens.size(); ++t)
+    EXPECT_LE(max_abs_diff(got.data() + t * V, want.data() + t * V, size_t(V)), 1e-3) << "position " << t;
+}
+
+TEST_P(Golden, F32GreedyMatchesReference) {
+  const Case c = GetParam();
+  auto e = load(c, ops::Precision::F32);
+  const auto tokens = read_tokens(fixture_dir(c.fixture) + "/tokens.npy");
+  const auto want = read_tokens(fixture_dir(c.fixture) + "/greedy.npy");
+  ASSERT_FALSE(want.empty());
+  rt::Session s(*e);
+  auto logits = s.prefill(tokens);
+  std::vector<int32_t> got;
+  for (size_t i = 0; i < want.size(); ++i) {
+    got.push_back(rt::argmax(logits.data(), e->config().vocab_size));
+    if (i + 1 < want.size()) logits = s.decode(got.back());
+  }
+  EXPECT_EQ(got, want);
+}
+
+TEST_P(Golden, F32MtpLogitsMatchReference) {
+  const Case c = GetParam();
+  const std::string path = fixture_dir(c.fixture) + "/mtp_logits.npy";
+  auto e = load(c, ops::Precision::F32);
+  if (!e->config().num_nextn_predict_layers) {
+    EXPECT_FALSE(e->model().has_mtp());
+    return;  // fixture without an MTP layer: nothing to compare
+  }
+  ASSERT_TRUE(e->model().has_mtp());
+  const auto tokens = read_tokens(fixture_dir(c.fixture) + "/tokens.npy");
+  const auto want = io::npy_read(path).to_f32();
+  rt::Session s(*e);
+  std::vector<float> hidden;
+  s.prefill(tokens, true, &hidden);
+  std::vector<float> mtp;
+  const int64_t n = int64_t(tokens.size()) - 1;
+  e->model().forward_mtp(&s.cache(), std::vector<int32_t>(tokens.begin() + 1, tokens.end()), hidden.data(), n, &mtp);
+  ASSERT_EQ(mtp.size(), want.size());
+  const int64_t V = e->config().vocab_size;
+  for (int64_t t = 0; t < n; ++t)
+    EXPECT_LE(max_abs_diff(mtp.data() + t * V, want.data() + t * V, size_t(V)), 1e-3) << "row " << t;
+}
+
+TEST_P(Golden, FastPrecisionCosineAndArgmax) {
+  const Case c = GetParam();
+  auto e = load(c, ops::Precision::Fast);
+  const auto tokens = read_tokens(fixture_dir(c.fixture) + "/tokens.npy");
+  const auto want = io::npy_read(fixture_dir(c.fixture) + "/logits.npy").to_f32();
+  rt::Session s(*e);
+  const auto got = s.prefill(tokens, true);
+  ASSERT_EQ(got.size(), want.size());
+  const int64_t V = e->config().vocab_size;
+  int agree = 0;
+  for (size_t t = 0; t < tokens.size(); ++t) {
+    EXPECT_GE(cosine(got.data() + t * V, want.data() + t * V, size_t(V)), 0.999) << "position " << t;
+    agree += argmax(got.data() + t * V, V) == argmax(want.data() + t * V, V);
+  }
+  EXPECT_GE(double(agree) / double(tokens.size()), 0.95);
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, Golden,
+                         ::testing::Values(Case{"tiny-v3", "cpu"}, Case{"tiny-v2-lite", "cpu"}, Case{"tiny-v2", "cpu"},
+                                           Case{"tiny-v3-fp8", "cpu"}, Case{"tiny-v3", "ref"},
+                                           Case{"tiny-v3-fp8", "ref"}),
+                         [](const auto& info) {
+                           std::string n = info.param.fixture + "_" + info.param.backend;
+                           for (char& ch : n) if (ch == '-') ch = '_';
+                           return n;
+                         });
+
+}  // namespace
+}  // namespace ds::test
