@@ -3,7 +3,8 @@
 // Index rules (reliability.md S9): weight_map file names are plain names inside the folder (no '/', '..',
 // absolute paths, or symlinks resolving outside it); every listed shard exists and validates; every tensor the
 // index names is in its shard; no tensor appears in two shards; a shard holding a tensor the index does not list
-// is an error.
+// is an error. Exception to the symlink rule: a Hugging Face hub cache snapshot (<repo>/snapshots/<rev>/) may link
+// into <repo>/blobs/. Files in the folder that the index never names are not opened (no error).
 #pragma once
 #include <map>
 #include <memory>

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
-// NumPy .npy format 1.0/2.0/3.0 read, 1.0 write: little-endian, C order. Reads '<f4', '<f8', '<i8', '<i4'.
+// NumPy .npy format 1.0/2.0/3.0 read, 1.0 write: little-endian, C order. Reads '<f4', '<f8', '<i8', '<i4'
+// (and '|u1', '<u2' as raw bytes). The data must fill the file exactly after the header.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -11,8 +12,9 @@ struct NpyArray {
   std::vector<int64_t> shape;
   std::string descr;          // e.g. "<f4"
   std::vector<uint8_t> data;  // raw little-endian bytes
+  std::string source;         // the file it was read from (for error messages); empty if built in memory
   int64_t numel() const;
-  // Converting accessors; throw ds::Error naming `what` if the dtype cannot be converted.
+  // Converting accessors; throw ds::Error naming the source and descr if the dtype cannot be converted.
   std::vector<float> to_f32() const;
   std::vector<int64_t> to_i64() const;
 };

@@ -9,6 +9,10 @@
 //   non-negative dims and offsets; no duplicate names; __metadata__ a string->string map; prod(shape)*dtype bits
 //   computed with overflow checks, a whole number of bytes, equal to end - begin; sorted ranges contiguous from 0
 //   with no gaps or overlaps; last end == buffer size exactly.
+// Decisions beyond the reference: duplicate JSON keys, unknown entry fields, a UTF-8 byte-order mark, an entry
+// that is not an object, and a "__metadata__" value that is not a string->string object (null included) are
+// errors. Zero-size tensors may share an offset with a neighbour (the reference accepts it; they cover no bytes).
+// Dims must be <= 2^63-1 so they fit int64_t. Tensor order in tensors() is file (offset) order.
 #pragma once
 #include <cstdint>
 #include <map>
@@ -29,6 +33,7 @@ struct TensorInfo {
   uint64_t end = 0;
   const uint8_t* data = nullptr;  // points into the mapping
   int64_t numel() const;
+  uint64_t nbytes() const { return end - begin; }
 };
 
 class SafetensorsFile {
