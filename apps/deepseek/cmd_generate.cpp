@@ -78,6 +78,7 @@ int cmd_generate(int argc, char** argv) {
     logits = s.decode(next);
   }
   out.finish();
+  std::fflush(stdout);
   const double dec_s = t_dec.seconds();
   if (!out_ids.empty()) {
     std::vector<int64_t> ids(generated.begin(), generated.end());

@@ -18,14 +18,15 @@ int cmd_info(int argc, char** argv) {
   const auto& c = e->config();
   std::printf("model                   %s\n", model.c_str());
   std::printf("%s", io::describe(c).c_str());
-  std::printf("weights                 %.3f GB (%s)\n", double(e->weight_bytes()) / 1e9,
+  std::printf("weight bytes            %.3f GB (%s)\n", double(e->weight_bytes()) / 1e9,
               e->model().has_mtp() ? "with MTP layer" : "no MTP layer");
   const double kv_tok = double(c.kv_lora_rank + c.qk_rope_head_dim) * 4.0 * double(e->model().n_cache_layers());
   std::printf("kv cache                %.1f KiB per token (fp32 latent: %lld values x %lld layers)\n", kv_tok / 1024.0,
               (long long)(c.kv_lora_rank + c.qk_rope_head_dim), (long long)e->model().n_cache_layers());
   const auto b = rt::decode_bytes(c, e->model().weights(), 0, 1);
-  std::printf("bytes per decode token  %.3f GB (attention %.3f, dense %.3f, shared %.3f, routed %.3f, lm_head %.3f)\n",
-              b.total() / 1e9, b.attention / 1e9, b.dense / 1e9, b.shared / 1e9, b.routed / 1e9, b.lm_head / 1e9);
+  std::printf("bytes per decode token  %.2f MB (attention %.2f, dense %.2f, shared %.2f, router %.2f, routed %.2f, "
+              "lm_head %.2f; kv cache extra)\n", b.total() / 1e6, b.attention / 1e6, b.dense / 1e6, b.shared / 1e6,
+              b.router / 1e6, b.routed / 1e6, b.lm_head / 1e6);
   std::printf("eos ids                ");
   for (int32_t id : e->eos_ids()) std::printf(" %d", id);
   std::printf("\n");

@@ -1,12 +1,150 @@
 // SPDX-License-Identifier: MIT
-// `deepseek run`: placeholder until chat templates land.
-#include <cstdio>
+// `deepseek run`: chat with a model through its chat template. Reasoning (<think>…</think>) is shown apart from
+// the answer. With a MESSAGE: one turn, then exit; without: an interactive chat on stdin (/reset, /exit).
+// The KV cache is reused across turns: only the tokens after the longest common prefix are computed.
+#include <unistd.h>
 
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+
+#include "apps/deepseek/cli_common.h"
 #include "apps/deepseek/commands.h"
+#include "base/error.h"
+#include "base/timer.h"
+#include "runtime/session.h"
+#include "tokenizer/chat_template.h"
+#include "tokenizer/reasoning.h"
+#include "tokenizer/tokenizer.h"
 
 namespace ds::app {
-int cmd_run(int, char**) {
-  std::fprintf(stderr, "run: not available in this build yet\n");
-  return 1;
+
+namespace {
+
+struct Display {
+  bool tty = isatty(1);
+  bool in_reasoning = false, any_reasoning = false, any_answer = false;
+  void reasoning(const std::string& s) {
+    if (s.empty()) return;
+    if (!any_reasoning) std::fputs(tty ? "\x1b[2m[thinking]\n" : "[thinking]\n", stdout);
+    any_reasoning = in_reasoning = true;
+    std::fputs(s.c_str(), stdout);
+    std::fflush(stdout);
+  }
+  void answer(const std::string& s) {
+    if (s.empty()) return;
+    if (!any_answer) {
+      if (any_reasoning) std::fputs(tty ? "\x1b[0m\n[answer]\n" : "\n[answer]\n", stdout);
+      any_answer = true;
+      in_reasoning = false;
+    }
+    std::fputs(s.c_str(), stdout);
+    std::fflush(stdout);
+  }
+  void end() { std::fputs(tty && in_reasoning ? "\x1b[0m\n" : "\n", stdout); std::fflush(stdout); }
+};
+
+}  // namespace
+
+int cmd_run(int argc, char** argv) {
+  CLI::App app{"Chat with a model through its chat template; reasoning is shown apart from the answer. "
+               "Without MESSAGE, an interactive chat (/reset clears the conversation, /exit or Ctrl-D quits).",
+               "deepseek run"};
+  std::string model, message, system;
+  int64_t n = 1024;
+  bool think = false, no_think = false;
+  ComputeFlags cf;
+  SamplingFlags sf;
+  app.add_option("-m,--model", model, "checkpoint folder with tokenizer.json and a chat template")->required();
+  app.add_option("message", message, "one message to answer (omit for an interactive chat)");
+  app.add_option("-s,--system", system, "system prompt");
+  app.add_option("-n,--n-predict", n, "most tokens per answer")->capture_default_str();
+  app.add_flag("--thinking", think, "V3.1-style templates: reasoning mode on");
+  app.add_flag("--no-thinking", no_think, "V3.1-style templates: reasoning mode off");
+  cf.add(app);
+  sf.add(app);
+  CLI11_PARSE(app, argc, argv);
+  DS_CHECK(!(think && no_think), "--thinking and --no-thinking exclude each other");
+  DS_CHECK(std::filesystem::exists(std::filesystem::path(model) / "tokenizer.json"), model,
+           ": no tokenizer.json, so there is no chat template to talk through (use `deepseek generate --tokens`)");
+
+  const tok::Tokenizer tokenizer = tok::Tokenizer::from_dir(model);
+  DS_CHECK(!tokenizer.chat_template().empty(), model, "/tokenizer_config.json has no chat_template");
+  const tok::ChatTemplate tmpl = tok::ChatTemplate::from_tokenizer(tokenizer);
+  const rt::SamplingParams sp = sf.params(model);
+  auto e = rt::Engine::load(model, cf.engine_options());
+  rt::Session s(*e, cf.ctx > 0 ? cf.ctx : e->default_ctx());
+  rt::Sampler sampler(sp);
+  std::vector<int32_t> eos = e->eos_ids();
+  if (tokenizer.eos_id() >= 0) eos.push_back(tokenizer.eos_id());
+
+  nlohmann::json messages = nlohmann::json::array();
+  if (!system.empty()) messages.push_back({{"role", "system"}, {"content", system}});
+  tok::ChatOptions co;
+  co.add_generation_prompt = true;
+  if (think || no_think) co.thinking = think;
+
+  auto turn = [&](const std::string& user) {
+    messages.push_back({{"role", "user"}, {"content", user}});
+    const tok::RenderedPrompt rp = tmpl.render(messages, co);
+    const std::vector<int32_t> prompt = tok::encode_prompt(tokenizer, rp);
+    // Reuse the cached prefix shared with the previous turn.
+    const auto& hist = s.history();
+    size_t common = 0;
+    while (common < hist.size() && common < prompt.size() && hist[common] == prompt[common]) ++common;
+    if (common == prompt.size()) --common;  // at least one token to compute the next logits from
+    if (common < hist.size()) {
+      std::vector<int32_t> keep(prompt.begin(), prompt.begin() + common);
+      s.reset();
+      if (!keep.empty()) s.prefill(keep);
+    }
+    DS_CHECK(int64_t(prompt.size()) + 1 < s.capacity(), "the conversation (", prompt.size(),
+             " tokens) no longer fits the context of ", s.capacity(), " tokens; use /reset or a larger --ctx");
+    std::vector<float> logits = s.prefill(std::vector<int32_t>(prompt.begin() + common, prompt.end()));
+    tok::ReasoningParser rparse(tokenizer, tok::prompt_opens_reasoning(rp.text));
+    Display d;
+    std::string answer;
+    Timer t;
+    int64_t produced = 0;
+    for (; produced < n; ++produced) {
+      const int32_t next = sampler.sample(logits.data(), e->config().vocab_size, s.history());
+      if (std::find(eos.begin(), eos.end(), next) != eos.end()) break;
+      const tok::ReasoningDelta delta = rparse.push(next);
+      d.reasoning(delta.reasoning);
+      d.answer(delta.content);
+      answer += delta.content;
+      if (s.length() + 1 >= s.capacity()) break;
+      logits = s.decode(next);
+    }
+    const tok::ReasoningDelta rest = rparse.flush();
+    d.reasoning(rest.reasoning);
+    d.answer(rest.content);
+    answer += rest.content;
+    d.end();
+    if (cf.verbose) std::fprintf(stderr, "[%lld tokens, %.1f tok/s]\n", (long long)produced, double(produced) / t.seconds());
+    messages.push_back({{"role", "assistant"}, {"content", answer}});
+  };
+
+  if (!message.empty()) {
+    turn(message);
+    return 0;
+  }
+  const bool tty = isatty(0);
+  std::string line;
+  while (true) {
+    if (tty) std::fputs("> ", stdout), std::fflush(stdout);
+    if (!std::getline(std::cin, line)) break;
+    if (line == "/exit" || line == "/quit") break;
+    if (line == "/reset") {
+      messages = nlohmann::json::array();
+      if (!system.empty()) messages.push_back({{"role", "system"}, {"content", system}});
+      s.reset();
+      continue;
+    }
+    if (line.empty()) continue;
+    turn(line);
+  }
+  return 0;
 }
+
 }  // namespace ds::app
