@@ -2,6 +2,7 @@
 // Hostile input: invalid UTF-8, huge inputs, long runs of one character, unspaced CJK, special-token text.
 // Labelled `slow` in CMake where timing matters (skipped under ASan); correctness parts also run in test_encode.
 #include <chrono>
+#include <cstdio>
 #include <random>
 
 #include "tokenizer/stream_decoder.h"
@@ -26,6 +27,7 @@ TEST(Hostile, OneMiBOfOneCharacterIsFast) {
     while (s.size() < (1u << 20)) s += unit;
     std::vector<int32_t> ids;
     const double dt = seconds_to_encode(tok, s, &ids);
+    std::printf("1 MiB of '%s': %.3f s, %zu tokens\n", unit, dt, ids.size());
     EXPECT_LE(dt, 2.0) << "1 MiB of '" << unit << "' took " << dt << " s";
     EXPECT_EQ(tok.decode(ids), s) << unit;
   }
