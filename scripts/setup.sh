@@ -4,11 +4,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PKGS=(cmake ninja-build g++ pkg-config git libgtest-dev libgmock-dev nlohmann-json3-dev libcli11-dev libpcre2-dev
-      libcpp-httplib-dev nodejs npm python3-jinja2)
+# Libraries: checked as Debian packages. Tools: checked as commands, since a machine may carry its own (e.g. a
+# Node.js with its bundled npm, which the Debian npm package would conflict with).
+PKGS=(pkg-config libgtest-dev libgmock-dev nlohmann-json3-dev libcli11-dev libpcre2-dev libcpp-httplib-dev
+      python3-jinja2)
+declare -A TOOLS=([cmake]=cmake [ninja]=ninja-build [g++]=g++ [git]=git [node]=nodejs [npm]=npm)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+for t in "${!TOOLS[@]}"; do
+  command -v "$t" >/dev/null 2>&1 || missing+=("${TOOLS[$t]}")
 done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}"
