@@ -132,15 +132,18 @@ int cmd_bench(int argc, char** argv) {
               "%.1f GB/s = %.1f%% of read bandwidth\n",
               (long long)batch, (long long)gen, r.tg_tok_s, r.bytes_per_step / 1e9, (db.total() - db.kv) / 1e9,
               db.kv / 1e9, r.tg_gbs, 100.0 * r.tg_gbs / bw.read_gbs);
+  const rt::Resident rss = rt::resident_memory();
+  std::printf("memory   resident %.2f GB (peak %.2f GB) for %.2f GB of weights\n", rss.now / 1e9, rss.peak / 1e9,
+              double(e->weight_bytes()) / 1e9);
   if (json)
     std::printf("{\"commit\":\"%s\",\"device\":\"%s\",\"backend\":\"%s\",\"threads\":%d,\"dtype\":\"%s\","
                 "\"precision\":\"%s\",\"layers\":%lld,\"batch\":%lld,\"prompt\":%lld,\"gen\":%lld,"
                 "\"pp_tok_s\":%.3f,\"pp_tflops\":%.4f,\"peak_tflops\":%.4f,\"tg_tok_s\":%.3f,"
-                "\"bytes_per_step\":%.0f,\"tg_gbs\":%.2f,\"read_gbs\":%.2f,\"copy_gbs\":%.2f}\n",
+                "\"bytes_per_step\":%.0f,\"tg_gbs\":%.2f,\"read_gbs\":%.2f,\"copy_gbs\":%.2f,\"rss_peak\":%.0f}\n",
                 rt::build_commit().c_str(), rt::cpu_name().c_str(), eo.backend.c_str(), threads,
                 model.empty() ? dtype.c_str() : "checkpoint", cf.precision.c_str(), (long long)c.num_hidden_layers,
                 (long long)batch, (long long)prompt, (long long)gen, r.pp_tok_s, r.pp_tflops, peak_tflops, r.tg_tok_s,
-                r.bytes_per_step, r.tg_gbs, bw.read_gbs, bw.copy_gbs);
+                r.bytes_per_step, r.tg_gbs, bw.read_gbs, bw.copy_gbs, rss.peak);
   return 0;
 }
 

@@ -124,6 +124,17 @@ ComputePeak measure_cpu_peak(int threads) {
   return p;
 }
 
+Resident resident_memory() {
+  Resident r;
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  while (std::getline(f, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) r.now = std::stod(line.substr(6)) * 1024.0;
+    if (line.rfind("VmHWM:", 0) == 0) r.peak = std::stod(line.substr(6)) * 1024.0;
+  }
+  return r;
+}
+
 std::string cpu_name() {
   std::ifstream f("/proc/cpuinfo");
   std::string line;

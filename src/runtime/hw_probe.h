@@ -18,6 +18,12 @@ struct ComputePeak {
 };
 ComputePeak measure_cpu_peak(int threads);
 
+// Resident set size of this process now and at its peak, in bytes (from /proc/self/status; 0 if unknown).
+struct Resident {
+  double now = 0, peak = 0;
+};
+Resident resident_memory();
+
 std::string cpu_name();
 int hardware_threads();
 std::string build_commit();
