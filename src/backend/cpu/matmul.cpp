@@ -39,6 +39,33 @@ T* scratch(std::vector<T>& v, size_t n) {
   return v.data();
 }
 
+// out[0, n) = W[r, c0 : c0 + n) exactly in fp32 (dtype switch hoisted out of the loop; FP8 block scale applied).
+void convert_row(const WeightView& w, int64_t r, int64_t c0, int64_t n, float* out) {
+  const int64_t base = r * w.cols + c0;
+  switch (w.dtype) {
+    case DType::F32: std::memcpy(out, static_cast<const float*>(w.data) + base, size_t(n) * 4); break;
+    case DType::BF16: {
+      const uint16_t* s = static_cast<const uint16_t*>(w.data) + base;
+      for (int64_t i = 0; i < n; ++i) out[i] = bf16_to_f32(s[i]);
+      break;
+    }
+    case DType::F16: {
+      const uint16_t* s = static_cast<const uint16_t*>(w.data) + base;
+      for (int64_t i = 0; i < n; ++i) out[i] = f16_to_f32(s[i]);
+      break;
+    }
+    default: {  // F8_E4M3 (the driver only routes known dtypes here)
+      const uint8_t* s = static_cast<const uint8_t*>(w.data) + base;
+      for (int64_t i = 0; i < n; ++i) out[i] = fp8_e4m3_to_f32(s[i]);
+      break;
+    }
+  }
+  if (w.scale) {
+    const float* srow = w.scale + ((w.row0 + r) / w.block_rows) * w.scale_cols;
+    for (int64_t i = 0; i < n; ++i) out[i] *= srow[(c0 + i) / w.block_cols];
+  }
+}
+
 // y = x · W with W [K, N]: k outer so each weight row is converted once per column chunk; every y element is a
 // sequential fp32 FMA chain over k (independent of chunking and threads).
 void matmul_kn(const ops::MatmulParams& p, int n_threads, const Kernels& kern) {
@@ -54,7 +81,7 @@ void matmul_kn(const ops::MatmulParams& p, int n_threads, const Kernels& kern) {
     std::vector<float> acc(static_cast<size_t>(M * nc), 0.0f);
     std::vector<float> wrow(static_cast<size_t>(nc));
     for (int64_t k = 0; k < K; ++k) {
-      for (int64_t i = 0; i < nc; ++i) wrow[i] = w.at(k, c0 + i);
+      convert_row(w, k, c0, nc, wrow.data());
       for (int64_t m = 0; m < M; ++m) {
         float xv = p.x[m * p.ldx + k];
         if (fast) xv = bf16_to_f32(f32_to_bf16(xv));
