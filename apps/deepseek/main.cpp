@@ -25,6 +25,8 @@ const Command kCommands[] = {
     {"detokenize", ds::app::cmd_detokenize, "token ids -> text"},
     {"template", ds::app::cmd_template, "render a conversation with the model's chat template"},
     {"bench", ds::app::cmd_bench, "measure prefill and decode speed against the hardware's limits"},
+    {"serve", ds::app::cmd_serve, "OpenAI-compatible HTTP server with continuous batching"},
+    {"bench-serve", ds::app::cmd_bench_serve, "load-test a running server: throughput, TTFT, inter-token latency"},
 };
 
 void usage(FILE* f) {

@@ -1,0 +1,95 @@
+// SPDX-License-Identifier: MIT
+// `deepseek serve`: the OpenAI-compatible HTTP server (continuous batching, SSE streaming, reasoning output).
+// SIGINT/SIGTERM: stop accepting, let running requests finish for --shutdown-grace seconds, cancel the rest, exit 0.
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <thread>
+
+#include "apps/deepseek/cli_common.h"
+#include "apps/deepseek/commands.h"
+#include "base/error.h"
+#include "runtime/scheduler.h"
+#include "server/server.h"
+#include "tokenizer/tokenizer.h"
+
+namespace ds::app {
+
+namespace {
+volatile std::sig_atomic_t g_signal = 0;
+extern "C" void on_signal(int sig) { g_signal = sig; }
+}  // namespace
+
+int cmd_serve(int argc, char** argv) {
+  CLI::App app{"OpenAI-compatible HTTP server: /v1/chat/completions, /v1/completions (streaming and not), /v1/models, "
+               "/health, /metrics, /tokenize, /detokenize. See docs/SERVER.md.",
+               "deepseek serve"};
+  std::string model, alias;
+  server::ServerOptions so;
+  rt::SchedulerOptions sc;
+  double grace = 5;
+  int64_t max_body_mib = 16;
+  ComputeFlags cf;
+  app.add_option("-m,--model", model, "checkpoint folder (config.json, safetensors, tokenizer.json)")->required();
+  app.add_option("--host", so.host, "address to listen on")->capture_default_str();
+  app.add_option("--port", so.port, "port (0: any free port; the bound port is printed)")->capture_default_str();
+  app.add_option("--alias", alias, "model id served by /v1/models (default: the folder name)");
+  app.add_option("--parallel", sc.parallel, "slots: sequences computed together")->capture_default_str();
+  app.add_option("--queue", sc.queue_max, "requests that may wait for a slot (beyond: 503)")->capture_default_str();
+  app.add_option("--batch-tokens", sc.batch_tokens, "prompt tokens per step over all slots (chunked prefill)")->capture_default_str();
+  app.add_option("--chunk", sc.chunk, "prefill chunk alignment and prefix-reuse granularity (tokens)")->capture_default_str();
+  app.add_option("--api-key", so.api_key, "require this key (Authorization: Bearer KEY or X-Api-Key) on every route but /health; "
+                 "default: $DEEPSEEK_API_KEY");
+  app.add_option("--cors-origin", so.cors_origin, "allow this browser origin (or *); default: no CORS headers");
+  app.add_option("--max-body-mib", max_body_mib, "largest request body (MiB)")->capture_default_str();
+  app.add_option("--max-tokens", so.limits.max_tokens, "largest max_tokens per request (default: the context size)");
+  app.add_option("--max-n", so.limits.max_n, "largest n (choices per request)")->capture_default_str();
+  app.add_option("--timeout", so.read_timeout_s, "seconds a client may stay idle while sending or receiving")->capture_default_str();
+  app.add_option("--shutdown-grace", grace, "seconds running requests may finish after SIGINT/SIGTERM")->capture_default_str();
+  cf.add(app);
+  so.limits.max_tokens = 0;
+  CLI11_PARSE(app, argc, argv);
+  if (so.api_key.empty())
+    if (const char* k = std::getenv("DEEPSEEK_API_KEY")) so.api_key = k;
+  DS_CHECK(max_body_mib >= 1 && max_body_mib <= 1024, "--max-body-mib must be in [1, 1024]");
+  DS_CHECK(so.limits.max_n >= 1 && so.limits.max_n <= 128, "--max-n must be in [1, 128]");
+  DS_CHECK(so.read_timeout_s >= 1, "--timeout must be >= 1");
+  DS_CHECK(so.port >= 0 && so.port <= 65535, "--port must be in [0, 65535]");
+  so.write_timeout_s = so.read_timeout_s;
+  so.max_body_bytes = size_t(max_body_mib) << 20;
+
+  const tok::Tokenizer tokenizer = tok::Tokenizer::from_dir(model);
+  auto e = rt::Engine::load(model, cf.engine_options());
+  sc.ctx = cf.ctx > 0 ? cf.ctx : e->default_ctx();
+  if (so.limits.max_tokens <= 0) so.limits.max_tokens = sc.ctx;
+  so.model_name = !alias.empty() ? alias : std::filesystem::path(model).lexically_normal().filename().string();
+  if (so.model_name.empty()) so.model_name = std::filesystem::path(model).lexically_normal().parent_path().filename().string();
+  so.defaults = server::read_generation_defaults(model);
+
+  std::signal(SIGPIPE, SIG_IGN);
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
+  rt::Scheduler sched(*e, sc);
+  server::Server srv(*e, sched, tokenizer, so);
+  const int port = srv.bind();
+  std::fprintf(stderr, "deepseek serve: model %s, %d slots x %lld tokens, listening on http://%s:%d\n",
+               so.model_name.c_str(), sc.parallel, (long long)sc.ctx, so.host.c_str(), port);
+  std::fflush(stderr);
+  std::thread watcher([&] {
+    while (!g_signal) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    std::fprintf(stderr, "deepseek serve: signal %d, shutting down\n", int(g_signal));
+    srv.stop();
+    const auto t0 = std::chrono::steady_clock::now();
+    while (!sched.idle() && std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() < grace)
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    sched.cancel_all();
+  });
+  srv.serve();
+  if (!g_signal) g_signal = SIGTERM;  // serve() ended on its own (e.g. the socket failed): let the watcher finish
+  watcher.join();
+  sched.shutdown();
+  std::fprintf(stderr, "deepseek serve: stopped\n");
+  return 0;
+}
+
+}  // namespace ds::app

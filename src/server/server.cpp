@@ -1,0 +1,714 @@
+// SPDX-License-Identifier: MIT
+#include "server/server.h"
+
+#include <httplib.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <sstream>
+
+#include "base/error.h"
+#include "base/log.h"
+#include "tokenizer/reasoning.h"
+#include "tokenizer/stream_decoder.h"
+
+namespace ds::server {
+
+using Clock = std::chrono::steady_clock;
+
+Defaults read_generation_defaults(const std::string& model_dir) {
+  Defaults d;
+  const auto gen = std::filesystem::path(model_dir) / "generation_config.json";
+  if (model_dir.empty() || !std::filesystem::exists(gen)) return d;
+  std::ifstream f(gen);
+  const auto j = json::parse(f, nullptr, false);
+  if (!j.is_object()) return d;
+  if (j.contains("temperature") && j["temperature"].is_number()) {
+    const double t = j["temperature"].get<double>();
+    if (t >= 0 && t <= 2) d.temperature = float(t);
+  }
+  if (j.contains("top_p") && j["top_p"].is_number()) {
+    const double p = j["top_p"].get<double>();
+    if (p > 0 && p <= 1) d.top_p = float(p);
+  }
+  return d;
+}
+
+namespace {
+
+bool ct_equal(const std::string& a, const std::string& b) {
+  unsigned char diff = a.size() == b.size() ? 0 : 1;
+  const size_t n = std::max(a.size(), b.size());
+  for (size_t i = 0; i < n; ++i) {
+    const unsigned char x = i < a.size() ? static_cast<unsigned char>(a[i]) : 0;
+    const unsigned char y = i < b.size() ? static_cast<unsigned char>(b[i]) : 0;
+    diff |= static_cast<unsigned char>(x ^ y);
+  }
+  return diff == 0;
+}
+
+std::string random_id(const char* prefix) {
+  static std::mutex m;
+  static std::mt19937_64 rng{std::random_device{}()};
+  std::lock_guard<std::mutex> lk(m);
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(rng()));
+  return std::string(prefix) + buf;
+}
+
+json byte_array(const std::string& s) {
+  json a = json::array();
+  for (unsigned char ch : s) a.push_back(int(ch));
+  return a;
+}
+
+// One choice of one HTTP request: the token stream turned into text, reasoning split, stop strings, tool calls.
+struct Choice {
+  std::shared_ptr<rt::GenRequest> req;
+  std::unique_ptr<tok::ReasoningParser> rp;  // chat
+  std::unique_ptr<tok::StreamDecoder> dec;   // completions
+  std::string content, reasoning;            // all text so far (content truncated at a stop string)
+  size_t content_sent = 0, reasoning_sent = 0;
+  int64_t tokens = 0, reasoning_tokens = 0, cached = 0;
+  bool done = false, role_sent = false;
+  std::string finish_reason;
+  json logprobs = json::array();             // chat: content entries; completions: built at the end
+  std::vector<rt::TokenEvent> lp_events;     // completions logprobs
+  json tool_calls;                           // array when the model called tools
+};
+
+}  // namespace
+
+struct Server::Impl {
+  rt::Engine& engine;
+  rt::Scheduler& sched;
+  const tok::Tokenizer& tok;
+  std::optional<tok::ChatTemplate> tmpl;
+  ServerOptions opt;
+  ParseContext pc;
+  httplib::Server svr;
+  std::mutex render_m;  // the template interpreter is not assumed thread-safe
+  std::mutex metrics_m;
+  std::map<std::string, uint64_t> http_requests;  // "route status" -> count
+  std::atomic<bool> stopping{false};
+  const int64_t created = std::chrono::duration_cast<std::chrono::seconds>(
+                              std::chrono::system_clock::now().time_since_epoch()).count();
+
+  Impl(rt::Engine& e, rt::Scheduler& s, const tok::Tokenizer& t, ServerOptions o)
+      : engine(e), sched(s), tok(t), opt(std::move(o)) {
+    if (!tok.chat_template().empty()) tmpl.emplace(tok::ChatTemplate::from_tokenizer(tok));
+    pc.tok = &tok;
+    pc.tmpl = tmpl ? &*tmpl : nullptr;
+    pc.model_name = opt.model_name;
+    pc.vocab = engine.config().vocab_size;
+    pc.ctx = sched.options().ctx;
+    pc.limits = opt.limits;
+    pc.defaults = opt.defaults;
+    setup();
+  }
+
+  void count(const std::string& route, int status) {
+    std::lock_guard<std::mutex> lk(metrics_m);
+    ++http_requests[route + "\t" + std::to_string(status)];
+  }
+
+  static void send_error(httplib::Response& res, int status, const std::string& msg, const std::string& type,
+                         const std::string& param = {}, const std::string& code = {}) {
+    res.status = status;
+    res.set_content(dump(error_body(msg, type, param, code)), "application/json");
+  }
+
+  bool authorized(const httplib::Request& req) const {
+    if (opt.api_key.empty()) return true;
+    std::string key;
+    const std::string auth = req.get_header_value("Authorization");
+    if (auth.size() > 7 && (auth.compare(0, 7, "Bearer ") == 0 || auth.compare(0, 7, "bearer ") == 0))
+      key = auth.substr(7);
+    else
+      key = req.get_header_value("X-Api-Key");
+    return !key.empty() && ct_equal(key, opt.api_key);
+  }
+
+  void cors(const httplib::Request& req, httplib::Response& res) const {
+    if (opt.cors_origin.empty()) return;
+    const std::string origin = req.get_header_value("Origin");
+    if (origin.empty()) return;
+    if (opt.cors_origin == "*") res.set_header("Access-Control-Allow-Origin", "*");
+    else if (origin == opt.cors_origin) res.set_header("Access-Control-Allow-Origin", origin), res.set_header("Vary", "Origin");
+    else return;
+    res.set_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+    res.set_header("Access-Control-Allow-Headers", "Authorization, Content-Type, X-Api-Key");
+    res.set_header("Access-Control-Max-Age", "600");
+  }
+
+  void setup() {
+    httplib::Server& s = svr;
+    const size_t threads = opt.http_threads > 0
+                               ? size_t(opt.http_threads)
+                               : size_t(sched.options().parallel + sched.options().queue_max + 16);
+    s.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+    s.set_payload_max_length(opt.max_body_bytes);
+    s.set_read_timeout(opt.read_timeout_s, 0);
+    s.set_write_timeout(opt.write_timeout_s, 0);
+    s.set_keep_alive_timeout(opt.keep_alive_s);
+    s.set_keep_alive_max_count(size_t(opt.keep_alive_max));
+    s.set_tcp_nodelay(true);
+
+    s.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+      if (req.headers.size() > 100) {
+        send_error(res, 431, "too many request headers", "invalid_request_error", "", "headers_too_large");
+        count("other", 431);
+        return httplib::Server::HandlerResponse::Handled;
+      }
+      // Refuse an oversized body from its Content-Length, before anything reads it (httplib would drain it first).
+      if (req.has_header("Content-Length")) {
+        const std::string cl = req.get_header_value("Content-Length");
+        const bool digits = !cl.empty() && cl.size() <= 19 && cl.find_first_not_of("0123456789") == std::string::npos;
+        if (!digits || std::stoull(cl) > opt.max_body_bytes) {
+          send_error(res, 413, "the request body is larger than " + std::to_string(opt.max_body_bytes) + " bytes",
+                     "invalid_request_error", "", "payload_too_large");
+          res.set_header("Connection", "close");
+          count("other", 413);
+          return httplib::Server::HandlerResponse::Handled;
+        }
+      }
+      cors(req, res);
+      if (req.method == "OPTIONS") {
+        if (!opt.cors_origin.empty()) res.status = 204;
+        else send_error(res, 405, "method not allowed", "invalid_request_error");
+        return httplib::Server::HandlerResponse::Handled;
+      }
+      if (req.path != "/health" && !authorized(req)) {
+        send_error(res, 401, "missing or invalid API key (Authorization: Bearer KEY or X-Api-Key: KEY)",
+                   "authentication_error", "", "invalid_api_key");
+        count("auth", 401);
+        return httplib::Server::HandlerResponse::Handled;
+      }
+      return httplib::Server::HandlerResponse::Unhandled;
+    });
+    s.set_error_handler([this](const httplib::Request&, httplib::Response& res) {
+      if (!res.body.empty()) return;
+      switch (res.status) {
+        case 404: send_error(res, 404, "no such route", "invalid_request_error", "", "not_found"); break;
+        case 405: send_error(res, 405, "method not allowed", "invalid_request_error"); break;
+        case 413: send_error(res, 413, "the request body is larger than " + std::to_string(opt.max_body_bytes) + " bytes",
+                             "invalid_request_error", "", "payload_too_large"); break;
+        case 414: send_error(res, 414, "the request URI is too long", "invalid_request_error"); break;
+        default: send_error(res, res.status, "bad request", "invalid_request_error"); break;
+      }
+      count("error", res.status);
+    });
+    s.set_exception_handler([this](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
+      send_error(res, 500, "internal error", "server_error");
+      count("error", 500);
+    });
+
+    s.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
+      if (stopping) return send_error(res, 503, "shutting down", "server_error");
+      res.set_content(R"({"status":"ok"})", "application/json");
+    });
+    s.Get("/v1/models", [this](const httplib::Request&, httplib::Response& res) {
+      json m = {{"object", "list"},
+                {"data", json::array({{{"id", opt.model_name}, {"object", "model"}, {"created", created},
+                                       {"owned_by", "deepseek.cpp"}, {"max_model_len", sched.options().ctx}}})}};
+      res.set_content(dump(m), "application/json");
+      count("/v1/models", 200);
+    });
+    s.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+      res.set_content(metrics(), "text/plain; version=0.0.4");
+    });
+    s.Post("/tokenize", [this](const httplib::Request& req, httplib::Response& res) {
+      guarded("/tokenize", req, res, [&] {
+        const json b = body_json(req);
+        const json* c = b.contains("content") ? &b["content"] : (b.contains("text") ? &b["text"] : nullptr);
+        if (!c || !c->is_string()) throw ApiError(400, "'content' must be a string", "content", "invalid_type");
+        if (c->get_ref<const std::string&>().size() > size_t(sched.options().ctx) * 64)
+          throw ApiError(400, "'content' is too long", "content");
+        bool special = false;
+        if (b.contains("add_special")) {
+          if (!b["add_special"].is_boolean()) throw ApiError(400, "'add_special' must be a boolean", "add_special", "invalid_type");
+          special = b["add_special"].get<bool>();
+        }
+        std::vector<int32_t> ids;
+        if (special && tok.add_bos() && tok.bos_id() >= 0) ids.push_back(tok.bos_id());
+        tok.encode_append(c->get_ref<const std::string&>(), false, ids);
+        res.set_content(dump(json{{"tokens", ids}}), "application/json");
+      });
+    });
+    s.Post("/detokenize", [this](const httplib::Request& req, httplib::Response& res) {
+      guarded("/detokenize", req, res, [&] {
+        const json b = body_json(req);
+        if (!b.contains("tokens") || !b["tokens"].is_array())
+          throw ApiError(400, "'tokens' must be an array of token ids", "tokens", "invalid_type");
+        std::vector<int32_t> ids;
+        for (const auto& t : b["tokens"]) {
+          if (!t.is_number_integer() || (t.is_number_unsigned() ? t.get<uint64_t>() >= uint64_t(pc.vocab)
+                                                                : (t.get<int64_t>() < 0 || t.get<int64_t>() >= pc.vocab)))
+            throw ApiError(400, "'tokens' holds an id outside the vocabulary", "tokens");
+          ids.push_back(int32_t(t.get<int64_t>()));
+        }
+        res.set_content(dump(json{{"content", tok.decode(ids)}}), "application/json");
+      });
+    });
+    s.Post("/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res) {
+      guarded("/v1/chat/completions", req, res, [&] { generate(req, res, true); });
+    });
+    s.Post("/v1/completions", [this](const httplib::Request& req, httplib::Response& res) {
+      guarded("/v1/completions", req, res, [&] { generate(req, res, false); });
+    });
+  }
+
+  template <class F>
+  void guarded(const std::string& route, const httplib::Request&, httplib::Response& res, F&& f) {
+    try {
+      f();
+      count(route, res.status > 0 ? res.status : 200);
+    } catch (const ApiError& e) {
+      send_error(res, e.status, e.what(), e.type, e.param, e.code);
+      count(route, e.status);
+    } catch (const std::bad_alloc&) {
+      send_error(res, 503, "out of memory", "server_error");
+      count(route, 503);
+    } catch (const std::exception&) {
+      send_error(res, 500, "internal error", "server_error");
+      count(route, 500);
+    }
+  }
+
+  json body_json(const httplib::Request& req) const {
+    const std::string ct = req.get_header_value("Content-Type");
+    if (!ct.empty() && ct.rfind("application/json", 0) != 0)
+      throw ApiError(415, "Content-Type must be application/json", "", "unsupported_media_type");
+    return parse_body(req.body, opt.limits.max_json_depth);
+  }
+
+  void generate(const httplib::Request& req, httplib::Response& res, bool chat);
+  std::string metrics();
+};
+
+namespace {
+
+// The state of one generation request while its response is written (lives in the content provider).
+struct Generation {
+  rt::Scheduler* sched = nullptr;
+  const tok::Tokenizer* tok = nullptr;
+  CompletionRequest cr;
+  std::shared_ptr<rt::Channel> ch;
+  std::vector<Choice> choices;
+  std::string id, model;
+  int64_t created = 0;
+  double heartbeat_s = 0.25;
+
+  void cancel_all() {
+    for (auto& c : choices) c.req->cancel();
+  }
+
+  // Text that may still grow into a stop string or a tool-call marker is held back.
+  size_t safe_end(const Choice& c) const {
+    if (c.done) return c.content.size();
+    size_t end = c.content.size();
+    auto hold = [&](const std::string& s) {
+      const size_t m = std::min(s.size() - 1, c.content.size());
+      for (size_t k = m; k > 0; --k)
+        if (c.content.compare(c.content.size() - k, k, s, 0, k) == 0) {
+          end = std::min(end, c.content.size() - k);
+          break;
+        }
+    };
+    for (const auto& s : cr.stop) hold(s);
+    if (cr.tools) {
+      const size_t p = c.content.find(kToolCallsBegin);
+      if (p != std::string::npos) end = std::min(end, p);
+      else hold(kToolCallsBegin);
+    }
+    return std::max(end, c.content_sent);
+  }
+
+  void check_stop(Choice& c, size_t from) {
+    size_t best = std::string::npos;
+    for (const auto& s : cr.stop) {
+      const size_t start = from >= s.size() ? from - s.size() + 1 : 0;
+      const size_t p = c.content.find(s, start);
+      if (p != std::string::npos) best = std::min(best, p);
+    }
+    if (best == std::string::npos) return;
+    c.content.resize(std::max(best, c.content_sent));
+    c.done = true;
+    c.finish_reason = "stop";
+    c.req->cancel();
+  }
+
+  void add_text(Choice& c, const tok::ReasoningDelta& d) {
+    c.reasoning += d.reasoning;
+    if (d.content.empty()) return;
+    const size_t from = c.content.size();
+    c.content += d.content;
+    check_stop(c, from);
+  }
+
+  void on_token(Choice& c, const rt::TokenEvent& ev) {
+    if (c.done) return;
+    ++c.tokens;
+    tok::ReasoningDelta d;
+    if (c.rp) {
+      const bool before = c.rp->in_reasoning();
+      d = c.rp->push(ev.id);
+      if (before || c.rp->in_reasoning()) ++c.reasoning_tokens;
+    } else {
+      d.content = c.dec->push(ev.id);
+    }
+    if (cr.logprobs) {
+      if (cr.chat) {
+        const std::string piece = tok->token_to_piece(ev.id);
+        json top = json::array();
+        for (const auto& [tid, lp] : ev.top) {
+          const std::string p = tok->token_to_piece(tid);
+          top.push_back({{"token", p}, {"logprob", lp}, {"bytes", byte_array(p)}});
+        }
+        c.logprobs.push_back({{"token", piece}, {"logprob", ev.logprob}, {"bytes", byte_array(piece)}, {"top_logprobs", top}});
+      } else {
+        c.lp_events.push_back(ev);
+      }
+    }
+    add_text(c, d);
+  }
+
+  void on_finish(Choice& c, rt::Finish f, bool& error) {
+    if (!c.done) {
+      tok::ReasoningDelta d;
+      if (c.rp) d = c.rp->flush();
+      else d.content = c.dec->flush();
+      add_text(c, d);
+    }
+    if (!c.done) {
+      c.done = true;
+      c.finish_reason = f == rt::Finish::Length ? "length" : f == rt::Finish::Stop ? "stop" : "cancelled";
+      if (f == rt::Finish::Error) error = true;
+    }
+    if (cr.tools) {
+      const size_t p = c.content.find(kToolCallsBegin);
+      if (p != std::string::npos) {
+        const auto calls = parse_tool_calls(c.content.substr(p));
+        if (!calls.empty()) {
+          c.tool_calls = json::array();
+          for (size_t i = 0; i < calls.size(); ++i)
+            c.tool_calls.push_back({{"index", i}, {"id", "call_" + random_id("")}, {"type", "function"},
+                                    {"function", {{"name", calls[i].name}, {"arguments", calls[i].arguments}}}});
+          c.content.resize(p);
+          c.finish_reason = "tool_calls";
+        }
+      }
+    }
+  }
+
+  json usage() const {
+    int64_t comp = 0, reas = 0;
+    for (const auto& c : choices) comp += c.tokens, reas += c.reasoning_tokens;
+    const int64_t prompt = int64_t(cr.prompt.size());
+    json u = {{"prompt_tokens", prompt}, {"completion_tokens", comp}, {"total_tokens", prompt + comp},
+              {"prompt_tokens_details", {{"cached_tokens", choices.empty() ? 0 : choices[0].cached}}}};
+    if (cr.chat) u["completion_tokens_details"] = {{"reasoning_tokens", reas}};
+    return u;
+  }
+
+  json completion_logprobs(const Choice& c) const {
+    json toks = json::array(), lps = json::array(), tops = json::array(), offs = json::array();
+    size_t off = 0;
+    for (const auto& ev : c.lp_events) {
+      const std::string p = tok->token_to_piece(ev.id);
+      toks.push_back(p);
+      lps.push_back(ev.logprob);
+      json t = json::object();
+      for (const auto& [tid, lp] : ev.top) t[tok->token_to_piece(tid)] = lp;
+      tops.push_back(t);
+      offs.push_back(off);
+      off += p.size();
+    }
+    return {{"tokens", toks}, {"token_logprobs", lps}, {"top_logprobs", tops}, {"text_offset", offs}};
+  }
+
+  json final_body() const {
+    json chs = json::array();
+    for (size_t i = 0; i < choices.size(); ++i) {
+      const Choice& c = choices[i];
+      if (cr.chat) {
+        json msg = {{"role", "assistant"}, {"content", c.content}};
+        if (!c.reasoning.empty() || c.reasoning_tokens > 0 || cr.opens_reasoning) msg["reasoning_content"] = c.reasoning;
+        if (c.tool_calls.is_array()) {
+          msg["tool_calls"] = c.tool_calls;
+          if (c.content.empty()) msg["content"] = nullptr;
+        }
+        chs.push_back({{"index", i}, {"message", msg},
+                       {"logprobs", cr.logprobs ? json{{"content", c.logprobs}} : json()},
+                       {"finish_reason", c.finish_reason}});
+      } else {
+        chs.push_back({{"index", i}, {"text", c.content},
+                       {"logprobs", cr.logprobs ? completion_logprobs(c) : json()},
+                       {"finish_reason", c.finish_reason}});
+      }
+    }
+    return {{"id", id}, {"object", cr.chat ? "chat.completion" : "text_completion"}, {"created", created},
+            {"model", model}, {"system_fingerprint", "deepseek.cpp"}, {"choices", chs}, {"usage", usage()}};
+  }
+
+  json chunk(json choices_arr) const {
+    json j = {{"id", id}, {"object", cr.chat ? "chat.completion.chunk" : "text_completion"}, {"created", created},
+              {"model", model}, {"system_fingerprint", "deepseek.cpp"}, {"choices", std::move(choices_arr)}};
+    if (cr.include_usage) j["usage"] = nullptr;
+    return j;
+  }
+
+  // Deltas of choice i since the last call (streaming); empty when nothing new.
+  std::vector<json> deltas(size_t i, bool finishing) {
+    Choice& c = choices[i];
+    std::vector<json> out;
+    const size_t end = safe_end(c);
+    std::string text = end > c.content_sent ? c.content.substr(c.content_sent, end - c.content_sent) : "";
+    c.content_sent = std::max(c.content_sent, end);
+    std::string reas = c.reasoning.substr(c.reasoning_sent);
+    c.reasoning_sent = c.reasoning.size();
+    if (cr.chat) {
+      if (!c.role_sent) {
+        out.push_back({{"index", i}, {"delta", {{"role", "assistant"}, {"content", ""}}}, {"logprobs", nullptr},
+                       {"finish_reason", nullptr}});
+        c.role_sent = true;
+      }
+      if (!reas.empty() || !text.empty() || (finishing && c.tool_calls.is_array())) {
+        json delta = json::object();
+        if (!reas.empty()) delta["reasoning_content"] = reas;
+        if (!text.empty()) delta["content"] = text;
+        if (finishing && c.tool_calls.is_array()) delta["tool_calls"] = c.tool_calls;
+        json lp = cr.logprobs ? json{{"content", c.logprobs}} : json();
+        c.logprobs = json::array();
+        out.push_back({{"index", i}, {"delta", delta}, {"logprobs", lp}, {"finish_reason", nullptr}});
+      }
+      if (finishing)
+        out.push_back({{"index", i}, {"delta", json::object()}, {"logprobs", nullptr}, {"finish_reason", c.finish_reason}});
+    } else {
+      if (!text.empty() || finishing) {
+        json lp = cr.logprobs ? completion_logprobs(c) : json();
+        c.lp_events.clear();
+        out.push_back({{"index", i}, {"text", text}, {"logprobs", lp},
+                       {"finish_reason", finishing ? json(c.finish_reason) : json()}});
+      }
+    }
+    return out;
+  }
+
+  bool run(httplib::DataSink& sink) {
+    auto write = [&](const std::string& s) { return sink.write(s.data(), s.size()); };
+    auto last_write = Clock::now();
+    std::vector<bool> reported(choices.size(), false);
+    bool error = false;
+    std::unique_lock<std::mutex> lk(ch->m);
+    while (true) {
+      std::vector<std::vector<rt::TokenEvent>> evs(choices.size());
+      std::vector<rt::Finish> fins(choices.size(), rt::Finish::None);
+      bool any = false;
+      for (size_t i = 0; i < choices.size(); ++i) {
+        auto& r = *choices[i].req;
+        choices[i].cached = r.cached_tokens;
+        if (!r.events.empty()) {
+          evs[i].assign(std::make_move_iterator(r.events.begin()), std::make_move_iterator(r.events.end()));
+          r.events.clear();
+          any = true;
+        }
+        fins[i] = r.finish;
+        if (fins[i] != rt::Finish::None && !reported[i]) any = true;
+      }
+      if (!any) {
+        if (ch->cv.wait_for(lk, std::chrono::duration<double>(heartbeat_s)) == std::cv_status::timeout) {
+          lk.unlock();
+          if (std::chrono::duration<double>(Clock::now() - last_write).count() >= heartbeat_s) {
+            if (!write(cr.stream ? ": keep-alive\n\n" : " ")) {
+              cancel_all();
+              return false;
+            }
+            last_write = Clock::now();
+          }
+          lk.lock();
+        }
+        continue;
+      }
+      lk.unlock();
+      std::string out;
+      bool all_done = true;
+      for (size_t i = 0; i < choices.size(); ++i) {
+        Choice& c = choices[i];
+        for (const auto& ev : evs[i]) on_token(c, ev);
+        bool finishing = false;
+        if (fins[i] != rt::Finish::None && !reported[i]) {
+          on_finish(c, fins[i], error);
+          reported[i] = finishing = true;
+        } else if (c.done && !reported[i]) {
+          // Stopped by a stop string: the scheduler confirms with Cancelled; report now.
+          on_finish(c, rt::Finish::Stop, error);
+          reported[i] = finishing = true;
+        }
+        if (!reported[i]) all_done = false;
+        if (cr.stream)
+          for (auto& d : deltas(i, finishing)) out += "data: " + dump(chunk(json::array({d}))) + "\n\n";
+      }
+      if (all_done) {
+        if (cr.stream) {
+          if (error) out += "data: " + dump(error_body("generation failed", "server_error")) + "\n\n";
+          if (cr.include_usage) {
+            json u = chunk(json::array());
+            u["usage"] = usage();
+            out += "data: " + dump(u) + "\n\n";
+          }
+          out += "data: [DONE]\n\n";
+        } else {
+          out += error ? dump(error_body("generation failed", "server_error")) : dump(final_body());
+        }
+      }
+      // A client that went away is only noticed by a failing write: a non-streaming response writes a heartbeat
+      // (JSON allows leading whitespace) while tokens arrive, too.
+      if (out.empty() && !cr.stream && std::chrono::duration<double>(Clock::now() - last_write).count() >= heartbeat_s)
+        out = " ";
+      if (!out.empty()) {
+        if (!write(out)) {
+          cancel_all();
+          return false;
+        }
+        last_write = Clock::now();
+      }
+      if (all_done) {
+        sink.done();
+        return true;
+      }
+      lk.lock();
+    }
+  }
+};
+
+}  // namespace
+
+void Server::Impl::generate(const httplib::Request& req, httplib::Response& res, bool chat) {
+  if (stopping) throw ApiError(503, "the server is shutting down", "", "shutting_down", "server_error");
+  const json b = body_json(req);
+  auto g = std::make_shared<Generation>();
+  {
+    std::lock_guard<std::mutex> lk(render_m);
+    g->cr = chat ? parse_chat(b, pc) : parse_completion(b, pc);
+  }
+  g->sched = &sched;
+  g->tok = &tok;
+  g->ch = std::make_shared<rt::Channel>();
+  g->id = random_id(chat ? "chatcmpl-" : "cmpl-");
+  g->model = opt.model_name;
+  g->created = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  g->heartbeat_s = opt.heartbeat_s;
+  try {
+    for (int i = 0; i < g->cr.n; ++i) {
+      rt::GenParams p = g->cr.gen;
+      p.sampling.seed += uint64_t(i);
+      Choice c;
+      c.req = sched.submit(g->cr.prompt, p, g->ch);
+      if (chat) c.rp = std::make_unique<tok::ReasoningParser>(tok, g->cr.opens_reasoning);
+      else c.dec = std::make_unique<tok::StreamDecoder>(tok);
+      g->choices.push_back(std::move(c));
+    }
+  } catch (const rt::QueueFull&) {
+    g->cancel_all();
+    throw ApiError(503, "the server is busy (request queue full); retry later", "", "overloaded", "server_error");
+  } catch (const ds::Error& e) {
+    g->cancel_all();
+    throw ApiError(400, e.what(), "", "invalid_value");
+  }
+  res.status = 200;
+  res.set_header("Cache-Control", "no-cache");
+  res.set_chunked_content_provider(
+      g->cr.stream ? "text/event-stream" : "application/json",
+      [g](size_t, httplib::DataSink& sink) { return g->run(sink); },
+      [g](bool) { g->cancel_all(); });
+}
+
+std::string Server::Impl::metrics() {
+  const rt::SchedulerStats s = sched.stats();
+  std::ostringstream o;
+  auto gauge = [&](const char* name, const char* help, double v, const char* type = "gauge") {
+    o << "# HELP " << name << ' ' << help << "\n# TYPE " << name << ' ' << type << '\n' << name << ' ' << v << '\n';
+  };
+  auto hist = [&](const char* name, const char* help, const rt::Histogram& h) {
+    o << "# HELP " << name << ' ' << help << "\n# TYPE " << name << " histogram\n";
+    uint64_t acc = 0;
+    for (size_t i = 0; i < rt::Histogram::kBounds.size(); ++i) {
+      acc += h.counts[i];
+      o << name << "_bucket{le=\"" << rt::Histogram::kBounds[i] << "\"} " << acc << '\n';
+    }
+    acc += h.counts.back();
+    o << name << "_bucket{le=\"+Inf\"} " << acc << '\n' << name << "_sum " << h.sum << '\n' << name << "_count " << h.n << '\n';
+  };
+  gauge("deepseek_requests_submitted_total", "generation requests accepted by the scheduler (one per choice)",
+        double(s.requests_submitted), "counter");
+  gauge("deepseek_requests_rejected_total", "requests refused because the queue was full", double(s.requests_rejected), "counter");
+  o << "# HELP deepseek_requests_finished_total finished requests by reason\n# TYPE deepseek_requests_finished_total counter\n"
+    << "deepseek_requests_finished_total{reason=\"stop\"} " << s.finished_stop << '\n'
+    << "deepseek_requests_finished_total{reason=\"length\"} " << s.finished_length << '\n'
+    << "deepseek_requests_finished_total{reason=\"cancelled\"} " << s.finished_cancelled << '\n'
+    << "deepseek_requests_finished_total{reason=\"error\"} " << s.finished_error << '\n';
+  gauge("deepseek_prompt_tokens_total", "prompt tokens of admitted requests", double(s.prompt_tokens), "counter");
+  gauge("deepseek_prompt_tokens_computed_total", "prompt tokens run through the model", double(s.prompt_tokens_computed), "counter");
+  gauge("deepseek_prefix_cache_hit_tokens_total", "prompt tokens whose KV rows were reused", double(s.prefix_hit_tokens), "counter");
+  gauge("deepseek_generation_tokens_total", "generated tokens", double(s.generated_tokens), "counter");
+  gauge("deepseek_queue_depth", "requests waiting for a slot", double(s.queue_depth));
+  gauge("deepseek_slots_active", "slots running a request", double(s.active_slots));
+  gauge("deepseek_slots_total", "slots (--parallel)", double(s.slots));
+  gauge("deepseek_kv_cache_used_tokens", "KV rows held by running requests", double(s.kv_used_tokens));
+  gauge("deepseek_kv_cache_cached_tokens", "KV rows held by all slots (incl. reusable prefixes of finished requests)",
+        double(s.kv_cached_tokens));
+  gauge("deepseek_kv_cache_capacity_tokens", "KV rows in all slots", double(s.kv_capacity_tokens));
+  gauge("deepseek_kv_cache_usage_ratio", "used / capacity",
+        s.kv_capacity_tokens ? double(s.kv_used_tokens) / double(s.kv_capacity_tokens) : 0.0);
+  gauge("deepseek_scheduler_steps_total", "batched forward steps", double(s.steps), "counter");
+  gauge("deepseek_forward_seconds_total", "time in Model::forward", s.forward_seconds, "counter");
+  gauge("deepseek_scheduler_overhead_seconds_total", "step time outside Model::forward (batching, sampling, delivery)",
+        s.overhead_seconds, "counter");
+  gauge("deepseek_scheduler_overhead_us_per_step", "mean scheduler overhead per step (microseconds)",
+        s.steps ? s.overhead_seconds * 1e6 / double(s.steps) : 0.0);
+  gauge("deepseek_forward_us_per_step", "mean forward time per step (microseconds)",
+        s.steps ? s.forward_seconds * 1e6 / double(s.steps) : 0.0);
+  hist("deepseek_time_to_first_token_seconds", "submit to first generated token", s.ttft);
+  hist("deepseek_inter_token_latency_seconds", "time between consecutive tokens of a request", s.itl);
+  {
+    std::lock_guard<std::mutex> lk(metrics_m);
+    o << "# HELP deepseek_http_requests_total HTTP requests by route and status\n# TYPE deepseek_http_requests_total counter\n";
+    for (const auto& [k, v] : http_requests) {
+      const size_t tab = k.find('\t');
+      o << "deepseek_http_requests_total{route=\"" << k.substr(0, tab) << "\",status=\"" << k.substr(tab + 1) << "\"} " << v << '\n';
+    }
+  }
+  return o.str();
+}
+
+Server::Server(rt::Engine& engine, rt::Scheduler& sched, const tok::Tokenizer& tok, ServerOptions opt)
+    : impl_(std::make_unique<Impl>(engine, sched, tok, std::move(opt))) {}
+
+Server::~Server() = default;
+
+int Server::bind() {
+  auto& o = impl_->opt;
+  if (o.port == 0) {
+    const int p = impl_->svr.bind_to_any_port(o.host);
+    DS_CHECK(p > 0, "cannot bind to ", o.host);
+    return p;
+  }
+  DS_CHECK(impl_->svr.bind_to_port(o.host, o.port), "cannot bind to ", o.host, ":", o.port,
+           " (in use, or not an address of this machine)");
+  return o.port;
+}
+
+void Server::serve() { impl_->svr.listen_after_bind(); }
+
+void Server::stop() {
+  impl_->stopping = true;
+  impl_->svr.stop();
+}
+
+}  // namespace ds::server

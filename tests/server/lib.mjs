@@ -1,0 +1,76 @@
+// Helpers for the server tests: start the real `deepseek serve` binary on a free loopback port, read /metrics.
+import { spawn } from 'node:child_process';
+import assert from 'node:assert/strict';
+
+export const BIN = process.env.DEEPSEEK_BIN;
+export const MODEL = process.env.DS_SERVER_MODEL;
+assert.ok(BIN && MODEL, 'DEEPSEEK_BIN and DS_SERVER_MODEL must be set (run through ctest)');
+
+export async function startServer(args = [], variant = 'v3') {
+  const ctx = args.includes('--ctx') ? [] : ['--ctx', '1024'];
+  const proc = spawn(BIN, ['serve', '--model', `${MODEL}/${variant}`, '--port', '0', ...ctx, '-t', '1', ...args],
+                     { stdio: ['ignore', 'ignore', 'pipe'] });
+  let log = '';
+  const exited = new Promise((resolve) => proc.on('exit', (code, sig) => resolve({ code, sig })));
+  const url = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('server did not start:\n' + log)), 120000);
+    proc.stderr.on('data', (d) => {
+      log += d.toString();
+      const m = log.match(/listening on (http:\/\/[0-9.]+:\d+)/);
+      if (m) { clearTimeout(timer); resolve(m[1]); }
+    });
+    exited.then((e) => { clearTimeout(timer); reject(new Error(`server exited early (${JSON.stringify(e)}):\n${log}`)); });
+  });
+  return {
+    url, proc, log: () => log,
+    async stop() {
+      proc.kill('SIGTERM');
+      const r = await exited;
+      return r;
+    },
+  };
+}
+
+export async function metrics(url, headers = {}) {
+  const r = await fetch(url + '/metrics', { headers });
+  assert.equal(r.status, 200);
+  const text = await r.text();
+  const out = {};
+  for (const line of text.split('\n')) {
+    if (!line || line.startsWith('#')) continue;
+    const i = line.lastIndexOf(' ');
+    out[line.slice(0, i)] = Number(line.slice(i + 1));
+  }
+  return out;
+}
+
+// Polls until pred(metrics) holds; returns the elapsed milliseconds, or throws after `ms`.
+export async function waitMetrics(url, pred, ms = 1000, headers = {}) {
+  const t0 = Date.now();
+  let m;
+  while (Date.now() - t0 <= ms) {
+    m = await metrics(url, headers);
+    if (pred(m)) return Date.now() - t0;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error('metrics condition not reached in ' + ms + ' ms: ' + JSON.stringify(m));
+}
+
+export async function postJson(url, path, body, headers = {}) {
+  const r = await fetch(url + path, {
+    method: 'POST', headers: { 'Content-Type': 'application/json', ...headers },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  const text = await r.text();
+  let json = null;
+  try { json = JSON.parse(text); } catch { /* not JSON */ }
+  return { status: r.status, json, text: text.slice(0, 300), headers: r.headers, req: (typeof body === "string" ? body : JSON.stringify(body)).slice(0, 200) };
+}
+
+export function assertApiError(res, status, param) {
+  assert.equal(res.status, status, `expected ${status}, got ${res.status} for ${res.req}: ${res.text}`);
+  assert.ok(res.json && res.json.error, 'error object: ' + res.text);
+  assert.equal(typeof res.json.error.message, 'string');
+  assert.ok(['invalid_request_error', 'authentication_error', 'server_error'].includes(res.json.error.type));
+  if (param !== undefined) assert.equal(res.json.error.param, param, res.text);
+}
