@@ -64,6 +64,11 @@ int cmd_bench(int argc, char** argv) {
   DS_CHECK(prompt >= 1 && gen >= 1 && batch >= 1, "--prompt, --gen and --batch must be >= 1");
   DS_CHECK(model.empty() || layers == 0, "--layers applies to --config --random-weights only");
 
+  // Hardware limits first, while the memory is not yet filled with the model.
+  const int threads = cf.threads > 0 ? cf.threads : rt::hardware_threads();
+  const rt::MemBandwidth bw = rt::measure_host_bandwidth(threads);
+  const rt::ComputePeak peak = rt::measure_cpu_peak(threads);
+
   std::unique_ptr<rt::Engine> e;
   const rt::EngineOptions eo = cf.engine_options();
   if (!model.empty()) {
@@ -81,10 +86,6 @@ int cmd_bench(int argc, char** argv) {
     e = rt::Engine::random(c, dtype == "fp8" ? DType::F8_E4M3 : DType::BF16, eo);
   }
   const io::ModelConfig& c = e->config();
-  const int threads = cf.threads > 0 ? cf.threads : rt::hardware_threads();
-
-  const rt::MemBandwidth bw = rt::measure_host_bandwidth(threads);
-  const rt::ComputePeak peak = rt::measure_cpu_peak(threads);
   const bool bf16_peak = eo.precision == ops::Precision::Fast && peak.bf16_tflops > 0;
   const double peak_tflops = bf16_peak ? peak.bf16_tflops : peak.fp32_tflops;
   std::printf("device   %s, %d threads | memory read %.1f GB/s, copy %.1f GB/s | peak %.2f TFLOP/s (%s)\n",
