@@ -219,7 +219,11 @@ void Scheduler::admit(std::shared_ptr<GenRequest> r) {
 void Scheduler::emit(Slot& s, const float* logits) {
   GenRequest& r = *s.req;
   const GenParams& p = r.params_;
-  const int32_t id = s.sampler->sample(logits, vocab_, s.history);
+  // Greedy without penalties is argmax of the raw row (what Sampler computes, without its copy of the row).
+  const auto& sp = p.sampling;
+  const bool plain_greedy = sp.temperature == 0.0f && sp.repetition_penalty == 1.0f && sp.presence_penalty == 0.0f &&
+                            sp.frequency_penalty == 0.0f;
+  const int32_t id = plain_greedy ? argmax(logits, vocab_) : s.sampler->sample(logits, vocab_, s.history);
   const bool eos = !p.ignore_eos && std::find(eos_.begin(), eos_.end(), id) != eos_.end();
   const auto now = Clock::now();
   {
