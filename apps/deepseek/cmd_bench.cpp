@@ -10,6 +10,7 @@
 #include "base/timer.h"
 #include "runtime/cost.h"
 #include "runtime/hw_probe.h"
+#include "runtime/profiling_backend.h"
 #include "runtime/session.h"
 
 namespace ds::app {
@@ -45,7 +46,7 @@ int cmd_bench(int argc, char** argv) {
                "memory bandwidth measured in the same run, and prefill TFLOP/s against the measured compute peak.",
                "deepseek bench"};
   std::string model, config, dtype = "bf16";
-  bool random = false, json = false;
+  bool random = false, json = false, profile = false;
   int64_t layers = 0, prompt = 512, gen = 64, batch = 1;
   ComputeFlags cf;
   app.add_option("-m,--model", model, "checkpoint folder");
@@ -57,6 +58,7 @@ int cmd_bench(int argc, char** argv) {
   app.add_option("--gen", gen, "decode steps")->capture_default_str();
   app.add_option("--batch", batch, "sequences decoded together")->capture_default_str();
   app.add_flag("--json", json, "also print one JSON line with every figure");
+  app.add_flag("--profile", profile, "time every op and print where decode spends its time (slows the run a little)");
   cf.add(app);
   CLI11_PARSE(app, argc, argv);
   DS_CHECK(model.empty() != config.empty(), "give either --model DIR or --config FILE --random-weights");
@@ -70,7 +72,8 @@ int cmd_bench(int argc, char** argv) {
   const rt::ComputePeak peak = rt::measure_cpu_peak(threads);
 
   std::unique_ptr<rt::Engine> e;
-  const rt::EngineOptions eo = cf.engine_options();
+  rt::EngineOptions eo = cf.engine_options();
+  eo.profile = profile;
   if (!model.empty()) {
     e = rt::Engine::load(model, eo);
   } else {
@@ -121,6 +124,7 @@ int cmd_bench(int argc, char** argv) {
   }
   r.pp_tok_s = double(prompt) / pp_time;
   r.pp_tflops = rt::prefill_flops(c, prompt) / pp_time / 1e12;
+  if (e->profiler()) e->profiler()->reset();
   const double tg_time = decode_batch(*e, caches, last, gen);
   r.tg_tok_s = double(gen * batch) / tg_time;
   const rt::DecodeBytes db = rt::decode_bytes(c, e->model().weights(), prompt + gen / 2, batch);
@@ -133,6 +137,7 @@ int cmd_bench(int argc, char** argv) {
               "%.1f GB/s = %.1f%% of read bandwidth\n",
               (long long)batch, (long long)gen, r.tg_tok_s, r.bytes_per_step / 1e9, (db.total() - db.kv) / 1e9,
               db.kv / 1e9, r.tg_gbs, 100.0 * r.tg_gbs / bw.read_gbs);
+  if (e->profiler()) std::printf("decode time by op (%lld steps):\n%s", (long long)gen, e->profiler()->report().c_str());
   const rt::Resident rss = rt::resident_memory();
   std::printf("memory   resident %.2f GB (peak %.2f GB) for %.2f GB of weights\n", rss.now / 1e9, rss.peak / 1e9,
               double(e->weight_bytes()) / 1e9);

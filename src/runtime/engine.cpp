@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include "runtime/engine.h"
 
+#include "runtime/profiling_backend.h"
+
 #include <unistd.h>
 
 #include <algorithm>
@@ -86,6 +88,11 @@ std::unique_ptr<Engine> Engine::random(const io::ModelConfig& cfg, DType linear_
 
 void Engine::init(const io::ModelConfig& cfg, const EngineOptions& opt, model::Weights w) {
   backend_ = make_backend(opt.backend, opt.threads);
+  if (opt.profile) {
+    auto prof = std::make_unique<ProfilingBackend>(std::move(backend_));
+    profiler_ = prof.get();
+    backend_ = std::move(prof);
+  }
   model::ModelOptions mo;
   mo.precision = opt.precision;
   model_ = std::make_unique<model::Model>(cfg, std::move(w), *backend_, mo);

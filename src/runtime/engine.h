@@ -20,6 +20,7 @@ struct EngineOptions {
   int threads = 0;              // <= 0: all cores
   ops::Precision precision = ops::Precision::Fast;
   bool progress = false;        // progress bar on stderr while opening shards
+  bool profile = false;         // time every op (ProfilingBackend); adds a sync per op
 };
 
 // Parses "f32" / "fast" (CLI --precision); throws ds::Error naming the flag otherwise.
@@ -36,6 +37,8 @@ class Engine {
   const io::ModelConfig& config() const { return model_->config(); }
   model::Model& model() { return *model_; }
   ops::Backend& backend() { return *backend_; }
+  // The op profiler when EngineOptions::profile was set, else null.
+  class ProfilingBackend* profiler() { return profiler_; }
   const std::string& model_dir() const { return dir_; }
   uint64_t weight_bytes() const { return model_->weights().bytes; }
   // End-of-sequence ids: config.json eos_token_id plus generation_config.json's, deduplicated.
@@ -50,6 +53,7 @@ class Engine {
   std::unique_ptr<io::Checkpoint> ckpt_;
   std::unique_ptr<model::RandomWeights> random_;
   std::unique_ptr<ops::Backend> backend_;
+  class ProfilingBackend* profiler_ = nullptr;
   std::unique_ptr<model::Model> model_;
   std::vector<int32_t> eos_;
 };

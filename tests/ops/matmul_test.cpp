@@ -82,6 +82,7 @@ TEST(CpuMatmul, Threaded) {
     run_case({d.dt, d.scaled, 2, 1000, 384});
     run_case({d.dt, d.scaled, 6, 515, 1000, true});
     run_case({d.dt, d.scaled, 33, 300, 1000});
+    run_case({d.dt, d.scaled, 3, 1100, 1000, true});  // > 512 KiB of weights in every dtype: decode splits N
   }
 }
 

@@ -74,7 +74,7 @@ void matmul_kn(const ops::MatmulParams& p, int n_threads, const Kernels& kern) {
   const bool fast = p.precision == ops::Precision::Fast;
   constexpr int64_t C = 512;  // column chunk (a multiple of 16 keeps the vector/tail split fixed per column)
   const int64_t n_chunks = (N + C - 1) / C;
-  const int nt = int(std::min<int64_t>(n_chunks, M * N * K < (1 << 16) ? 1 : n_threads));
+  const int nt = int(std::min<int64_t>(n_chunks, M * N * K < (1 << 19) ? 1 : n_threads));
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
   for (int64_t c = 0; c < n_chunks; ++c) {
     const int64_t c0 = c * C, nc = std::min(C, N - c0);
@@ -142,8 +142,12 @@ void matmul(const ops::MatmulParams& p, int n_threads) {
   }
   const MmRowsFn fn = fast ? kern.mm_bf16 : kern.mm_f32;
 
+  // Decode streams the weight once: below ~512 KiB of weights one thread finishes before a fork/join would pay off
+  // (and waking a second thread costs far more when the cores are shared).
   const int64_t work = p.M * p.N * p.K;
-  const int nt = work < (1 << 15) ? 1 : std::max(1, n_threads);
+  const int64_t w_bytes = p.N * p.K * dtype_size(dt);
+  const bool small = j.prefill ? work < (1 << 15) : w_bytes < (512 << 10);
+  const int nt = small ? 1 : std::max(1, n_threads);
   if (!j.prefill) {
     // Contiguous N chunks (multiples of 16 rows), one per thread.
     const int64_t chunk = round_up((p.N + nt - 1) / nt, 16);

@@ -1,0 +1,51 @@
+// SPDX-License-Identifier: MIT
+#include "runtime/profiling_backend.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <vector>
+
+#include "base/timer.h"
+
+namespace ds::rt {
+
+void ProfilingBackend::timed(const std::string& key, const std::function<void()>& f, double bytes) {
+  in_->sync();
+  Timer t;
+  f();
+  in_->sync();
+  OpStats& s = stats_[key];
+  s.seconds += t.seconds();
+  s.calls += 1;
+  s.bytes += bytes;
+}
+
+void ProfilingBackend::matmul(const ops::MatmulParams& p) {
+  // Key by shape class: decode (M <= 8) vs prefill, and the weight's [N x K] so each projection shows up apart.
+  const int64_t rows = p.w_kn ? p.K : p.N, cols = p.w_kn ? p.N : p.K;
+  const std::string key = std::string("matmul ") + (p.M <= 8 ? "M<=8 " : "M>8 ") + (p.w_kn ? "kn " : "") +
+                          std::to_string(rows) + "x" + std::to_string(cols) + " " + std::string(dtype_name(p.w.dtype));
+  timed(key, [&] { in_->matmul(p); }, double(p.w.numel()) * dtype_size(p.w.dtype));
+}
+
+std::string ProfilingBackend::report() const {
+  std::vector<std::pair<std::string, OpStats>> v(stats_.begin(), stats_.end());
+  std::sort(v.begin(), v.end(), [](const auto& a, const auto& b) { return a.second.seconds > b.second.seconds; });
+  double total = 0;
+  for (const auto& [k, s] : v) total += s.seconds;
+  std::string out;
+  char line[256];
+  for (const auto& [k, s] : v) {
+    std::snprintf(line, sizeof line, "  %-36s %9.2f ms %5.1f%% %7lld calls", k.c_str(), s.seconds * 1e3,
+                  100.0 * s.seconds / total, (long long)s.calls);
+    out += line;
+    if (s.bytes > 0) {
+      std::snprintf(line, sizeof line, "  %6.1f GB/s", s.bytes / s.seconds / 1e9);
+      out += line;
+    }
+    out += "\n";
+  }
+  return out;
+}
+
+}  // namespace ds::rt
