@@ -624,7 +624,9 @@ void Server::Impl::generate(const httplib::Request& req, httplib::Response& res,
   res.status = 200;
   res.set_header("Cache-Control", "no-cache");
   res.set_chunked_content_provider(
-      g->cr.stream ? "text/event-stream" : "application/json",
+      // "; charset=utf-8" also keeps cpp-httplib from gzip-compressing the body: a compressor would swallow the
+      // heartbeat bytes that detect a gone client.
+      g->cr.stream ? "text/event-stream" : "application/json; charset=utf-8",
       [g](size_t, httplib::DataSink& sink) { return g->run(sink); },
       [g](bool) { g->cancel_all(); });
 }
