@@ -10,7 +10,7 @@ struct MemBandwidth {
   double read_gbs = 0;  // bytes read / s
   double copy_gbs = 0;  // (bytes read + bytes written) / s
 };
-MemBandwidth measure_host_bandwidth(int threads, size_t bytes = size_t(1) << 30);
+MemBandwidth measure_host_bandwidth(int threads, size_t bytes = size_t(2) << 30);
 
 struct ComputePeak {
   double fp32_tflops = 0;
