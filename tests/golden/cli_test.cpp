@@ -1,0 +1,90 @@
+// SPDX-License-Identifier: MIT
+// The `deepseek` command's stable interface, end to end: `logits` (+ --mtp-out) and `generate --out-ids` on a
+// fixture against the Hugging Face reference files, and clear failures (exit code 1, a message naming the problem).
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+
+#include "golden/fixture_util.h"
+
+namespace ds::test {
+namespace {
+
+namespace fs = std::filesystem;
+
+const std::string kBin = std::string(DS_BINARY_DIR) + "/apps/deepseek/deepseek";
+
+struct CmdResult {
+  int code;
+  std::string out;
+};
+
+CmdResult run(const std::string& args) {
+  const std::string cmd = kBin + " " + args + " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  CmdResult r{-1, ""};
+  if (!p) return r;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
+  const int st = pclose(p);
+  r.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return r;
+}
+
+fs::path tmp(const std::string& name) { return fs::temp_directory_path() / ("ds_cli_" + std::to_string(getpid()) + name); }
+
+TEST(Cli, LogitsAndMtpMatchReference) {
+  const std::string m = fixture_dir("tiny-v3");
+  const fs::path out = tmp("_logits.npy"), mtp = tmp("_mtp.npy");
+  const CmdResult r = run("logits --model " + m + " --tokens " + m + "/tokens.npy --out " + out.string() + " --mtp-out " +
+                    mtp.string() + " --precision f32");
+  ASSERT_EQ(r.code, 0) << r.out;
+  for (const auto& [got_path, want_path] : {std::pair{out, m + "/logits.npy"}, std::pair{mtp, m + "/mtp_logits.npy"}}) {
+    const io::NpyArray got = io::npy_read(got_path.string()), want = io::npy_read(want_path);
+    ASSERT_EQ(got.shape, want.shape);
+    const auto g = got.to_f32(), w = want.to_f32();
+    ASSERT_FALSE(g.empty());
+    EXPECT_LE(max_abs_diff(g.data(), w.data(), g.size()), 1e-3) << want_path;
+  }
+  fs::remove(out);
+  fs::remove(mtp);
+}
+
+TEST(Cli, GenerateGreedyMatchesReference) {
+  const std::string m = fixture_dir("tiny-v2-lite");
+  const fs::path ids = tmp("_ids.npy");
+  const auto want = read_tokens(m + "/greedy.npy");
+  const CmdResult r = run("generate --model " + m + " --tokens " + m + "/tokens.npy --greedy --precision f32 -n " +
+                    std::to_string(want.size()) + " --out-ids " + ids.string());
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(read_tokens(ids.string()), want);
+  fs::remove(ids);
+}
+
+TEST(Cli, ErrorsAreOneClearLine) {
+  const std::string m = fixture_dir("tiny-v3");
+  CmdResult r = run("logits --model /nonexistent --tokens " + m + "/tokens.npy --out /tmp/x.npy");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find("error: model folder '/nonexistent'"), std::string::npos) << r.out;
+  r = run("logits --model " + m + " --tokens " + m + "/config.json --out /tmp/x.npy");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find("config.json"), std::string::npos) << r.out;
+  r = run("logits --model " + m + " --tokens " + m + "/tokens.npy --out /tmp/x.npy --precision half");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find("--precision 'half'"), std::string::npos) << r.out;
+  r = run("generate --model " + m + " --prompt hello");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find("tokenizer.json"), std::string::npos) << r.out;
+  r = run("nosuchcommand");
+  EXPECT_EQ(r.code, 2);
+  r = run("bench --help");
+  EXPECT_EQ(r.code, 0);
+  EXPECT_NE(r.out.find("--random-weights"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace ds::test
