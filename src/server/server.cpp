@@ -3,6 +3,7 @@
 
 #include <httplib.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -394,7 +395,9 @@ struct Generation {
       const size_t p = c.content.find(kToolCallsBegin);
       if (p != std::string::npos) {
         const auto calls = parse_tool_calls(c.content.substr(p));
-        if (!calls.empty()) {
+        // A call cut off (max_tokens, context) stays text with finish_reason "length": a half call is not a call.
+        const bool whole = std::all_of(calls.begin(), calls.end(), [](const ParsedToolCall& t) { return t.complete; });
+        if (!calls.empty() && whole) {
           c.tool_calls = json::array();
           for (size_t i = 0; i < calls.size(); ++i)
             c.tool_calls.push_back({{"index", i}, {"id", "call_" + random_id("")}, {"type", "function"},
