@@ -134,85 +134,78 @@ void Sampler::top_k_set(const float* l, int64_t V, int64_t k) {
   }
 }
 
+// Moves the fewest best candidates (weight desc, id asc) whose weights sum to at least `need` to the front of
+// cand[0, n) and returns how many: a quickselect guided by mass, expected O(n), no sort.
+static int64_t select_mass(std::vector<int32_t>& cand, int64_t n, const std::vector<double>& w, double need) {
+  auto better = [&](int32_t a, int32_t b) { return w[size_t(a)] > w[size_t(b)] || (w[size_t(a)] == w[size_t(b)] && a < b); };
+  int64_t lo = 0, hi = n;  // [0, lo) chosen, [lo, hi) undecided, [hi, n) dropped
+  double acc = 0;
+  while (hi - lo > 32) {
+    const int64_t mid = lo + (hi - lo) / 2;
+    int32_t a = cand[size_t(lo)], b = cand[size_t(mid)], c = cand[size_t(hi - 1)];
+    if (better(b, a)) std::swap(a, b);
+    if (better(c, b)) std::swap(b, c);
+    if (better(b, a)) std::swap(a, b);
+    const int32_t pivot = b;  // median of three
+    const auto it = std::partition(cand.begin() + lo, cand.begin() + hi, [&](int32_t i) { return better(i, pivot); });
+    const int64_t m = it - cand.begin();  // [lo, m) better than the pivot; the pivot is in [m, hi)
+    double mass = 0;
+    for (int64_t i = lo; i < m; ++i) mass += w[size_t(cand[size_t(i)])];
+    if (acc + mass >= need) { hi = m; continue; }
+    const auto pv = std::find(cand.begin() + m, cand.begin() + hi, pivot);
+    std::iter_swap(cand.begin() + m, pv);
+    acc += mass + w[size_t(pivot)];
+    if (acc >= need) return m + 1;
+    lo = m + 1;
+  }
+  std::sort(cand.begin() + lo, cand.begin() + hi, better);
+  for (int64_t i = lo; i < hi; ++i)
+    if ((acc += w[size_t(cand[size_t(i)])]) >= need) return i + 1;
+  return hi;
+}
+
 int32_t Sampler::sample(const float* logits, int64_t V, const std::vector<int32_t>& history) {
   const float* l = penalised(logits, V, history);
   if (p_.temperature == 0.0f) return argmax(l, V);
   const double T = p_.temperature, mx = max_value(l, V);
   if (!std::isfinite(mx)) return argmax(l, V);  // nothing finite to weigh
   const int64_t k = p_.top_k > 0 ? std::min<int64_t>(p_.top_k, V) : V;
-  const bool truncate = p_.top_p < 1.0f || p_.min_p > 0.0f;
-  auto by_logit = [&](int32_t a, int32_t b) { return before(l[a], a, l[b], b); };
-  auto weight = [&](int32_t i) { return std::exp((double(l[i]) - mx) / T); };
-
-  // The candidate set (top-k, or every token) and its total weight Z: top-p is a fraction of Z.
-  double Z = 0;
+  // Candidates: the top-k set, or every token; weights exp((l - max) / T) indexed by token id (the max weighs 1).
+  prob_.resize(size_t(V));
   if (k < V) {
     top_k_set(l, V, k);
-    for (int32_t i : cand_) Z += weight(i);
-  } else if (truncate) {
-    for (int64_t i = 0; i < V; ++i)
-      if ((double(l[i]) - mx) / T > kCut) Z += weight(int32_t(i));
-  }
-  if (truncate) {
-    // Sort only the tokens within `cut` (in units of T) of the most likely; widen the cut until they hold top_p of
-    // the mass (top-p keeps a prefix of them, min-p then shortens it) or, without top-p, until they include every
-    // token min-p keeps (weight >= min_p, i.e. within -ln(min_p)).
-    const double need = double(p_.top_p) * Z;
-    const double min_p_cut = p_.min_p > 0.0f ? -std::log(double(p_.min_p)) : 0.0;
-    for (double cut = 8;; cut *= 2) {
-      const double lo = mx + (cut > -kCut ? -INFINITY : -cut * T);
-      if (k == V) {
-        cand_.clear();
-        for (int64_t i = 0; i < V; ++i)
-          if (l[i] >= lo) cand_.push_back(int32_t(i));
-      }
-      double m = 0;
-      for (int32_t i : cand_)
-        if (l[i] >= lo) m += weight(i);
-      const bool enough = p_.top_p < 1.0f ? m >= need : cut >= min_p_cut;
-      if (enough || std::isinf(lo)) {
-        if (k < V) cand_.erase(std::remove_if(cand_.begin(), cand_.end(), [&](int32_t i) { return l[i] < lo; }), cand_.end());
-        break;
-      }
-    }
-    std::sort(cand_.begin(), cand_.end(), by_logit);
-    prob_.resize(cand_.size());
-    for (size_t i = 0; i < cand_.size(); ++i) prob_[i] = weight(cand_[i]) / Z;
-    size_t keep = prob_.size();
-    if (p_.top_p < 1.0f) {  // smallest prefix whose mass reaches top_p
-      double c = 0;
-      for (size_t i = 0; i < prob_.size(); ++i) {
-        c += prob_[i];
-        if (c >= p_.top_p) { keep = i + 1; break; }
-      }
-    }
-    if (p_.min_p > 0.0f) {  // drop tokens below min_p * p(max)
-      const double thr = p_.min_p * prob_[0];
-      size_t m = 1;
-      while (m < keep && prob_[m] >= thr) ++m;
-      keep = m;
-    }
-    cand_.resize(keep);
-    prob_.resize(keep);
+    for (int32_t i : cand_) prob_[size_t(i)] = std::exp((double(l[i]) - mx) / T);
   } else {
-    // No truncation by mass: walk the candidates in id order (every token, or the top-k set sorted by id).
-    if (k < V) std::sort(cand_.begin(), cand_.end());
-    const int64_t n = k < V ? int64_t(cand_.size()) : V;
-    prob_.resize(size_t(n));
-    for (int64_t i = 0; i < n; ++i) prob_[size_t(i)] = weight(k < V ? cand_[size_t(i)] : int32_t(i));
+    cand_.resize(size_t(V));
+    for (int64_t i = 0; i < V; ++i) {
+      cand_[size_t(i)] = int32_t(i);
+      prob_[size_t(i)] = std::exp((double(l[i]) - mx) / T);
+    }
   }
+  int64_t n = int64_t(cand_.size());
+  if (p_.top_p < 1.0f) {  // the fewest most likely tokens holding top_p of the candidates' mass
+    double Z = 0;
+    for (int64_t i = 0; i < n; ++i) Z += prob_[size_t(cand_[size_t(i)])];
+    n = select_mass(cand_, n, prob_, double(p_.top_p) * Z);
+  }
+  if (p_.min_p > 0.0f) {  // and of those, the ones at least min_p as likely as the most likely (weight 1)
+    const double thr = p_.min_p;
+    n = std::partition(cand_.begin(), cand_.begin() + n, [&](int32_t i) { return prob_[size_t(i)] >= thr; }) -
+        cand_.begin();
+  }
+  // Walk the kept candidates in the order selection left them: a fixed function of the logits, so a seed still
+  // gives the same draw (sorting up to the whole vocabulary by id would cost more than everything else here).
   double mass = 0;
-  for (double p : prob_) mass += p;
+  for (int64_t i = 0; i < n; ++i) mass += prob_[size_t(cand_[size_t(i)])];
   std::uniform_real_distribution<double> u(0.0, mass);
   double r = u(rng_);
-  const bool ids = truncate || k < V;
-  for (size_t i = 0; i < prob_.size(); ++i) {
-    r -= prob_[i];
-    if (r <= 0 && prob_[i] > 0) return ids ? cand_[i] : int32_t(i);
+  for (int64_t i = 0; i < n; ++i) {
+    const double pi = prob_[size_t(cand_[size_t(i)])];
+    r -= pi;
+    if (r <= 0 && pi > 0) return cand_[size_t(i)];
   }
-  // Rounding left a sliver of r: the last candidate with weight.
-  for (size_t i = prob_.size(); i-- > 0;)
-    if (prob_[i] > 0) return ids ? cand_[i] : int32_t(i);
+  for (int64_t i = n; i-- > 0;)  // rounding left a sliver of r: the last candidate with weight
+    if (prob_[size_t(cand_[size_t(i)])] > 0) return cand_[size_t(i)];
   return argmax(l, V);
 }
 

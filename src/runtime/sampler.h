@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 // Token sampling: penalties, temperature, top-k, top-p, min-p, seeded; temperature 0 is greedy (argmax, lowest id
-// on ties). Nothing here sorts the whole vocabulary: top-k keeps a bounded heap, top-p / min-p sort only the
-// candidates above a probability cut that is widened until they hold enough mass. Buffers live in the Sampler and
-// are reused, so a step allocates nothing once a sequence is running.
+// on ties). Nothing here sorts the whole vocabulary: top-k keeps a bounded heap, top-p selects the nucleus with a
+// quickselect guided by probability mass (expected O(vocab), even when a flat distribution puts most tokens in the
+// nucleus), min-p is one filter pass. Buffers live in the Sampler and are reused, so a step allocates nothing once a
+// sequence is running.
 #pragma once
 #include <cstdint>
 #include <random>

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 // The per-step token choice of the scheduler: for every row of logits that ends a sequence's step, the next token
 // (argmax, or the sequence's Sampler) and, when asked, its logprob and the top alternatives. Rows are independent,
-// so they run in parallel (OpenMP); a lone greedy row splits its vocabulary instead. Each row's arithmetic is fixed,
-// so the picks do not depend on the thread count.
+// so a step with enough of them runs them in parallel (OpenMP). Each row's arithmetic is fixed, so the picks do not
+// depend on the thread count.
 #pragma once
 #include <cstdint>
 #include <utility>
