@@ -33,7 +33,9 @@ __device__ __forceinline__ float wload(const WeightView& w, int64_t r, int64_t c
     const __half_raw h = __nv_cvt_fp8_to_halfraw(static_cast<const __nv_fp8_storage_t*>(w.data)[i], __NV_E4M3);
     v = __half2float(__half(h));
   }
-  if (w.scale) v *= w.scale[((w.row0 + r) / w.block_rows) * w.scale_cols + c / w.block_cols];
+  // 32-bit divisions (a 64-bit one is a long emulated sequence on the GPU); every weight dimension is < 2^31.
+  if (w.scale)
+    v *= w.scale[int64_t(int32_t(w.row0 + r) / w.block_rows) * w.scale_cols + int32_t(c) / w.block_cols];
   return v;
 }
 
