@@ -3,7 +3,7 @@
 // (flash-attention style: running max m, running sum l, output rescaled by exp(m_old - m_new) per key tile).
 //   mla_decode (absorbed): block (query, head group). The group's heads share one pass over the latent cache: each
 //     [KT, rank + rope] tile of cache rows is loaded once into shared memory and scored against every head of the
-//     group. The group is as many heads as fit in shared memory (all 16 of V2-Lite; 32 of V3's 128).
+//     group. The group is as many heads as fit in shared memory (all 16 of V2-Lite; V3's 128 in 4 groups).
 //   mla_prefill (multi-head): block (16 queries, head); key/value tiles in shared memory, causal mask per query.
 #include <algorithm>
 #include <cmath>

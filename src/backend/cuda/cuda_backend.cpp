@@ -50,8 +50,11 @@ class CudaBackend final : public ops::Backend {
   ~CudaBackend() override {
     cudaSetDevice(ctx_->device);
     cudaStreamSynchronize(ctx_->stream);  // expert tables and weights must outlive the kernels reading them
-    for (auto& t : tables_) cudaFree(t.second.dev);
-    for (auto& t : retired_tables_) cudaFree(t.dev);
+    for (auto& t : tables_) retired_tables_.push_back(t.second);
+    for (const Table& t : retired_tables_) {
+      cudaFree(t.dev);
+      cudaFreeHost(t.pinned);
+    }
   }
 
   std::string name() const override { return "cuda"; }
@@ -170,15 +173,17 @@ class CudaBackend final : public ops::Backend {
 
   // The experts array lives on the host (one ExpertWeights per expert); kernels need it on the device. A layer's
   // table is uploaded once and reused while its contents stay the same (checked on the host, bytewise).
+  // The host copy is pinned so the upload is truly asynchronous (no host wait inside moe, graph-capturable);
+  // it stays unchanged while any upload from it may be in flight.
   struct Table {
-    std::vector<ops::ExpertWeights> host;
-    ops::ExpertWeights* dev = nullptr;
+    int64_t n = 0;
+    ops::ExpertWeights* pinned = nullptr;  // [n] host (pinned)
+    ops::ExpertWeights* dev = nullptr;     // [n] device
   };
   const ops::ExpertWeights* expert_table(const ops::MoeParams& p) {
     const size_t bytes = size_t(p.E) * sizeof(ops::ExpertWeights);
     auto it = tables_.find(p.experts);
-    if (it != tables_.end() && it->second.host.size() == size_t(p.E) &&
-        std::memcmp(it->second.host.data(), p.experts, bytes) == 0)
+    if (it != tables_.end() && it->second.n == p.E && std::memcmp(it->second.pinned, p.experts, bytes) == 0)
       return it->second.dev;
     DType dt = p.experts[0].gate.dtype;
     for (int64_t e = 0; e < p.E; ++e) {
@@ -193,16 +198,17 @@ class CudaBackend final : public ops::Backend {
                "cuda moe: expert ", e, " has the wrong shape for D ", p.D, ", inter ", p.inter);
     }
     Table t;
-    t.host.assign(p.experts, p.experts + p.E);
+    t.n = p.E;
+    DS_CU(cudaMallocHost(reinterpret_cast<void**>(&t.pinned), bytes));
+    std::memcpy(t.pinned, p.experts, bytes);
     DS_CU(cudaMalloc(reinterpret_cast<void**>(&t.dev), bytes));
-    // Synchronous on purpose: happens once per layer (first step), and the host copy must not be read later.
-    DS_CU(cudaMemcpy(t.dev, t.host.data(), bytes, cudaMemcpyHostToDevice));
+    DS_CU(cudaMemcpyAsync(t.dev, t.pinned, bytes, cudaMemcpyHostToDevice, ctx_->stream));
     if (it != tables_.end()) {
-      retired_tables_.push_back(std::move(it->second));  // queued kernels may still read the old table
-      it->second = std::move(t);
-      return it->second.dev;
+      retired_tables_.push_back(it->second);  // queued kernels may still read the old table
+      it->second = t;
+      return t.dev;
     }
-    return tables_.emplace(p.experts, std::move(t)).first->second.dev;
+    return tables_.emplace(p.experts, t).first->second.dev;
   }
 
   std::shared_ptr<StreamContext> ctx_;
