@@ -1,11 +1,14 @@
 // SPDX-License-Identifier: MIT
 #include "apps/deepseek/cli_common.h"
 
+#include <algorithm>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 
 #include <nlohmann/json.hpp>
 
+#include "base/error.h"
 #include "base/log.h"
 
 namespace ds::app {
@@ -20,6 +23,20 @@ rt::EngineOptions ComputeFlags::engine_options() const {
   return o;
 }
 
+std::unique_ptr<rt::Engine> RandomModelFlags::engine(const rt::EngineOptions& eo, bool keep_mtp) const {
+  DS_CHECK(random, "--config needs --random-weights (the shapes only come from the config)");
+  io::ModelConfig c = io::load_config(config);
+  if (layers > 0) {
+    DS_CHECK(layers <= c.num_hidden_layers, "--layers ", layers, " exceeds num_hidden_layers ", c.num_hidden_layers);
+    c.num_hidden_layers = layers;
+    c.first_k_dense_replace = std::min(c.first_k_dense_replace, layers);
+  }
+  if (!keep_mtp) c.num_nextn_predict_layers = 0;
+  DS_CHECK(dtype == "bf16" || dtype == "fp8", "--dtype '", dtype, "' is not one of: bf16, fp8");
+  std::fprintf(stderr, "building random weights...\n");
+  return rt::Engine::random(c, dtype == "fp8" ? DType::F8_E4M3 : DType::BF16, eo);
+}
+
 rt::SamplingParams SamplingFlags::params(const std::string& model_dir) const {
   rt::SamplingParams p;
   float def_t = 0.6f, def_p = 0.95f;
@@ -30,6 +47,8 @@ rt::SamplingParams SamplingFlags::params(const std::string& model_dir) const {
     if (j.is_object()) {
       if (j.contains("temperature") && j["temperature"].is_number()) def_t = j["temperature"].get<float>();
       if (j.contains("top_p") && j["top_p"].is_number()) def_p = j["top_p"].get<float>();
+      // Hugging Face semantics: "do_sample": false means greedy decoding whatever the temperature says.
+      if (j.contains("do_sample") && j["do_sample"].is_boolean() && !j["do_sample"].get<bool>()) def_t = 0.0f;
     }
   }
   p.temperature = greedy ? 0.0f : (temperature >= 0 ? temperature : def_t);

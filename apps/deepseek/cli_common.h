@@ -3,6 +3,7 @@
 #pragma once
 #include <CLI/CLI.hpp>
 
+#include <memory>
 #include <string>
 
 #include "runtime/engine.h"
@@ -29,6 +30,23 @@ struct ComputeFlags {
   rt::EngineOptions engine_options() const;
 };
 
+// `--config FILE --random-weights [--layers N] [--dtype bf16|fp8]`: a model of a real shape with random weights
+// built in memory (bench, serve), without a download.
+struct RandomModelFlags {
+  std::string config, dtype = "bf16";
+  bool random = false;
+  int64_t layers = 0;
+
+  void add(CLI::App& app) {
+    app.add_option("--config", config, "config.json of the shape to build (with --random-weights)");
+    app.add_flag("--random-weights", random, "random weights of the config's shapes, built in memory");
+    app.add_option("--dtype", dtype, "random weights' dtype for linear layers: bf16 | fp8")->capture_default_str();
+    app.add_option("--layers", layers, "keep only the first N decoder layers (with --config), to fit in memory");
+  }
+  // The engine; `keep_mtp` false drops the MTP layer (decode benchmarks do not run it).
+  std::unique_ptr<rt::Engine> engine(const rt::EngineOptions& eo, bool keep_mtp) const;
+};
+
 struct SamplingFlags {
   bool greedy = false;
   float temperature = -1, top_p = -1, min_p = 0;
@@ -38,7 +56,7 @@ struct SamplingFlags {
 
   void add(CLI::App& app) {
     app.add_flag("--greedy", greedy, "always pick the most likely token (same as --temperature 0)");
-    app.add_option("--temperature", temperature, "sampling temperature (default: generation_config.json, else 0.6)");
+    app.add_option("--temperature", temperature, "sampling temperature (default: generation_config.json, greedy where it says do_sample: false, else 0.6)");
     app.add_option("--top-p", top_p, "nucleus sampling mass in (0, 1] (default: generation_config.json, else 0.95)");
     app.add_option("--top-k", top_k, "keep the k most likely tokens (0 = off)");
     app.add_option("--min-p", min_p, "drop tokens below min_p x p(most likely) (0 = off)");

@@ -45,15 +45,13 @@ int cmd_bench(int argc, char** argv) {
   CLI::App app{"Measure prefill and decode speed. Prints tok/s beside bytes per token, achieved GB/s and % of the "
                "memory bandwidth measured in the same run, and prefill TFLOP/s against the measured compute peak.",
                "deepseek bench"};
-  std::string model, config, dtype = "bf16";
-  bool random = false, json = false, profile = false;
-  int64_t layers = 0, prompt = 512, gen = 64, batch = 1;
+  std::string model;
+  bool json = false, profile = false;
+  int64_t prompt = 512, gen = 64, batch = 1;
+  RandomModelFlags rm;
   ComputeFlags cf;
   app.add_option("-m,--model", model, "checkpoint folder");
-  app.add_option("--config", config, "config.json of the shape to measure (with --random-weights)");
-  app.add_flag("--random-weights", random, "random weights of the config's shapes, built in memory");
-  app.add_option("--dtype", dtype, "random weights' dtype for linear layers: bf16 | fp8")->capture_default_str();
-  app.add_option("--layers", layers, "keep only the first N decoder layers (with --config), to fit in memory");
+  rm.add(app);
   app.add_option("--prompt", prompt, "prefill length")->capture_default_str();
   app.add_option("--gen", gen, "decode steps")->capture_default_str();
   app.add_option("--batch", batch, "sequences decoded together")->capture_default_str();
@@ -61,10 +59,9 @@ int cmd_bench(int argc, char** argv) {
   app.add_flag("--profile", profile, "time every op and print where decode spends its time (slows the run a little)");
   cf.add(app);
   CLI11_PARSE(app, argc, argv);
-  DS_CHECK(model.empty() != config.empty(), "give either --model DIR or --config FILE --random-weights");
-  DS_CHECK(config.empty() || random, "--config needs --random-weights (the shapes only come from the config)");
+  DS_CHECK(model.empty() != rm.config.empty(), "give either --model DIR or --config FILE --random-weights");
   DS_CHECK(prompt >= 1 && gen >= 1 && batch >= 1, "--prompt, --gen and --batch must be >= 1");
-  DS_CHECK(model.empty() || layers == 0, "--layers applies to --config --random-weights only");
+  DS_CHECK(model.empty() || rm.layers == 0, "--layers applies to --config --random-weights only");
 
   // Hardware limits first, while the memory is not yet filled with the model.
   const int threads = cf.threads > 0 ? cf.threads : rt::hardware_threads();
@@ -90,16 +87,7 @@ int cmd_bench(int argc, char** argv) {
   if (!model.empty()) {
     e = rt::Engine::load(model, eo);
   } else {
-    io::ModelConfig c = io::load_config(config);
-    if (layers > 0) {
-      DS_CHECK(layers <= c.num_hidden_layers, "--layers ", layers, " exceeds num_hidden_layers ", c.num_hidden_layers);
-      c.num_hidden_layers = layers;
-      c.first_k_dense_replace = std::min(c.first_k_dense_replace, layers);
-    }
-    c.num_nextn_predict_layers = 0;  // decode benchmarks do not run the MTP module
-    DS_CHECK(dtype == "bf16" || dtype == "fp8", "--dtype '", dtype, "' is not one of: bf16, fp8");
-    std::fprintf(stderr, "building random weights...\n");
-    e = rt::Engine::random(c, dtype == "fp8" ? DType::F8_E4M3 : DType::BF16, eo);
+    e = rm.engine(eo, /*keep_mtp=*/false);  // decode benchmarks do not run the MTP module
   }
   const io::ModelConfig& c = e->config();
   const bool bf16_peak = eo.precision == ops::Precision::Fast && peak.bf16_tflops > 0;
@@ -111,9 +99,9 @@ int cmd_bench(int argc, char** argv) {
     std::printf("device   %s, %d threads | memory read %.1f GB/s, copy %.1f GB/s | peak %.2f TFLOP/s (%s)\n",
                 device.c_str(), threads, bw.read_gbs, bw.copy_gbs, peak_tflops, bf16_peak ? "bf16" : "fp32");
   std::printf("model    %s: %lld layers, hidden %lld, %lld experts top-%lld, weights %.2f GB (%s), precision %s\n",
-              model.empty() ? config.c_str() : model.c_str(), (long long)c.num_hidden_layers, (long long)c.hidden_size,
+              model.empty() ? rm.config.c_str() : model.c_str(), (long long)c.num_hidden_layers, (long long)c.hidden_size,
               (long long)c.n_routed_experts, (long long)c.num_experts_per_tok, double(e->weight_bytes()) / 1e9,
-              model.empty() ? dtype.c_str() : "checkpoint", cf.precision.c_str());
+              model.empty() ? rm.dtype.c_str() : "checkpoint", cf.precision.c_str());
 
   const int64_t ctx = prompt + gen + 1;
   std::vector<int32_t> tokens(static_cast<size_t>(prompt));
@@ -164,7 +152,7 @@ int cmd_bench(int argc, char** argv) {
                 "\"pp_tok_s\":%.3f,\"pp_tflops\":%.4f,\"peak_tflops\":%.4f,\"tg_tok_s\":%.3f,"
                 "\"bytes_per_step\":%.0f,\"tg_gbs\":%.2f,\"read_gbs\":%.2f,\"copy_gbs\":%.2f,\"rss_peak\":%.0f}\n",
                 rt::build_commit().c_str(), device.c_str(), eo.backend.c_str(), threads,
-                model.empty() ? dtype.c_str() : "checkpoint", cf.precision.c_str(), (long long)c.num_hidden_layers,
+                model.empty() ? rm.dtype.c_str() : "checkpoint", cf.precision.c_str(), (long long)c.num_hidden_layers,
                 (long long)batch, (long long)prompt, (long long)gen, r.pp_tok_s, r.pp_tflops, peak_tflops, r.tg_tok_s,
                 r.bytes_per_step, r.tg_gbs, bw.read_gbs, bw.copy_gbs, rss.peak);
   return 0;

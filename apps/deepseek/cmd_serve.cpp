@@ -24,20 +24,30 @@ int cmd_serve(int argc, char** argv) {
   CLI::App app{"OpenAI-compatible HTTP server: /v1/chat/completions, /v1/completions (streaming and not), /v1/models, "
                "/health, /metrics, /tokenize, /detokenize. See docs/SERVER.md.",
                "deepseek serve"};
-  std::string model, alias;
+  std::string model, alias, tokenizer_dir;
+  RandomModelFlags rm;
+  bool no_prefix_cache = false;
   server::ServerOptions so;
   rt::SchedulerOptions sc;
   double grace = 5;
   int64_t max_body_mib = 16;
   ComputeFlags cf;
-  app.add_option("-m,--model", model, "checkpoint folder (config.json, safetensors, tokenizer.json)")->required();
+  app.add_option("-m,--model", model, "checkpoint folder (config.json, safetensors, tokenizer.json)");
+  rm.add(app);
+  app.add_option("--tokenizer", tokenizer_dir, "folder with tokenizer.json (+ tokenizer_config.json); default: the "
+                 "model folder. Needed with --random-weights");
   app.add_option("--host", so.host, "address to listen on")->capture_default_str();
   app.add_option("--port", so.port, "port (0: any free port; the bound port is printed)")->capture_default_str();
   app.add_option("--alias", alias, "model id served by /v1/models (default: the folder name)");
   app.add_option("--parallel", sc.parallel, "slots: sequences computed together")->capture_default_str();
   app.add_option("--queue", sc.queue_max, "requests that may wait for a slot (beyond: 503)")->capture_default_str();
   app.add_option("--batch-tokens", sc.batch_tokens, "prompt tokens per step over all slots (chunked prefill)")->capture_default_str();
-  app.add_option("--chunk", sc.chunk, "prefill chunk alignment and prefix-reuse granularity (tokens)")->capture_default_str();
+  app.add_option("--chunk", sc.chunk, "prefill chunk alignment (tokens)")->capture_default_str();
+  app.add_option("--kv-cache-tokens", sc.kv_tokens, "KV cache pool size in tokens, shared by all slots "
+                 "(default: parallel x ctx)");
+  app.add_option("--kv-block-size", sc.block_size, "tokens per KV cache block (prefix reuse granularity)")
+      ->capture_default_str();
+  app.add_flag("--no-prefix-cache", no_prefix_cache, "do not reuse KV blocks of earlier prompts");
   app.add_option("--api-key", so.api_key, "require this key (Authorization: Bearer KEY or X-Api-Key) on every route but /health; "
                  "default: $DEEPSEEK_API_KEY");
   app.add_option("--cors-origin", so.cors_origin, "allow this browser origin (or *); default: no CORS headers");
@@ -49,6 +59,11 @@ int cmd_serve(int argc, char** argv) {
   cf.add(app);
   so.limits.max_tokens = 0;
   CLI11_PARSE(app, argc, argv);
+  DS_CHECK(model.empty() != rm.config.empty(), "give either --model DIR or --config FILE --random-weights --tokenizer DIR");
+  DS_CHECK(!model.empty() || !tokenizer_dir.empty(), "--random-weights needs --tokenizer DIR (a folder with tokenizer.json)");
+  DS_CHECK(model.empty() || (rm.layers == 0 && !rm.random), "--layers and --random-weights go with --config");
+  sc.prefix_cache = !no_prefix_cache;
+  sc.threads = cf.threads;
   if (so.api_key.empty())
     if (const char* k = std::getenv("DEEPSEEK_API_KEY")) so.api_key = k;
   DS_CHECK(max_body_mib >= 1 && max_body_mib <= 1024, "--max-body-mib must be in [1, 1024]");
@@ -58,13 +73,16 @@ int cmd_serve(int argc, char** argv) {
   so.write_timeout_s = so.read_timeout_s;
   so.max_body_bytes = size_t(max_body_mib) << 20;
 
-  const tok::Tokenizer tokenizer = tok::Tokenizer::from_dir(model);
-  auto e = rt::Engine::load(model, cf.engine_options());
+  const tok::Tokenizer tokenizer = tok::Tokenizer::from_dir(tokenizer_dir.empty() ? model : tokenizer_dir);
+  auto e = model.empty() ? rm.engine(cf.engine_options(), /*keep_mtp=*/true) : rt::Engine::load(model, cf.engine_options());
+  DS_CHECK(e->config().vocab_size >= int64_t(tokenizer.vocab_size()), "the tokenizer has ", tokenizer.vocab_size(),
+           " tokens but the model's vocabulary only ", e->config().vocab_size);
   sc.ctx = cf.ctx > 0 ? cf.ctx : e->default_ctx();
   if (so.limits.max_tokens <= 0) so.limits.max_tokens = sc.ctx;
-  so.model_name = !alias.empty() ? alias : std::filesystem::path(model).lexically_normal().filename().string();
-  if (so.model_name.empty()) so.model_name = std::filesystem::path(model).lexically_normal().parent_path().filename().string();
-  so.defaults = server::read_generation_defaults(model);
+  const std::string src = model.empty() ? rm.config : model;
+  so.model_name = !alias.empty() ? alias : std::filesystem::path(src).lexically_normal().filename().string();
+  if (so.model_name.empty()) so.model_name = std::filesystem::path(src).lexically_normal().parent_path().filename().string();
+  if (!model.empty()) so.defaults = server::read_generation_defaults(model);
 
   std::signal(SIGPIPE, SIG_IGN);
   std::signal(SIGINT, on_signal);
@@ -72,8 +90,10 @@ int cmd_serve(int argc, char** argv) {
   rt::Scheduler sched(*e, sc);
   server::Server srv(*e, sched, tokenizer, so);
   const int port = srv.bind();
-  std::fprintf(stderr, "deepseek serve: model %s, %d slots x %lld tokens, listening on http://%s:%d\n",
-               so.model_name.c_str(), sc.parallel, (long long)sc.ctx, so.host.c_str(), port);
+  const auto st = sched.stats();
+  std::fprintf(stderr, "deepseek serve: model %s, %d slots x %lld tokens, KV pool %lld blocks x %lld tokens, "
+               "listening on http://%s:%d\n", so.model_name.c_str(), sc.parallel, (long long)sc.ctx,
+               (long long)st.kv_blocks_total, (long long)st.kv_block_size, so.host.c_str(), port);
   std::fflush(stderr);
   std::thread watcher([&] {
     while (!g_signal) std::this_thread::sleep_for(std::chrono::milliseconds(50));

@@ -1,53 +1,61 @@
 // SPDX-License-Identifier: MIT
 // The latent KV cache of one sequence (absorbed MLA): per layer and token, the post-RMSNorm latent c_kv
 // (kv_lora_rank values) followed by the post-RoPE k_pe (qk_rope_head_dim values), fp32, in backend memory.
+// Paged: the rows live in blocks of a KvPool (possibly shared with other sequences); the block table maps position
+// t to row t % block_size of block blocks()[t / block_size]. Blocks shared with other sequences or published in the
+// pool's prefix cache are read-only: prepare_write copies them before a write (copy on write).
 #pragma once
 #include <cstdint>
-#include <cstring>
-#include <algorithm>
 #include <memory>
-#include <stdexcept>
+#include <vector>
 
-#include "ops/backend.h"
+#include "model/kv_pool.h"
 
 namespace ds::model {
 
 class KvCache {
  public:
-  // n_layers includes the MTP layers; capacity is in tokens.
-  KvCache(ops::Backend& be, int64_t n_layers, int64_t capacity, int64_t width)
-      : n_layers_(n_layers), capacity_(capacity), width_(width),
-        buf_(be.alloc(size_t(n_layers) * size_t(capacity) * size_t(width) * sizeof(float))) {}
+  // capacity: the most tokens this sequence may hold (its context size).
+  KvCache(std::shared_ptr<KvPool> pool, int64_t capacity);
+  ~KvCache();
+  KvCache(const KvCache&) = delete;
+  KvCache& operator=(const KvCache&) = delete;
 
-  float* layer(int64_t l) { return buf_->f32() + l * capacity_ * width_; }  // [capacity, width]
   int64_t capacity() const { return capacity_; }
-  int64_t width() const { return width_; }
-  int64_t n_layers() const { return n_layers_; }
-  size_t bytes() const { return buf_->size(); }
+  int64_t width() const { return pool_->width(); }
+  int64_t n_layers() const { return pool_->n_layers(); }
+  int64_t block_size() const { return pool_->block_size(); }
+  KvPool& pool() { return *pool_; }
+  const std::vector<int32_t>& blocks() const { return blocks_; }  // [ceil(rows / block_size)] pool block ids
 
-  // Copies the first `n` token rows of every layer from `src` (same shape) into this cache and sets length = n
-  // (mtp_length = 0). Used by the server's prefix reuse. Host-memory backends only (cpu, ref): the rows are copied
-  // with memcpy.
-  void copy_prefix_from(KvCache& src, int64_t n) {
-    if (&src == this || n <= 0) {
-      length = std::max<int64_t>(0, std::min(n, length));
-      mtp_length = 0;
-      return;
-    }
-    if (src.n_layers_ != n_layers_ || src.width_ != width_ || n > capacity_ || n > src.capacity_ || n > src.length)
-      throw std::invalid_argument("KvCache::copy_prefix_from: shape mismatch or too many rows");
-    for (int64_t l = 0; l < n_layers_; ++l)
-      std::memcpy(layer(l), src.layer(l), size_t(n) * size_t(width_) * sizeof(float));
-    length = n;
-    mtp_length = 0;
-  }
+  // Row t of layer l: [width] floats in backend memory. Its block must be allocated.
+  float* row(int64_t l, int64_t t) { return pool_->row(blocks_[size_t(t / block_size())], l, t % block_size()); }
+
+  // Makes positions [pos, pos + n) writable in the main layers (mtp = false) or the MTP layers (mtp = true):
+  // allocates missing blocks and copies blocks that other sequences share (and, for the main layers, blocks
+  // published in the prefix cache, whose main rows are what their key promises). Throws ds::Error when the pool
+  // has no block left; blocks allocated before the failure stay with this sequence.
+  void prepare_write(int64_t pos, int64_t n, bool mtp);
+  // Allocates the blocks covering positions [0, end) that are missing; false (nothing changed) when the pool does
+  // not have them all.
+  bool reserve(int64_t end);
+  // Blocks reserve(end) would allocate.
+  int64_t missing_blocks(int64_t end) const;
+
+  // Starts an empty sequence on shared prefix blocks (already retained for this cache, which takes the reference):
+  // length = blocks.size() * block_size, mtp_length = 0.
+  void adopt(const std::vector<int32_t>& blocks);
+  // Drops positions >= n (releasing whole blocks past them); length and mtp_length are capped at n.
+  void truncate(int64_t n);
+  void clear() { truncate(0); }
 
   int64_t length = 0;      // tokens cached in the main layers
   int64_t mtp_length = 0;  // tokens cached in the MTP layers
 
  private:
-  int64_t n_layers_, capacity_, width_;
-  std::unique_ptr<ops::Buffer> buf_;
+  std::shared_ptr<KvPool> pool_;
+  int64_t capacity_;
+  std::vector<int32_t> blocks_;
 };
 
 }  // namespace ds::model

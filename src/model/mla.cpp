@@ -3,6 +3,8 @@
 // post-RoPE k_pe. A chunk of several new tokens (prefill) uses the multi-head form: K/V are expanded from the cache
 // through kv_b_proj. A single new token (decode) uses the absorbed form: W_UK is folded into the query and W_UV
 // into the output, so attention reads only the 576-wide cache.
+#include <algorithm>
+
 #include "base/error.h"
 #include "model/model.h"
 #include "model/scratch.h"
@@ -48,17 +50,29 @@ void Model::attention(int64_t l, const Batch& batch, int64_t T, const std::vecto
   int64_t off = 0;
   for (size_t j = 0; j < batch.seqs.size(); ++j) {
     const int64_t n = batch.seqs[j].n, p0 = pos0[j], S = p0 + n;
-    float* cache = batch.seqs[j].cache->layer(l);  // [capacity, r + dr]
-    be_.copy({kva + off * ldkv, ldkv, cache + p0 * ldkv, ldkv, n, ldkv});
+    KvCache& kc = *batch.seqs[j].cache;  // rows in pool blocks (Model::forward made [p0, S) writable)
+    const int64_t bs = kc.block_size();
+    // New rows [p0, S) into their blocks: one copy per block touched.
+    for (int64_t t = p0; t < S;) {
+      const int64_t m = std::min(S - t, bs - t % bs);
+      be_.copy({kva + (off + t - p0) * ldkv, ldkv, kc.row(l, t), ldkv, m, ldkv});
+      t += m;
+    }
     const float* qj = q + off * ldq;
     float* oj = attn + off * ldo;
     if (n > 1) {
+      // The multi-head form expands every cached row through kv_b_proj in one product, so the rows are first
+      // gathered from their blocks into one contiguous [S, r + dr] buffer (exact copies: results do not depend on
+      // the block layout).
+      float* kvg = s_->kvg->f32();
+      for (int64_t t = 0; t < S; t += bs)
+        be_.copy({kc.row(l, t), ldkv, kvg + t * ldkv, ldkv, std::min(bs, S - t), ldkv});
       float* kvb = s_->kvb->f32();  // [S, H, k_nope | v]
-      mm(cache, ldkv, w.kv_b_proj, kvb, ldkvb, S, ldkvb, r);
+      mm(kvg, ldkv, w.kv_b_proj, kvb, ldkvb, S, ldkvb, r);
       ops::MlaPrefillParams p;
       p.q = qj; p.ldq = ldq;
       p.k_nope = kvb; p.ldk = ldkvb; p.hsk = nope + dv;
-      p.k_pe = cache + r; p.ldkpe = ldkv;
+      p.k_pe = kvg + r; p.ldkpe = ldkv;
       p.v = kvb + nope; p.ldv = ldkvb; p.hsv = nope + dv;
       p.out = oj; p.ldo = ldo;
       p.T = n; p.S = S; p.H = H; p.nope = nope; p.rope = dr; p.dv = dv; p.pos0 = p0; p.scale = rope_.softmax_scale;
@@ -74,7 +88,11 @@ void Model::attention(int64_t l, const Batch& batch, int64_t T, const std::vecto
         be_.copy({qj + h * dqk + nope, ldq, qlat + h * (r + dr) + r, ldql, n, dr});
       }
       ops::MlaDecodeParams p;
-      p.q = qlat; p.ldq = ldql; p.kv = cache; p.ldkv = ldkv; p.out = olat; p.ldo = H * r;
+      KvPool& pool = kc.pool();
+      p.q = qlat; p.ldq = ldql; p.out = olat; p.ldo = H * r;
+      p.kv = pool.base() + pool.layer_offset(l); p.ldkv = ldkv;  // layer l of block 0; blocks via the table
+      p.block_table = static_cast<const int32_t*>(s_->btab->data()) + s_->tab_off[j];
+      p.block_size = bs; p.block_stride = pool.block_stride();
       p.T = n; p.S = S; p.H = H; p.rank = r; p.rope = dr; p.pos0 = p0; p.scale = rope_.softmax_scale;
       be_.mla_decode(p);
       for (int64_t h = 0; h < H; ++h)  // o[h] = W_UV[h] · o_lat[h], W_UV[h] = rows [h*(nope+dv)+nope, +dv)

@@ -20,9 +20,14 @@ Model::Model(const io::ModelConfig& cfg, Weights weights, ops::Backend& be, Mode
 
 Model::~Model() = default;
 
+std::shared_ptr<KvPool> Model::new_pool(int64_t n_blocks, int64_t block_size) const {
+  return std::make_shared<KvPool>(be_, n_blocks, block_size, n_cache_layers(),
+                                  cfg_.kv_lora_rank + cfg_.qk_rope_head_dim);
+}
+
 std::unique_ptr<KvCache> Model::new_cache(int64_t capacity) const {
   DS_CHECK(capacity > 0, "context size must be positive, got ", capacity);
-  return std::make_unique<KvCache>(be_, n_cache_layers(), capacity, cfg_.kv_lora_rank + cfg_.qk_rope_head_dim);
+  return std::make_unique<KvCache>(new_pool((capacity + kKvBlockSize - 1) / kKvBlockSize, kKvBlockSize), capacity);
 }
 
 void Model::ensure_scratch(int64_t T, int64_t S) { s_->ensure(be_, cfg_, T, S); }
@@ -77,7 +82,9 @@ void Model::forward(const Batch& batch, ForwardOutput* out) {
   }
   DS_CHECK(sum == T && T > 0, "batch has ", T, " tokens but its chunks cover ", sum);
   check_tokens(batch.tokens.data(), T);
+  for (const SeqChunk& c : batch.seqs) c.cache->prepare_write(c.cache->length, c.n, false);
   ensure_scratch(T, max_s);
+  s_->upload_tables(be_, batch);
   const auto pos = positions(batch, pos0);
   be_.upload(s_->pos->data(), pos.data(), pos.size() * sizeof(int32_t));
 
@@ -95,14 +102,14 @@ void Model::forward(const Batch& batch, ForwardOutput* out) {
     off += c.n;
     want_hidden |= c.want_hidden;
   }
-  auto logits = be_.alloc(size_t(rows) * size_t(V) * sizeof(float));
+  float* logits = s_->logits_for(be_, rows, V);
   ops::MatmulParams mm;
-  mm.x = s_->sel->f32(); mm.ldx = D; mm.w = w_.lm_head; mm.y = logits->f32(); mm.ldy = V;
+  mm.x = s_->sel->f32(); mm.ldx = D; mm.w = w_.lm_head; mm.y = logits; mm.ldy = V;
   mm.M = rows; mm.N = V; mm.K = D; mm.precision = opt_.precision;
   be_.matmul(mm);
   out->rows = rows;
   out->logits.resize(size_t(rows) * size_t(V));
-  be_.download(out->logits.data(), logits->data(), out->logits.size() * sizeof(float));
+  be_.download(out->logits.data(), logits, out->logits.size() * sizeof(float));
   out->hidden.clear();
   if (want_hidden) {
     out->hidden.resize(size_t(rows) * size_t(D));
@@ -120,10 +127,12 @@ void Model::forward_mtp(KvCache* cache, const std::vector<int32_t>& next_tokens,
   check_tokens(next_tokens.data(), n);
   const int64_t l = cfg_.num_hidden_layers, D = cfg_.hidden_size, V = cfg_.vocab_size;
   const LayerWeights& w = w_.layers[l];
+  cache->prepare_write(cache->mtp_length, n, true);
   ensure_scratch(n, cache->mtp_length + n);
   Batch b;
   b.tokens = next_tokens;
   b.seqs.push_back({cache, n, true, false});
+  s_->upload_tables(be_, b);
   const std::vector<int64_t> pos0 = {cache->mtp_length};
   const auto pos = positions(b, pos0);
   be_.upload(s_->pos->data(), pos.data(), pos.size() * sizeof(int32_t));
@@ -140,12 +149,12 @@ void Model::forward_mtp(KvCache* cache, const std::vector<int32_t>& next_tokens,
   be_.matmul(mm);
   decoder_layer(l, b, n, pos0, true);
   be_.rms_norm({s_->x->f32(), D, w.shared_head_norm, s_->xn->f32(), D, n, D, float(cfg_.rms_norm_eps)});
-  auto logits = be_.alloc(size_t(n) * size_t(V) * sizeof(float));
+  float* logits = s_->logits_for(be_, n, V);
   mm.x = s_->xn->f32(); mm.ldx = D; mm.w = w.shared_head_head.data ? w.shared_head_head : w_.lm_head;
-  mm.y = logits->f32(); mm.ldy = V; mm.M = n; mm.N = V; mm.K = D; mm.precision = opt_.precision;
+  mm.y = logits; mm.ldy = V; mm.M = n; mm.N = V; mm.K = D; mm.precision = opt_.precision;
   be_.matmul(mm);
   logits_out->resize(size_t(n) * size_t(V));
-  be_.download(logits_out->data(), logits->data(), logits_out->size() * sizeof(float));
+  be_.download(logits_out->data(), logits, logits_out->size() * sizeof(float));
   cache->mtp_length += n;
 }
 

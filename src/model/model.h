@@ -38,6 +38,11 @@ struct ForwardOutput {
 // the tiny-v3 fixture: argmax agreement 83-90% instead of 100%). The routed experts and the lm_head, whose outputs feed
 // no discrete decision in the same layer, use `precision` (Fast: bf16 products where the hardware has them).
 // Decode is memory-bound, so the fp32 products cost no speed there.
+// Tokens per KV block unless a caller chooses (the server's --kv-block-size). Small enough that a partly filled
+// last block wastes little and prefixes are shared at a fine grain; large enough that the attention reads long
+// contiguous runs.
+constexpr int64_t kKvBlockSize = 16;
+
 struct ModelOptions {
   ops::Precision precision = ops::Precision::Fast;
 };
@@ -53,6 +58,9 @@ class Model {
   ops::Backend& backend() { return be_; }
   bool has_mtp() const { return w_.n_mtp > 0; }
   int64_t n_cache_layers() const { return cfg_.num_hidden_layers + w_.n_mtp; }
+  // A pool of n_blocks KV blocks of block_size tokens for every cache layer (main + MTP), shared by sequences.
+  std::shared_ptr<KvPool> new_pool(int64_t n_blocks, int64_t block_size = kKvBlockSize) const;
+  // A cache of `capacity` tokens on a private pool just large enough for it (one sequence: CLI, bench, tests).
   std::unique_ptr<KvCache> new_cache(int64_t capacity) const;
 
   // One forward pass over the batch; advances each chunk's cache length by its n.

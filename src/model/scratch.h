@@ -3,6 +3,7 @@
 #pragma once
 #include <algorithm>
 #include <memory>
+#include <vector>
 
 #include "io/config.h"
 #include "model/model.h"
@@ -17,6 +18,10 @@ struct Model::Scratch {
   std::unique_ptr<ops::Buffer> attn;             // [T, H*v_head_dim]
   std::unique_ptr<ops::Buffer> qlat, olat;       // [T, H*(kv_lora + rope)], [T, H*kv_lora] (absorbed form)
   std::unique_ptr<ops::Buffer> kvb;              // [S, H*(nope + v)] (multi-head form)
+  std::unique_ptr<ops::Buffer> kvg;              // [S, kv_lora + rope] cache rows gathered from blocks (multi-head form)
+  std::unique_ptr<ops::Buffer> btab;             // [n_tab] int32: the batch's block tables, concatenated
+  int64_t n_tab = 0;
+  std::vector<int64_t> tab_off;                  // per batch chunk: offset of its block table in btab
   std::unique_ptr<ops::Buffer> g, u;             // [T, max(intermediate, shared intermediate)]
   std::unique_ptr<ops::Buffer> rlogits, rw, ids; // [T, E] router logits, [T, k] weights, [T, k] int32 ids
   std::unique_ptr<ops::Buffer> moe_out, zeros;   // [T, D]
@@ -39,7 +44,34 @@ struct Model::Scratch {
     if (s > S) {
       S = std::max(s, S * 2);
       kvb = be.alloc(size_t(S) * size_t(H * (c.qk_nope_head_dim + c.v_head_dim)) * sizeof(float));
+      kvg = be.alloc(size_t(S) * size_t(r + dr) * sizeof(float));
     }
+  }
+
+  // [rows, vocab] logits, grown on demand (a fresh zeroed buffer per step would cost a page-faulting memset).
+  std::unique_ptr<ops::Buffer> logits;
+  int64_t logit_rows = 0;
+  float* logits_for(ops::Backend& be, int64_t rows, int64_t vocab) {
+    if (rows > logit_rows) {
+      logit_rows = std::max(rows, logit_rows * 2);
+      logits = be.alloc(size_t(logit_rows) * size_t(vocab) * sizeof(float));
+    }
+    return logits->f32();
+  }
+
+  // Uploads the block tables of the batch's caches (read by the attention ops) and records their offsets.
+  void upload_tables(ops::Backend& be, const Batch& b) {
+    std::vector<int32_t> all;
+    tab_off.clear();
+    for (const SeqChunk& c : b.seqs) {
+      tab_off.push_back(int64_t(all.size()));
+      all.insert(all.end(), c.cache->blocks().begin(), c.cache->blocks().end());
+    }
+    if (int64_t(all.size()) > n_tab) {
+      n_tab = std::max<int64_t>(int64_t(all.size()), n_tab * 2);
+      btab = be.alloc(size_t(n_tab) * sizeof(int32_t));
+    }
+    if (!all.empty()) be.upload(btab->data(), all.data(), all.size() * sizeof(int32_t));
   }
 };
 

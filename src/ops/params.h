@@ -99,17 +99,28 @@ struct MlaPrefillParams {
 
 // MLA attention in the absorbed (latent) form over the latent cache, for one sequence:
 // score[h,i,t] = scale * (q_lat[i,h]·c_kv[t] + q_pe[i,h]·k_pe[t]);  o_lat[i,h] = Σ_t softmax_t(score) c_kv[t]
+// The cache is contiguous (block_table null: row t at kv + t*ldkv) or paged (row t at
+// kv + block_table[t / block_size] * block_stride + (t % block_size) * ldkv), see model/kv_pool.h.
 struct MlaDecodeParams {
   const float* q = nullptr;        // [T, H, rank + rope]: per head q_lat | q_pe; token stride ldq
   int64_t ldq = 0;
   const float* kv = nullptr;       // [S, rank + rope]: c_kv | k_pe per cached token; token stride ldkv
   int64_t ldkv = 0;
+  const int32_t* block_table = nullptr;  // [ceil(S / block_size)] block ids, or null (contiguous)
+  int64_t block_size = 0;          // tokens per block (paged)
+  int64_t block_stride = 0;        // elements from one block's row 0 to the next block's (paged)
   float* out = nullptr;            // [T, H, rank]: token stride ldo
   int64_t ldo = 0;
   int64_t T = 0, S = 0, H = 0, rank = 0, rope = 0;
   int64_t pos0 = 0;
   float scale = 1.0f;
 };
+
+// Cache row t of an MlaDecodeParams ([rank + rope] floats), contiguous or paged.
+inline const float* mla_kv_row(const MlaDecodeParams& p, int64_t t) {
+  if (!p.block_table) return p.kv + t * p.ldkv;
+  return p.kv + int64_t(p.block_table[t / p.block_size]) * p.block_stride + (t % p.block_size) * p.ldkv;
+}
 
 enum class Scoring { Softmax, Sigmoid };
 enum class TopkRule { Greedy, GroupMax, GroupTop2Sum };

@@ -3,18 +3,79 @@
 
 #include <algorithm>
 #include <cmath>
-#include <numeric>
-#include <unordered_map>
 
 #include "base/error.h"
 
 namespace ds::rt {
 
+namespace {
+constexpr int kLanes = 16;      // independent lanes: the compiler keeps them in one vector register
+constexpr double kCut = -60.0;  // exp(-60) * 2^31 < 2^-53: terms further below the max vanish in an fp64 sum
+
+// Largest finite-or-inf value of x[0, n) (-inf when empty or all NaN).
+float max_value(const float* x, int64_t n) {
+  float acc[kLanes];
+  std::fill_n(acc, kLanes, -INFINITY);
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int j = 0; j < kLanes; ++j) acc[j] = x[i + j] > acc[j] ? x[i + j] : acc[j];
+  for (; i < n; ++i) acc[0] = x[i] > acc[0] ? x[i] : acc[0];
+  float m = acc[0];
+  for (int j = 1; j < kLanes; ++j) m = acc[j] > m ? acc[j] : m;
+  return m;
+}
+
+bool before(float va, int32_t a, float vb, int32_t b) { return va > vb || (va == vb && a < b); }
+}  // namespace
+
 int32_t argmax(const float* x, int64_t n) {
-  int64_t best = 0;
-  for (int64_t i = 1; i < n; ++i)
-    if (x[i] > x[best]) best = i;
-  return int32_t(best);
+  // Per-lane running maximum and the first index where it occurs (strict >), then the lanes combined with the lowest
+  // index among equal maxima: the first occurrence overall, as a scalar scan would find.
+  float v[kLanes];
+  int32_t id[kLanes];
+  std::fill_n(v, kLanes, -INFINITY);
+  std::fill_n(id, kLanes, 0);
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int j = 0; j < kLanes; ++j) {
+      const bool gt = x[i + j] > v[j];
+      v[j] = gt ? x[i + j] : v[j];
+      id[j] = gt ? int32_t(i + j) : id[j];
+    }
+  float bv = -INFINITY;
+  int32_t bi = 0;
+  for (int j = 0; j < kLanes; ++j)
+    if (v[j] > bv || (v[j] == bv && v[j] > -INFINITY && id[j] < bi)) bv = v[j], bi = id[j];
+  for (; i < n; ++i)
+    if (x[i] > bv) bv = x[i], bi = int32_t(i);
+  return bi;
+}
+
+void top_logits(const float* l, int64_t n, int k, std::vector<std::pair<int32_t, float>>* out) {
+  out->clear();
+  k = int(std::min<int64_t>(k, n));
+  if (k <= 0) return;
+  // Sorted insertion into a list of at most k (k <= 64): ids arrive in increasing order, so a new value only
+  // displaces strictly smaller ones and ties keep the lower id first.
+  for (int64_t i = 0; i < n; ++i) {
+    const float x = l[i];
+    if (int(out->size()) == k && !(x > out->back().second)) continue;
+    auto pos = out->end();
+    while (pos != out->begin() && x > std::prev(pos)->second) --pos;
+    out->insert(pos, {int32_t(i), x});
+    if (int(out->size()) > k) out->pop_back();
+  }
+}
+
+double log_sum_exp(const float* l, int64_t n) {
+  const double mx = max_value(l, n);
+  if (!std::isfinite(mx)) return mx;
+  double sum = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const double z = double(l[i]) - mx;
+    if (z > kCut) sum += std::exp(z);
+  }
+  return mx + std::log(sum);
 }
 
 void validate(const SamplingParams& p) {
@@ -33,56 +94,126 @@ void validate(const SamplingParams& p) {
 
 Sampler::Sampler(const SamplingParams& p) : p_(p), rng_(p.seed) { validate(p); }
 
-int32_t Sampler::sample(const float* logits, int64_t V, const std::vector<int32_t>& history) {
-  std::vector<float> l(logits, logits + V);
-  if (p_.repetition_penalty != 1.0f || p_.presence_penalty != 0.0f || p_.frequency_penalty != 0.0f) {
-    std::unordered_map<int32_t, int> count;
-    for (int32_t t : history)
-      if (t >= 0 && t < V) ++count[t];
-    for (const auto& [t, c] : count) {
-      float& x = l[t];
-      if (p_.repetition_penalty != 1.0f) x = x > 0 ? x / p_.repetition_penalty : x * p_.repetition_penalty;
-      x -= p_.presence_penalty + p_.frequency_penalty * float(c);
-    }
-  }
-  if (p_.temperature == 0.0f) return argmax(l.data(), V);
+bool Sampler::plain_greedy() const {
+  return p_.temperature == 0.0f && p_.repetition_penalty == 1.0f && p_.presence_penalty == 0.0f &&
+         p_.frequency_penalty == 0.0f;
+}
 
-  // Candidates sorted by logit (descending, lower id first on ties), cut by top-k.
-  std::vector<int32_t> idx(static_cast<size_t>(V));
-  std::iota(idx.begin(), idx.end(), 0);
-  const int64_t k = p_.top_k > 0 ? std::min<int64_t>(p_.top_k, V) : V;
-  auto cmp = [&](int32_t a, int32_t b) { return l[a] > l[b] || (l[a] == l[b] && a < b); };
-  std::partial_sort(idx.begin(), idx.begin() + k, idx.end(), cmp);
-  idx.resize(size_t(k));
-  // Softmax at the temperature, in double for the sums.
-  std::vector<double> prob(idx.size());
-  const double mx = l[idx[0]];
-  double sum = 0;
-  for (size_t i = 0; i < idx.size(); ++i) sum += prob[i] = std::exp((double(l[idx[i]]) - mx) / p_.temperature);
-  for (double& x : prob) x /= sum;
-  size_t keep = prob.size();
-  if (p_.top_p < 1.0f) {  // smallest prefix whose mass reaches top_p
-    double c = 0;
-    for (size_t i = 0; i < prob.size(); ++i) {
-      c += prob[i];
-      if (c >= p_.top_p) { keep = i + 1; break; }
+const float* Sampler::penalised(const float* logits, int64_t V, const std::vector<int32_t>& history) {
+  if (p_.repetition_penalty == 1.0f && p_.presence_penalty == 0.0f && p_.frequency_penalty == 0.0f) return logits;
+  buf_.assign(logits, logits + V);
+  seen_.assign(history.begin(), history.end());
+  std::sort(seen_.begin(), seen_.end());
+  for (size_t i = 0; i < seen_.size();) {
+    size_t j = i;
+    while (j < seen_.size() && seen_[j] == seen_[i]) ++j;
+    const int32_t t = seen_[i];
+    const float c = float(j - i);
+    i = j;
+    if (t < 0 || t >= V) continue;
+    float& x = buf_[size_t(t)];
+    if (p_.repetition_penalty != 1.0f) x = x > 0 ? x / p_.repetition_penalty : x * p_.repetition_penalty;
+    x -= p_.presence_penalty + p_.frequency_penalty * c;
+  }
+  return buf_.data();
+}
+
+void Sampler::top_k_set(const float* l, int64_t V, int64_t k) {
+  cand_.clear();
+  // Min-heap of the k best (value, lower id first) seen so far: one pass, O(V log k) worst case.
+  auto worse = [&](int32_t a, int32_t b) { return before(l[a], a, l[b], b); };  // heap top = the worst kept
+  for (int64_t i = 0; i < V; ++i) {
+    if (int64_t(cand_.size()) < k) {
+      cand_.push_back(int32_t(i));
+      std::push_heap(cand_.begin(), cand_.end(), worse);
+    } else if (before(l[i], int32_t(i), l[cand_.front()], cand_.front())) {
+      std::pop_heap(cand_.begin(), cand_.end(), worse);
+      cand_.back() = int32_t(i);
+      std::push_heap(cand_.begin(), cand_.end(), worse);
     }
   }
-  if (p_.min_p > 0.0f) {  // drop tokens below min_p * p(max)
-    const double thr = p_.min_p * prob[0];
-    size_t m = 1;
-    while (m < keep && prob[m] >= thr) ++m;
-    keep = m;
+}
+
+int32_t Sampler::sample(const float* logits, int64_t V, const std::vector<int32_t>& history) {
+  const float* l = penalised(logits, V, history);
+  if (p_.temperature == 0.0f) return argmax(l, V);
+  const double T = p_.temperature, mx = max_value(l, V);
+  if (!std::isfinite(mx)) return argmax(l, V);  // nothing finite to weigh
+  const int64_t k = p_.top_k > 0 ? std::min<int64_t>(p_.top_k, V) : V;
+  const bool truncate = p_.top_p < 1.0f || p_.min_p > 0.0f;
+  auto by_logit = [&](int32_t a, int32_t b) { return before(l[a], a, l[b], b); };
+  auto weight = [&](int32_t i) { return std::exp((double(l[i]) - mx) / T); };
+
+  // The candidate set (top-k, or every token) and its total weight Z: top-p is a fraction of Z.
+  double Z = 0;
+  if (k < V) {
+    top_k_set(l, V, k);
+    for (int32_t i : cand_) Z += weight(i);
+  } else if (truncate) {
+    for (int64_t i = 0; i < V; ++i)
+      if ((double(l[i]) - mx) / T > kCut) Z += weight(int32_t(i));
+  }
+  if (truncate) {
+    // Sort only the tokens within `cut` (in units of T) of the most likely; widen the cut until they hold top_p of
+    // the mass (top-p keeps a prefix of them, min-p then shortens it) or, without top-p, until they include every
+    // token min-p keeps (weight >= min_p, i.e. within -ln(min_p)).
+    const double need = double(p_.top_p) * Z;
+    const double min_p_cut = p_.min_p > 0.0f ? -std::log(double(p_.min_p)) : 0.0;
+    for (double cut = 8;; cut *= 2) {
+      const double lo = mx + (cut > -kCut ? -INFINITY : -cut * T);
+      if (k == V) {
+        cand_.clear();
+        for (int64_t i = 0; i < V; ++i)
+          if (l[i] >= lo) cand_.push_back(int32_t(i));
+      }
+      double m = 0;
+      for (int32_t i : cand_)
+        if (l[i] >= lo) m += weight(i);
+      const bool enough = p_.top_p < 1.0f ? m >= need : cut >= min_p_cut;
+      if (enough || std::isinf(lo)) {
+        if (k < V) cand_.erase(std::remove_if(cand_.begin(), cand_.end(), [&](int32_t i) { return l[i] < lo; }), cand_.end());
+        break;
+      }
+    }
+    std::sort(cand_.begin(), cand_.end(), by_logit);
+    prob_.resize(cand_.size());
+    for (size_t i = 0; i < cand_.size(); ++i) prob_[i] = weight(cand_[i]) / Z;
+    size_t keep = prob_.size();
+    if (p_.top_p < 1.0f) {  // smallest prefix whose mass reaches top_p
+      double c = 0;
+      for (size_t i = 0; i < prob_.size(); ++i) {
+        c += prob_[i];
+        if (c >= p_.top_p) { keep = i + 1; break; }
+      }
+    }
+    if (p_.min_p > 0.0f) {  // drop tokens below min_p * p(max)
+      const double thr = p_.min_p * prob_[0];
+      size_t m = 1;
+      while (m < keep && prob_[m] >= thr) ++m;
+      keep = m;
+    }
+    cand_.resize(keep);
+    prob_.resize(keep);
+  } else {
+    // No truncation by mass: walk the candidates in id order (every token, or the top-k set sorted by id).
+    if (k < V) std::sort(cand_.begin(), cand_.end());
+    const int64_t n = k < V ? int64_t(cand_.size()) : V;
+    prob_.resize(size_t(n));
+    for (int64_t i = 0; i < n; ++i) prob_[size_t(i)] = weight(k < V ? cand_[size_t(i)] : int32_t(i));
   }
   double mass = 0;
-  for (size_t i = 0; i < keep; ++i) mass += prob[i];
+  for (double p : prob_) mass += p;
   std::uniform_real_distribution<double> u(0.0, mass);
   double r = u(rng_);
-  for (size_t i = 0; i < keep; ++i) {
-    r -= prob[i];
-    if (r <= 0) return idx[i];
+  const bool ids = truncate || k < V;
+  for (size_t i = 0; i < prob_.size(); ++i) {
+    r -= prob_[i];
+    if (r <= 0 && prob_[i] > 0) return ids ? cand_[i] : int32_t(i);
   }
-  return idx[keep - 1];
+  // Rounding left a sliver of r: the last candidate with weight.
+  for (size_t i = prob_.size(); i-- > 0;)
+    if (prob_[i] > 0) return ids ? cand_[i] : int32_t(i);
+  return argmax(l, V);
 }
 
 }  // namespace ds::rt

@@ -1,9 +1,12 @@
 // SPDX-License-Identifier: MIT
 // Token sampling: penalties, temperature, top-k, top-p, min-p, seeded; temperature 0 is greedy (argmax, lowest id
-// on ties).
+// on ties). Nothing here sorts the whole vocabulary: top-k keeps a bounded heap, top-p / min-p sort only the
+// candidates above a probability cut that is widened until they hold enough mass. Buffers live in the Sampler and
+// are reused, so a step allocates nothing once a sequence is running.
 #pragma once
 #include <cstdint>
 #include <random>
+#include <utility>
 #include <vector>
 
 namespace ds::rt {
@@ -27,12 +30,28 @@ class Sampler {
   explicit Sampler(const SamplingParams& p);
   // `logits` [vocab]; `history` the tokens the penalties count (prompt + generated).
   int32_t sample(const float* logits, int64_t vocab, const std::vector<int32_t>& history);
+  // Greedy and without penalties: the token is argmax of the raw logits.
+  bool plain_greedy() const;
 
  private:
+  const float* penalised(const float* logits, int64_t V, const std::vector<int32_t>& history);
+  void top_k_set(const float* l, int64_t V, int64_t k);  // cand_ := the k largest (any order)
+
   SamplingParams p_;
   std::mt19937_64 rng_;
+  std::vector<float> buf_;        // [V] penalised logits
+  std::vector<int32_t> seen_;     // sorted history (penalty counts)
+  std::vector<int32_t> cand_;     // candidate ids
+  std::vector<double> prob_;      // their unnormalised probabilities
 };
 
+// Index of the largest value, the lowest index on ties (NaNs are never chosen unless everything is NaN / -inf: 0).
 int32_t argmax(const float* x, int64_t n);
+
+// The `k` most likely ids of `logits` [n] as (id, logit), most likely first (lower id on ties); k <= 64.
+void top_logits(const float* logits, int64_t n, int k, std::vector<std::pair<int32_t, float>>* out);
+// log Σ exp(logits) over [n] (fp64 sums; terms below exp(-50) relative to the largest are skipped: they cannot
+// change the fp64 sum of at most 2^31 terms).
+double log_sum_exp(const float* logits, int64_t n);
 
 }  // namespace ds::rt

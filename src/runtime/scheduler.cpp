@@ -52,10 +52,20 @@ Scheduler::Scheduler(Engine& engine, const SchedulerOptions& opt)
   DS_CHECK(opt_.chunk >= 1, "prefill chunk must be >= 1");
   DS_CHECK(opt_.batch_tokens >= 1, "--batch-tokens must be >= 1");
   DS_CHECK(opt_.queue_max >= 0, "--queue must be >= 0");
+  DS_CHECK(opt_.block_size >= 1 && opt_.block_size <= 1024, "--kv-block-size must be in [1, 1024], got ",
+           opt_.block_size);
+  DS_CHECK(opt_.kv_tokens >= 0, "--kv-cache-tokens must be >= 0");
+  const int64_t bs = opt_.block_size;
+  // Default: every slot can fill its whole context without waiting for blocks.
+  const int64_t n_blocks = opt_.kv_tokens > 0 ? (opt_.kv_tokens + bs - 1) / bs : opt_.parallel * ((opt_.ctx + bs - 1) / bs);
+  pool_ = engine_.model().new_pool(n_blocks, bs);
   slots_.resize(size_t(opt_.parallel));
-  for (auto& s : slots_) s.cache = engine_.model().new_cache(opt_.ctx);
+  for (auto& s : slots_) s.cache = std::make_unique<model::KvCache>(pool_, opt_.ctx);
   stats_.slots = opt_.parallel;
-  stats_.kv_capacity_tokens = opt_.parallel * opt_.ctx;
+  stats_.kv_capacity_tokens = n_blocks * bs;
+  stats_.kv_block_size = bs;
+  threads_ = opt_.threads > 0 ? opt_.threads : int(std::max(1u, std::thread::hardware_concurrency()));
+  stats_.kv_blocks_total = n_blocks;
   thread_ = std::thread([this] { loop(); });
 }
 
@@ -101,6 +111,9 @@ std::shared_ptr<GenRequest> Scheduler::submit(std::vector<int32_t> prompt, const
   DS_CHECK(!prompt.empty(), "the prompt is empty");
   DS_CHECK(int64_t(prompt.size()) < opt_.ctx, "the prompt has ", prompt.size(),
            " tokens; the context holds ", opt_.ctx);
+  DS_CHECK((int64_t(prompt.size()) + opt_.block_size) / opt_.block_size <= pool_->n_blocks(), "the prompt has ",
+           prompt.size(), " tokens; the KV cache pool holds ", pool_->n_blocks() * opt_.block_size,
+           " (--kv-cache-tokens)");
   for (int32_t id : prompt) DS_CHECK(id >= 0 && id < vocab_, "token id ", id, " is out of range [0, ", vocab_, ")");
   DS_CHECK(p.max_tokens >= 1, "max_tokens must be >= 1");
   DS_CHECK(p.top_logprobs >= -1 && p.top_logprobs <= 20, "top_logprobs must be in [0, 20]");
@@ -131,14 +144,14 @@ void Scheduler::notify(GenRequest& r) { r.ch_->cv.notify_all(); }
 void Scheduler::finish(Slot& s, Finish f, const std::string& err) {
   auto r = s.req;
   if (!r) return;
-  {
-    std::lock_guard<std::mutex> lk(r->ch_->m);
-    if (r->finish == Finish::None) {
-      r->finish = f;
-      r->error = err;
-    }
-  }
-  notify(*r);
+  // Blocks go back first (published ones stay cached in the pool for later prompts, the rest become free), and the
+  // counters say so before the client hears that its request ended.
+  const int64_t len = s.cache->length;
+  s.cache->clear();
+  s.req.reset();
+  s.sampler.reset();
+  s.history.clear();
+  s.next_token = -1;
   {
     std::lock_guard<std::mutex> lk(qm_);
     switch (f) {
@@ -147,60 +160,66 @@ void Scheduler::finish(Slot& s, Finish f, const std::string& err) {
       case Finish::Cancelled: ++stats_.finished_cancelled; break;
       default: ++stats_.finished_error; break;
     }
+    stats_.active_slots = std::max<int64_t>(0, stats_.active_slots - 1);
+    stats_.kv_used_tokens = std::max<int64_t>(0, stats_.kv_used_tokens - len);
+    stats_.kv_blocks_used = pool_->n_used();
+    stats_.kv_blocks_cached = pool_->n_cached();
+    stats_.kv_cached_tokens = pool_->n_cached() * opt_.block_size;
   }
-  s.req.reset();
-  s.sampler.reset();
-  s.history.clear();
-  s.next_token = -1;
-}
-
-static int64_t common_prefix(const std::vector<int32_t>& a, const std::vector<int32_t>& b, int64_t limit) {
-  int64_t n = 0;
-  const int64_t m = std::min<int64_t>({int64_t(a.size()), int64_t(b.size()), limit});
-  while (n < m && a[size_t(n)] == b[size_t(n)]) ++n;
-  return n;
-}
-
-void Scheduler::admit(std::shared_ptr<GenRequest> r) {
-  const auto& P = r->prompt_;
-  const int64_t C = opt_.chunk;
-  // Rows reusable from a slot: shared with the prompt, computed as aligned prompt chunks, leaving at least one prompt
-  // token to compute, rounded down to the chunk alignment.
-  auto reusable = [&](const Slot& s) {
-    int64_t l = common_prefix(s.tokens, P, std::min<int64_t>(s.aligned_rows, int64_t(P.size()) - 1));
-    return l / C * C;
-  };
-  int best_free = -1;
-  int64_t best_free_reuse = -1;
-  for (size_t i = 0; i < slots_.size(); ++i) {
-    if (slots_[i].req) continue;
-    const int64_t u = reusable(slots_[i]);
-    // Ties: the slot holding the fewest cached rows, so useful caches survive longer.
-    if (u > best_free_reuse || (u == best_free_reuse && slots_[i].tokens.size() < slots_[size_t(best_free)].tokens.size())) {
-      best_free = int(i);
-      best_free_reuse = u;
+  {
+    std::lock_guard<std::mutex> lk(r->ch_->m);
+    if (r->finish == Finish::None) {
+      r->finish = f;
+      r->error = err;
     }
   }
-  DS_CHECK(best_free >= 0, "scheduler: admit without a free slot");
-  int best_src = -1;
-  int64_t best_src_reuse = best_free_reuse;
-  for (size_t i = 0; i < slots_.size(); ++i) {
-    if (int(i) == best_free) continue;
-    const int64_t u = reusable(slots_[i]);
-    if (u > best_src_reuse) best_src = int(i), best_src_reuse = u;
+  notify(*r);
+}
+
+std::vector<int32_t> Scheduler::lookup_prefix(const std::vector<int32_t>& P) {
+  std::vector<int32_t> hit;
+  if (!opt_.prefix_cache) return hit;
+  const int64_t bs = opt_.block_size, C = opt_.chunk, n = int64_t(P.size());
+  // Full blocks only, leaving at least one prompt token to compute (its logits start the generation).
+  for (int64_t b = 0; (b + 1) * bs <= n - 1; ++b) {
+    const int32_t id = pool_->lookup(hit.empty() ? -1 : hit.back(), P.data() + b * bs);
+    if (id < 0) break;
+    hit.push_back(id);
   }
-  Slot& s = slots_[size_t(best_free)];
-  int64_t reuse = best_free_reuse;
-  if (best_src >= 0) {
-    reuse = best_src_reuse;
-    s.cache->copy_prefix_from(*slots_[size_t(best_src)].cache, reuse);
-    s.tokens.assign(P.begin(), P.begin() + reuse);
-  } else {
-    s.cache->length = reuse;
-    s.cache->mtp_length = 0;
-    s.tokens.resize(size_t(reuse));
+  // The rest of the prompt must be computed in the same attention form as from scratch. From scratch, chunks end
+  // at multiples of C and only a last chunk of one token uses the absorbed (decode) form. Resuming at r, the first
+  // chunk [r, min(next multiple of C, n)) is a single token that a fresh run would have computed in a longer chunk
+  // exactly when it has length 1 and r is not itself a multiple of C: give back blocks until that is not so.
+  while (!hit.empty()) {
+    const int64_t r = int64_t(hit.size()) * bs, end = std::min((r / C + 1) * C, n);
+    if (!(end - r == 1 && r % C != 0)) break;
+    pool_->release(hit.back());
+    hit.pop_back();
   }
-  s.aligned_rows = reuse;
+  return hit;
+}
+
+bool Scheduler::admit(const std::shared_ptr<GenRequest>& r) {
+  const auto& P = r->prompt_;
+  const int64_t bs = opt_.block_size, n = int64_t(P.size());
+  Slot* slot = nullptr;
+  for (auto& s : slots_)
+    if (!s.req) { slot = &s; break; }
+  DS_CHECK(slot, "scheduler: admit without a free slot");
+  Slot& s = *slot;
+  std::vector<int32_t> hit = lookup_prefix(P);
+  // Blocks for the whole prompt and the first generated token are taken now, so prefill never waits for memory.
+  const int64_t need = (n + 1 + bs - 1) / bs - int64_t(hit.size());
+  if (need > pool_->available()) {
+    for (int32_t b : hit) pool_->release(b);
+    return false;
+  }
+  const int64_t reuse = int64_t(hit.size()) * bs;
+  s.cache->adopt(hit);
+  DS_CHECK(s.cache->reserve(n + 1), "scheduler: KV reservation failed");
+  s.prefill_rows = reuse;
+  s.published = int64_t(hit.size());
+  s.publishing = true;
   s.req = r;
   s.sampler = std::make_unique<Sampler>(r->params_.sampling);
   s.history = P;
@@ -214,16 +233,29 @@ void Scheduler::admit(std::shared_ptr<GenRequest> r) {
   std::lock_guard<std::mutex> lk(qm_);
   stats_.prompt_tokens += P.size();
   stats_.prefix_hit_tokens += uint64_t(reuse);
+  if (reuse > 0) ++stats_.prefix_hit_requests;
+  return true;
 }
 
-void Scheduler::emit(Slot& s, const float* logits) {
+// Publishes the slot's blocks that are now full of prompt rows computed by the multi-head form.
+void Scheduler::publish_blocks(Slot& s) {
+  if (!opt_.prefix_cache || !s.publishing) return;
+  const auto& P = s.req->prompt_;
+  const auto& blocks = s.cache->blocks();
+  const int64_t bs = opt_.block_size;
+  for (; s.published < s.prefill_rows / bs; ++s.published) {
+    const int64_t b = s.published;
+    if (!pool_->publish(blocks[size_t(b)], b > 0 ? blocks[size_t(b - 1)] : -1, P.data() + b * bs)) {
+      s.publishing = false;  // an identical block is already published (a concurrent twin): its chain serves
+      return;
+    }
+  }
+}
+
+void Scheduler::emit(Slot& s, Pick& pick) {
   GenRequest& r = *s.req;
   const GenParams& p = r.params_;
-  // Greedy without penalties is argmax of the raw row (what Sampler computes, without its copy of the row).
-  const auto& sp = p.sampling;
-  const bool plain_greedy = sp.temperature == 0.0f && sp.repetition_penalty == 1.0f && sp.presence_penalty == 0.0f &&
-                            sp.frequency_penalty == 0.0f;
-  const int32_t id = plain_greedy ? argmax(logits, vocab_) : s.sampler->sample(logits, vocab_, s.history);
+  const int32_t id = pick.id;
   const bool eos = !p.ignore_eos && std::find(eos_.begin(), eos_.end(), id) != eos_.end();
   const auto now = Clock::now();
   {
@@ -241,21 +273,8 @@ void Scheduler::emit(Slot& s, const float* logits) {
   TokenEvent ev;
   ev.id = id;
   if (p.top_logprobs >= 0) {
-    float mx = logits[0];
-    for (int64_t i = 1; i < vocab_; ++i) mx = std::max(mx, logits[i]);
-    double sum = 0;
-    for (int64_t i = 0; i < vocab_; ++i) sum += std::exp(double(logits[i] - mx));
-    const float lse = mx + float(std::log(sum));
-    ev.logprob = logits[id] - lse;
-    if (p.top_logprobs > 0) {
-      std::vector<int32_t> idx(static_cast<size_t>(vocab_));
-      for (int64_t i = 0; i < vocab_; ++i) idx[size_t(i)] = int32_t(i);
-      const size_t k = size_t(std::min<int64_t>(p.top_logprobs, vocab_));
-      std::partial_sort(idx.begin(), idx.begin() + long(k), idx.end(), [&](int32_t a, int32_t b) {
-        return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
-      });
-      for (size_t i = 0; i < k; ++i) ev.top.emplace_back(idx[i], logits[idx[i]] - lse);
-    }
+    ev.logprob = pick.logprob;
+    ev.top.swap(pick.top);
   }
   {
     std::lock_guard<std::mutex> lk(r.ch_->m);
@@ -270,17 +289,26 @@ void Scheduler::emit(Slot& s, const float* logits) {
 
 void Scheduler::step() {
   const auto t0 = Clock::now();
-  model::Batch b;
-  struct Item { size_t slot; bool decode; int64_t end; };
-  std::vector<Item> items;
+  model::Batch& b = batch_;
+  b.tokens.clear();
+  b.seqs.clear();
+  items_.clear();
   for (size_t i = 0; i < slots_.size(); ++i) {
     Slot& s = slots_[i];
     if (!s.req) continue;
     if (s.req->cancelled()) { finish(s, Finish::Cancelled); continue; }
     if (s.prompt_pos < int64_t(s.req->prompt_.size())) continue;
+    if (!s.cache->reserve(s.cache->length + 1)) {  // the pool is exhausted: end this sequence as if its context were full
+      {
+        std::lock_guard<std::mutex> lk(qm_);
+        ++stats_.kv_full_stops;
+      }
+      finish(s, Finish::Length);
+      continue;
+    }
     b.tokens.push_back(s.next_token);
     b.seqs.push_back({s.cache.get(), 1, false, false});
-    items.push_back({i, true, 0});
+    items_.push_back({i, true, 0});
   }
   int64_t budget = opt_.batch_tokens;
   bool any_prefill = false;
@@ -296,45 +324,50 @@ void Scheduler::step() {
     if (len > budget && any_prefill) continue;
     b.tokens.insert(b.tokens.end(), P.begin() + s.prompt_pos, P.begin() + end);
     b.seqs.push_back({s.cache.get(), len, false, false});
-    items.push_back({i, false, end});
+    items_.push_back({i, false, end});
     budget -= len;
     any_prefill = true;
   }
   ++rr_;
-  if (items.empty()) return;
-  model::ForwardOutput out;
+  if (items_.empty()) return;
   const auto tf0 = Clock::now();
   try {
-    engine_.model().forward(b, &out);
+    engine_.model().forward(b, &out_);
   } catch (const std::exception& e) {
     log_warn("scheduler: forward failed: ", e.what());
-    for (const auto& it : items) {
-      Slot& s = slots_[it.slot];
-      s.cache->length = 0;
-      s.tokens.clear();
-      s.aligned_rows = 0;
-      finish(s, Finish::Error, "the forward pass failed");
-    }
+    for (const auto& it : items_) finish(slots_[it.slot], Finish::Error, "the forward pass failed");
     return;
   }
   const auto tf1 = Clock::now();
+  // Rows that yield a token: every decode row, and the last chunk of a prompt.
   uint64_t computed = 0;
-  for (size_t j = 0; j < items.size(); ++j) {
-    Slot& s = slots_[items[j].slot];
-    const float* row = out.logits.data() + j * size_t(vocab_);
-    if (items[j].decode) {
-      s.tokens.push_back(s.next_token);
-      if (!s.req) continue;
-      emit(s, row);
-    } else {
+  jobs_.clear();
+  job_slot_.clear();
+  for (size_t j = 0; j < items_.size(); ++j) {
+    Slot& s = slots_[items_[j].slot];
+    if (!s.req) continue;
+    if (!items_[j].decode) {
       const auto& P = s.req->prompt_;
-      s.tokens.insert(s.tokens.end(), P.begin() + s.prompt_pos, P.begin() + items[j].end);
-      computed += uint64_t(items[j].end - s.prompt_pos);
-      s.prompt_pos = items[j].end;
-      s.aligned_rows = s.prompt_pos;
-      if (s.prompt_pos == int64_t(P.size())) emit(s, row);
+      const int64_t n = items_[j].end - s.prompt_pos;
+      computed += uint64_t(n);
+      // A one-token chunk runs the absorbed form: its row differs in the last bits from the multi-head form's.
+      if (n >= 2 && s.prefill_rows == s.prompt_pos) s.prefill_rows = items_[j].end;
+      s.prompt_pos = items_[j].end;
+      publish_blocks(s);
+      if (s.prompt_pos < int64_t(P.size())) continue;
     }
+    PickJob job;
+    job.logits = out_.logits.data() + j * size_t(vocab_);
+    job.sampler = s.sampler->plain_greedy() ? nullptr : s.sampler.get();  // plain greedy: argmax, no row copy
+    job.history = &s.history;
+    job.top_logprobs = s.req->params_.top_logprobs;
+    jobs_.push_back(job);
+    job_slot_.push_back(items_[j].slot);
   }
+  const auto tp0 = Clock::now();
+  pick_tokens(jobs_, vocab_, threads_, &picks_);
+  const auto tp1 = Clock::now();
+  for (size_t k = 0; k < jobs_.size(); ++k) emit(slots_[job_slot_[k]], picks_[k]);
   const auto t1 = Clock::now();
   const double fwd = std::chrono::duration<double>(tf1 - tf0).count();
   const double all = std::chrono::duration<double>(t1 - t0).count();
@@ -343,6 +376,12 @@ void Scheduler::step() {
   stats_.prompt_tokens_computed += computed;
   stats_.forward_seconds += fwd;
   stats_.overhead_seconds += all - fwd;
+  stats_.pick_seconds += std::chrono::duration<double>(tp1 - tp0).count();
+  if (!any_prefill) {
+    ++stats_.decode_steps;
+    stats_.decode_forward_seconds += fwd;
+    stats_.decode_overhead_seconds += all - fwd;
+  }
   stats_.last_forward_us = fwd * 1e6;
   stats_.last_overhead_us = (all - fwd) * 1e6;
 }
@@ -392,22 +431,32 @@ void Scheduler::loop() {
     }
     if (cancel_everything)
       for (auto& s : slots_) finish(s, Finish::Cancelled);
-    for (auto& r : admitted) admit(r);
+    for (size_t i = 0; i < admitted.size(); ++i) {
+      if (admit(admitted[i])) continue;
+      // Not enough free KV blocks yet: this request and those behind it wait at the head of the queue (running
+      // sequences give blocks back as they finish; submit() refused prompts the whole pool cannot hold).
+      std::lock_guard<std::mutex> lk(qm_);
+      queue_.insert(queue_.begin(), admitted.begin() + long(i), admitted.end());
+      stats_.queue_depth = int64_t(queue_.size());
+      break;
+    }
     if (stopping) break;
     step();
     std::lock_guard<std::mutex> lk(qm_);
-    int64_t active = 0, used = 0, cached = 0;
-    for (const auto& s : slots_) {
-      cached += s.cache->length;
+    int64_t active = 0, used = 0;
+    for (const auto& s : slots_)
       if (s.req) ++active, used += s.cache->length;
-    }
     stats_.active_slots = active;
     stats_.kv_used_tokens = used;
-    stats_.kv_cached_tokens = cached;
+    stats_.kv_blocks_used = pool_->n_used();
+    stats_.kv_blocks_cached = pool_->n_cached();
+    stats_.kv_cached_tokens = pool_->n_cached() * opt_.block_size;
+    stats_.kv_evictions = pool_->evictions();
   }
   std::lock_guard<std::mutex> lk(qm_);
   stats_.active_slots = 0;
   stats_.kv_used_tokens = 0;
+  stats_.kv_blocks_used = pool_->n_used();
 }
 
 }  // namespace ds::rt

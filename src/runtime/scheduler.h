@@ -1,12 +1,15 @@
 // SPDX-License-Identifier: MIT
 // Continuous batching: one engine thread runs every active sequence through ONE Model::forward per step.
-// Requests wait in a bounded queue and are admitted into N slots as slots free up; each slot owns a contiguous
-// latent KV cache of `ctx` tokens. Prompts are prefilled in chunks aligned to multiples of `chunk` (so a sequence's
-// arithmetic never depends on what else is in the batch: continuous batching cannot change a greedy output), at most
-// `batch_tokens` prompt tokens per step, while running sequences decode one token each step.
-// Prefix reuse: a new prompt takes the free slot whose cache shares the longest prefix with it, or copies the shared
-// rows from any other slot's cache when that prefix is longer (a shared system prompt is computed once). Only rows
-// that were computed as aligned prompt chunks are reused, so reuse cannot change results either.
+// Requests wait in a bounded queue and are admitted into N slots as slots free up. The latent KV cache is paged:
+// every slot's sequence holds a block table into one shared model::KvPool (--kv-cache-tokens). Prompts are
+// prefilled in chunks aligned to multiples of `chunk` (so a sequence's arithmetic never depends on what else is in
+// the batch: continuous batching cannot change a greedy output), at most `batch_tokens` prompt tokens per step,
+// while running sequences decode one token each step.
+// Prefix reuse: full blocks of prompt rows are published in the pool under their token ids (chained through the
+// parent block); a new prompt looks its blocks up one by one and shares the ones found read-only, so a shared system
+// prompt is computed once and stored once. Only rows computed by the multi-head (prefill) form are published, and
+// the reused length is chosen so the rest of the prompt is computed in the same form as from scratch: reuse cannot
+// change results either. Finished sequences' published blocks stay cached until the pool needs them (LRU).
 // Thread-safety: submit/cancel/stats from any thread; events are delivered through a Channel (mutex + condvar).
 #pragma once
 #include <array>
@@ -23,6 +26,7 @@
 
 #include "runtime/engine.h"
 #include "runtime/sampler.h"
+#include "runtime/token_pick.h"
 
 namespace ds::rt {
 
@@ -77,10 +81,14 @@ class GenRequest {
 
 struct SchedulerOptions {
   int parallel = 4;           // slots (sequences computed together)
-  int64_t ctx = 4096;         // tokens per slot cache
+  int64_t ctx = 4096;         // most tokens one sequence may hold
+  int64_t kv_tokens = 0;      // KV pool size in tokens, rounded up to blocks (0: parallel x ctx)
+  int64_t block_size = 16;    // tokens per KV block; also the granularity of prefix reuse
+  bool prefix_cache = true;   // publish and reuse prompt blocks
   int64_t batch_tokens = 512; // prompt tokens per step (all slots together)
-  int64_t chunk = 64;         // prefill chunk alignment (tokens); also the granularity of prefix reuse
+  int64_t chunk = 64;         // prefill chunk alignment (tokens)
   int queue_max = 64;         // waiting requests beyond the slots
+  int threads = 0;            // threads for the per-step token choice (0: all cores)
 };
 
 // Prometheus-style cumulative histogram with fixed bounds (seconds).
@@ -100,9 +108,14 @@ struct SchedulerStats {
   uint64_t prompt_tokens = 0, prompt_tokens_computed = 0, prefix_hit_tokens = 0, generated_tokens = 0;
   uint64_t steps = 0;
   double forward_seconds = 0, overhead_seconds = 0;  // overhead: step time outside Model::forward
+  double pick_seconds = 0;                           // the part of the overhead spent choosing tokens
+  uint64_t decode_steps = 0;                         // steps without prompt tokens (pure decode)
+  double decode_forward_seconds = 0, decode_overhead_seconds = 0;
   double last_forward_us = 0, last_overhead_us = 0;
   int64_t queue_depth = 0, active_slots = 0, slots = 0;
   int64_t kv_used_tokens = 0, kv_capacity_tokens = 0, kv_cached_tokens = 0;
+  int64_t kv_block_size = 0, kv_blocks_total = 0, kv_blocks_used = 0, kv_blocks_cached = 0;
+  uint64_t prefix_hit_requests = 0, kv_evictions = 0, kv_full_stops = 0;
   Histogram ttft, itl;
 };
 
@@ -133,9 +146,10 @@ class Scheduler {
 
  private:
   struct Slot {
-    std::unique_ptr<model::KvCache> cache;
-    std::vector<int32_t> tokens;    // ids whose rows are in the cache (cache->length of them)
-    int64_t aligned_rows = 0;       // leading rows computed as aligned prompt chunks (reusable)
+    std::unique_ptr<model::KvCache> cache;  // block table into pool_; empty while the slot is free
+    int64_t prefill_rows = 0;       // leading rows computed by the multi-head form (reused or prompt chunks of >= 2)
+    int64_t published = 0;          // leading blocks published in (or adopted from) the prefix cache
+    bool publishing = true;         // false once a publish found the same content already there
     std::shared_ptr<GenRequest> req;
     std::unique_ptr<Sampler> sampler;
     std::vector<int32_t> history;   // prompt + generated (penalties)
@@ -145,9 +159,11 @@ class Scheduler {
   };
   void loop();
   void step();
-  void admit(std::shared_ptr<GenRequest> r);
+  bool admit(const std::shared_ptr<GenRequest>& r);  // false: the pool cannot hold the prompt yet
+  std::vector<int32_t> lookup_prefix(const std::vector<int32_t>& P);
+  void publish_blocks(Slot& s);
   void finish(Slot& s, Finish f, const std::string& err = {});
-  void emit(Slot& s, const float* logits);
+  void emit(Slot& s, Pick& pick);
   void notify(GenRequest& r);
   void wake();
 
@@ -155,6 +171,7 @@ class Scheduler {
   SchedulerOptions opt_;
   int64_t vocab_;
   std::vector<int32_t> eos_;
+  std::shared_ptr<model::KvPool> pool_;
   std::vector<Slot> slots_;
   mutable std::mutex qm_;          // queue_, stats_, stop_
   std::condition_variable qcv_;
@@ -164,6 +181,15 @@ class Scheduler {
   std::atomic<bool> poke_{false};
   SchedulerStats stats_;
   size_t rr_ = 0;                  // round-robin start for prefill budget
+  int threads_ = 1;
+  // Per-step work buffers, reused so that a step allocates nothing in steady state.
+  struct Item { size_t slot; bool decode; int64_t end; };
+  model::Batch batch_;
+  model::ForwardOutput out_;
+  std::vector<Item> items_;
+  std::vector<PickJob> jobs_;
+  std::vector<size_t> job_slot_;
+  std::vector<Pick> picks_;
   std::thread thread_;
   friend class GenRequest;
 };

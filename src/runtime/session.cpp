@@ -35,8 +35,7 @@ std::vector<float> Session::prefill(const std::vector<int32_t>& tokens, bool all
 std::vector<float> Session::decode(int32_t token) { return prefill({token}); }
 
 void Session::reset() {
-  cache_->length = 0;
-  cache_->mtp_length = 0;
+  cache_->clear();  // gives the blocks back to the session's private pool
   history_.clear();
 }
 

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// Session: one sequence's state (its latent KV cache and token history) over an Engine.
+// Session: one sequence's state (its latent KV cache, paged on a private pool, and token history) over an Engine.
 // Not thread-safe; one session is driven by one thread at a time.
 #pragma once
 #include <cstdint>

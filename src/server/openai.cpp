@@ -374,10 +374,12 @@ std::vector<ParsedToolCall> parse_tool_calls(const std::string& text) {
     const size_t sep = text.find(kSep, pos);
     if (sep == std::string::npos) break;
     size_t end = text.find(kEnd, sep);
-    if (end == std::string::npos) end = text.size();
+    const bool complete = end != std::string::npos;
+    if (!complete) end = text.size();
     const std::string head = text.substr(pos, sep - pos);
     std::string body = text.substr(sep + kSep.size(), end - sep - kSep.size());
     ParsedToolCall call;
+    call.complete = complete;
     if (head == "function") {  // V3: NAME\n```json\nARGS\n```
       const size_t nl = body.find('\n');
       call.name = body.substr(0, nl);

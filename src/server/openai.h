@@ -79,10 +79,12 @@ CompletionRequest parse_completion(const json& body, const ParseContext& c);
 
 struct ParsedToolCall {
   std::string name, arguments;
+  bool complete = false;  // its <｜tool▁call▁end｜> was seen (false: the output stopped inside the call)
 };
 extern const char* const kToolCallsBegin;
 // Parses DeepSeek tool-call text (V3: "function<｜tool▁sep｜>NAME\n```json\nARGS\n```", V3.1: "NAME<｜tool▁sep｜>ARGS")
-// starting at the tool-calls-begin marker. Returns an empty list when nothing parses.
+// starting at the tool-calls-begin marker. Returns an empty list when nothing parses. Arguments are returned as the
+// model wrote them (OpenAI's `arguments` is a string the client must validate).
 std::vector<ParsedToolCall> parse_tool_calls(const std::string& text);
 
 }  // namespace ds::server

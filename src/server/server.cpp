@@ -3,6 +3,7 @@
 
 #include <httplib.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -394,7 +395,9 @@ struct Generation {
       const size_t p = c.content.find(kToolCallsBegin);
       if (p != std::string::npos) {
         const auto calls = parse_tool_calls(c.content.substr(p));
-        if (!calls.empty()) {
+        // A call cut off (max_tokens, context) stays text with finish_reason "length": a half call is not a call.
+        const bool whole = std::all_of(calls.begin(), calls.end(), [](const ParsedToolCall& t) { return t.complete; });
+        if (!calls.empty() && whole) {
           c.tool_calls = json::array();
           for (size_t i = 0; i < calls.size(); ++i)
             c.tool_calls.push_back({{"index", i}, {"id", "call_" + random_id("")}, {"type", "function"},
@@ -662,12 +665,23 @@ std::string Server::Impl::metrics() {
   gauge("deepseek_queue_depth", "requests waiting for a slot", double(s.queue_depth));
   gauge("deepseek_slots_active", "slots running a request", double(s.active_slots));
   gauge("deepseek_slots_total", "slots (--parallel)", double(s.slots));
-  gauge("deepseek_kv_cache_used_tokens", "KV rows held by running requests", double(s.kv_used_tokens));
-  gauge("deepseek_kv_cache_cached_tokens", "KV rows held by all slots (incl. reusable prefixes of finished requests)",
+  gauge("deepseek_prefix_cache_hit_requests_total", "admitted requests that reused at least one KV block",
+        double(s.prefix_hit_requests), "counter");
+  gauge("deepseek_kv_cache_used_tokens", "KV rows held by running requests (their lengths)", double(s.kv_used_tokens));
+  gauge("deepseek_kv_cache_cached_tokens", "KV rows in cached blocks: reusable prefixes no running request holds",
         double(s.kv_cached_tokens));
-  gauge("deepseek_kv_cache_capacity_tokens", "KV rows in all slots", double(s.kv_capacity_tokens));
-  gauge("deepseek_kv_cache_usage_ratio", "used / capacity",
-        s.kv_capacity_tokens ? double(s.kv_used_tokens) / double(s.kv_capacity_tokens) : 0.0);
+  gauge("deepseek_kv_cache_capacity_tokens", "KV rows in the pool (--kv-cache-tokens)", double(s.kv_capacity_tokens));
+  gauge("deepseek_kv_cache_block_size", "tokens per KV block", double(s.kv_block_size));
+  gauge("deepseek_kv_cache_blocks_total", "KV blocks in the pool", double(s.kv_blocks_total));
+  gauge("deepseek_kv_cache_blocks_used", "KV blocks referenced by running requests (shared blocks count once)",
+        double(s.kv_blocks_used));
+  gauge("deepseek_kv_cache_blocks_cached", "unreferenced published KV blocks kept for prefix reuse (evicted LRU)",
+        double(s.kv_blocks_cached));
+  gauge("deepseek_kv_cache_evictions_total", "cached KV blocks evicted to make room", double(s.kv_evictions), "counter");
+  gauge("deepseek_kv_cache_full_stops_total", "sequences ended (finish_reason length) because the pool was full",
+        double(s.kv_full_stops), "counter");
+  gauge("deepseek_kv_cache_usage_ratio", "blocks used / blocks total",
+        s.kv_blocks_total ? double(s.kv_blocks_used) / double(s.kv_blocks_total) : 0.0);
   gauge("deepseek_scheduler_steps_total", "batched forward steps", double(s.steps), "counter");
   gauge("deepseek_forward_seconds_total", "time in Model::forward", s.forward_seconds, "counter");
   gauge("deepseek_scheduler_overhead_seconds_total", "step time outside Model::forward (batching, sampling, delivery)",
@@ -676,6 +690,17 @@ std::string Server::Impl::metrics() {
         s.steps ? s.overhead_seconds * 1e6 / double(s.steps) : 0.0);
   gauge("deepseek_forward_us_per_step", "mean forward time per step (microseconds)",
         s.steps ? s.forward_seconds * 1e6 / double(s.steps) : 0.0);
+  gauge("deepseek_scheduler_pick_seconds_total", "part of the overhead spent choosing tokens (argmax, sampling, logprobs)",
+        s.pick_seconds, "counter");
+  gauge("deepseek_decode_steps_total", "steps with no prompt tokens (pure decode)", double(s.decode_steps), "counter");
+  gauge("deepseek_decode_forward_seconds_total", "Model::forward time of pure decode steps", s.decode_forward_seconds,
+        "counter");
+  gauge("deepseek_decode_overhead_seconds_total", "overhead of pure decode steps", s.decode_overhead_seconds, "counter");
+  gauge("deepseek_decode_overhead_us_per_step", "mean scheduler overhead per pure decode step (microseconds)",
+        s.decode_steps ? s.decode_overhead_seconds * 1e6 / double(s.decode_steps) : 0.0);
+  gauge("deepseek_decode_overhead_ratio", "overhead / (forward + overhead) over pure decode steps",
+        s.decode_forward_seconds + s.decode_overhead_seconds > 0
+            ? s.decode_overhead_seconds / (s.decode_forward_seconds + s.decode_overhead_seconds) : 0.0);
   hist("deepseek_time_to_first_token_seconds", "submit to first generated token", s.ttft);
   hist("deepseek_inter_token_latency_seconds", "time between consecutive tokens of a request", s.itl);
   {

@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: MIT
 // CPU element-wise ops, MLA attention (both forms) and MoE vs the reference, at every ISA level and thread count.
+#include <algorithm>
+
 #include "ops/op_harness.h"
 
 namespace ds::test {
@@ -85,6 +87,48 @@ TEST(CpuOps, MlaDecode) {
         return o;
       });
     }
+}
+
+// The same attention over a paged cache: rows scattered over shuffled blocks of odd sizes, inside a pool with
+// several layers (the block stride skips the other layers). CPU against ref, and bitwise equal to the contiguous
+// layout (paging must not change a single bit).
+TEST(CpuOps, MlaDecodePaged) {
+  for (int64_t bs : {1, 3, 7, 16})
+    for (int64_t T : {1, 3})
+      for (int64_t S : {1, 5, 37, 300}) {
+        Rng rng(uint64_t(bs * 10000 + T * 1000 + S));
+        const int64_t H = 4, rank = 96, rope = 16, ldq = H * (rank + rope) + 2, ldkv = rank + rope + 5;
+        const int64_t n_layers = 3, layer = 1, nb = (S + bs - 1) / bs, pool_blocks = nb + 4;
+        const int64_t stride = n_layers * bs * ldkv;
+        const std::vector<float> q = rng.vec(size_t(T * ldq)), kv = rng.vec(size_t(S * ldkv));
+        std::vector<float> pool = rng.vec(size_t(pool_blocks * stride));  // other layers / unused rows: noise
+        std::vector<int32_t> table(static_cast<size_t>(pool_blocks));
+        for (int64_t i = 0; i < pool_blocks; ++i) table[size_t(i)] = int32_t(i);
+        std::shuffle(table.begin(), table.end(), rng.g);
+        table.resize(size_t(nb));
+        for (int64_t t = 0; t < S; ++t)
+          std::copy_n(&kv[size_t(t * ldkv)], ldkv, &pool[size_t(table[size_t(t / bs)] * stride + layer * bs * ldkv + (t % bs) * ldkv)]);
+        const int64_t pos0 = std::max<int64_t>(S - T, 0);
+        auto run = [&](ops::Backend& be, bool paged) {
+          std::vector<float> o(size_t(T * H * rank));
+          ops::MlaDecodeParams p;
+          p.q = q.data(); p.ldq = ldq; p.out = o.data(); p.ldo = H * rank;
+          if (paged) {
+            p.kv = pool.data() + layer * bs * ldkv; p.ldkv = ldkv;
+            p.block_table = table.data(); p.block_size = bs; p.block_stride = stride;
+          } else {
+            p.kv = kv.data(); p.ldkv = ldkv;
+          }
+          p.T = T; p.S = S; p.H = H; p.rank = rank; p.rope = rope; p.pos0 = pos0; p.scale = 0.2f;
+          be.mla_decode(p);
+          return o;
+        };
+        const std::string tag = "mla_decode paged bs" + std::to_string(bs) + " T" + std::to_string(T) + " S" + std::to_string(S);
+        check_op(tag, kF32, [&](ops::Backend& be) { return run(be, true); });
+        auto cpu = cpu::make_cpu_backend(2);
+        const auto a = run(*cpu, true), b = run(*cpu, false);
+        EXPECT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * 4)) << tag << ": paged differs from contiguous";
+      }
 }
 
 TEST(CpuOps, MlaPrefill) {

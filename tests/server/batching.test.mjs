@@ -1,13 +1,14 @@
 // Continuous batching changes nothing: with greedy sampling, 16 concurrent requests produce exactly what each
-// produces alone; a request sharing a prefix with an earlier one reuses the cache (from a free slot or copied from a
-// busy one) and still produces identical output.
+// produces alone (the reference server computes every prompt from scratch: --no-prefix-cache); a request sharing a
+// prefix with earlier ones reuses their KV blocks (cached after they finished, or shared with a running request)
+// and still produces identical output.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer, postJson, metrics } from './lib.mjs';
 
 let srv, ref;
 const args = ['--parallel', '4', '--chunk', '16', '--batch-tokens', '48', '--ctx', '2048'];
-before(async () => { [srv, ref] = await Promise.all([startServer(args), startServer(['--parallel', '1', '--chunk', '16', '--batch-tokens', '48', '--ctx', '2048'])]); });
+before(async () => { [srv, ref] = await Promise.all([startServer(args), startServer(['--parallel', '1', '--chunk', '16', '--batch-tokens', '48', '--ctx', '2048', '--no-prefix-cache'])]); });
 after(async () => { for (const s of [srv, ref]) assert.equal((await s.stop()).code, 0, s.log()); });
 
 const system = 'You are a careful assistant. ' + 'Always answer briefly and precisely, citing sources where possible. '.repeat(12);
@@ -52,11 +53,9 @@ test('16 concurrent greedy requests equal each alone', async () => {
 
 test('a shared system prompt is computed once; reuse keeps outputs identical', async () => {
   const probe = { ...req(100), messages: [{ role: 'system', content: system }, { role: 'user', content: 'A different question.' }] };
-  // Reference computed from scratch: the single slot of `ref` first gets an unrelated prompt.
-  await postJson(ref.url, '/v1/chat/completions', { ...req(1), messages: [{ role: 'user', content: 'Unrelated.' }] });
   const expect = await postJson(ref.url, '/v1/chat/completions', probe);
   assert.equal(expect.json.usage.prompt_tokens_details.cached_tokens, 0);
-  // On the batching server the prompt shares the system prompt with earlier requests (free slots hold it).
+  // On the batching server the prompt shares the system prompt with earlier requests (their blocks stay cached).
   const m0 = await metrics(srv.url);
   const got = await postJson(srv.url, '/v1/chat/completions', probe);
   const m1 = await metrics(srv.url);
@@ -66,9 +65,37 @@ test('a shared system prompt is computed once; reuse keeps outputs identical', a
   assert.equal(got.json.choices[0].message.content, expect.json.choices[0].message.content);
   const computed = m1.deepseek_prompt_tokens_computed_total - m0.deepseek_prompt_tokens_computed_total;
   assert.equal(computed, got.json.usage.prompt_tokens - hit);
+  assert.equal(m1.deepseek_prefix_cache_hit_requests_total, m0.deepseek_prefix_cache_hit_requests_total + 1);
+  // Nothing runs now: no block is referenced, and the shared prefix is held once, in cached blocks.
+  assert.equal(m1.deepseek_kv_cache_blocks_used, 0);
+  assert.ok(m1.deepseek_kv_cache_blocks_cached > 0);
 });
 
-test('prefix copied from a busy slot', async () => {
+test('reuse at a block boundary that is not a chunk boundary keeps outputs identical', async () => {
+  // Prompts that share 1..3 blocks of 16 tokens beyond a common start, with --chunk 64: the resumed prefill
+  // starts mid-chunk. Token-id prompts make the shared lengths exact.
+  const s = await startServer(['--parallel', '2', '--chunk', '64', '--kv-block-size', '16', '--ctx', '1024']);
+  const r = await startServer(['--parallel', '1', '--chunk', '64', '--ctx', '1024', '--no-prefix-cache']);
+  try {
+    const base = Array.from({ length: 200 }, (_, i) => 1000 + ((i * 7919) % 5000));
+    for (const [len, cut] of [[90, 80], [97, 96], [130, 113], [65, 48], [50, 49]]) {
+      const warm = base.slice(0, cut).concat([7, 8, 9]);
+      await postJson(s.url, '/v1/completions', { prompt: warm, max_tokens: 2, temperature: 0, ignore_eos: true });
+      const prompt = base.slice(0, len);
+      const body = { prompt, max_tokens: 8, temperature: 0, ignore_eos: true, logprobs: 1 };
+      const [got, want] = await Promise.all([postJson(s.url, '/v1/completions', body), postJson(r.url, '/v1/completions', body)]);
+      assert.equal(got.status, 200, got.text);
+      assert.deepEqual(got.json.choices[0].logprobs.tokens, want.json.choices[0].logprobs.tokens, `len ${len} cut ${cut}`);
+      assert.deepEqual(got.json.choices[0].logprobs.token_logprobs, want.json.choices[0].logprobs.token_logprobs,
+                       `len ${len} cut ${cut}: logprobs bitwise`);
+      assert.equal(want.json.usage.prompt_tokens_details?.cached_tokens ?? 0, 0);
+    }
+  } finally {
+    for (const x of [s, r]) assert.equal((await x.stop()).code, 0, x.log());
+  }
+});
+
+test('prefix blocks shared with a busy request', async () => {
   const s = await startServer(['--parallel', '2', '--chunk', '16', '--ctx', '4096']);
   try {
     const other = 'Completely unrelated instructions for a different persona. '.repeat(10);
@@ -80,6 +107,7 @@ test('prefix copied from a busy slot', async () => {
     const probe = { ...req(3), messages: [{ role: 'system', content: system }, { role: 'user', content: 'Yet another one.' }] };
     const got = await postJson(s.url, '/v1/chat/completions', probe);
     assert.ok(got.json.usage.prompt_tokens_details.cached_tokens >= 100, JSON.stringify(got.json.usage));
+    // Shared, not copied: the busy request and the probe held the system prompt's blocks once.
     const expect = await postJson(ref.url, '/v1/chat/completions', probe);
     assert.equal(got.json.choices[0].message.content, expect.json.choices[0].message.content);
     const m = await metrics(s.url);
@@ -87,5 +115,28 @@ test('prefix copied from a busy slot', async () => {
     await busy;
   } finally {
     assert.equal((await s.stop()).code, 0);
+  }
+});
+
+test('a small KV pool: requests wait for blocks and complete; a prompt the pool cannot hold is a 400', async () => {
+  // 8 blocks of 16 tokens for 4 slots: each 60-token prompt + its first token needs 4 blocks, so at most two run.
+  const s = await startServer(['--parallel', '4', '--ctx', '1024', '--kv-cache-tokens', '128', '--kv-block-size', '16',
+                               '--no-prefix-cache']);
+  try {
+    const prompt = (k) => Array.from({ length: 60 }, (_, i) => 2000 + k * 97 + i);
+    const rs = await Promise.all([0, 1, 2, 3, 4].map((k) =>
+      postJson(s.url, '/v1/completions', { prompt: prompt(k), max_tokens: 3, temperature: 0, ignore_eos: true })));
+    for (const r of rs) {
+      assert.equal(r.status, 200, r.text);
+      assert.equal(r.json.usage.completion_tokens, 3);
+    }
+    const m = await metrics(s.url);
+    assert.equal(m.deepseek_kv_cache_blocks_total, 8);
+    assert.equal(m.deepseek_kv_cache_blocks_used, 0, 'blocks are back before the responses end');
+    const big = await postJson(s.url, '/v1/completions', { prompt: Array(200).fill(1000), max_tokens: 2 });
+    assert.equal(big.status, 400);
+    assert.match(big.json.error.message, /kv-cache-tokens/);
+  } finally {
+    assert.equal((await s.stop()).code, 0, s.log());
   }
 });

@@ -13,7 +13,8 @@ after(async () => {
 });
 
 const long = { messages: [{ role: 'user', content: 'Write a long story.' }], max_tokens: 8000, temperature: 0, ignore_eos: true };
-const idle = (m) => m.deepseek_slots_active === 0 && m.deepseek_kv_cache_used_tokens === 0 && m.deepseek_queue_depth === 0;
+const idle = (m) => m.deepseek_slots_active === 0 && m.deepseek_kv_cache_used_tokens === 0 && m.deepseek_queue_depth === 0 &&
+  m.deepseek_kv_cache_blocks_used === 0;
 
 test('a streaming client that disconnects frees its slot within a second', async () => {
   const before = await metrics(srv.url);
@@ -27,6 +28,7 @@ test('a streaming client that disconnects frees its slot within a second', async
   const m = await metrics(srv.url);
   assert.equal(m.deepseek_slots_active, 1, 'running while connected');
   assert.ok(m.deepseek_kv_cache_used_tokens > 0);
+  assert.ok(m.deepseek_kv_cache_blocks_used > 0);
   ac.abort();
   await waitMetrics(srv.url, idle, 1000);
   const after = await metrics(srv.url);

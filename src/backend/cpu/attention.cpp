@@ -30,6 +30,7 @@ void mla_decode(const ops::MlaDecodeParams& p, int n_threads) {
   const Kernels& kern = active_kernels();
   const int64_t items = p.T * p.H, dq = p.rank + p.rope;
   const int nt = threads_for(items * p.S * dq * 2, items, n_threads);
+  const int64_t bs = p.block_table ? p.block_size : std::max<int64_t>(p.S, 1);  // keys per contiguous run
 #pragma omp parallel num_threads(nt) if (nt > 1)
   {
     std::vector<float> sc(size_t(std::max<int64_t>(p.S, 1)));
@@ -41,9 +42,19 @@ void mla_decode(const ops::MlaDecodeParams& p, int n_threads) {
       float* o = p.out + i * p.ldo + h * p.rank;
       std::fill_n(o, p.rank, 0.0f);
       if (n_keys <= 0) continue;
-      for (int64_t t = 0; t < n_keys; ++t) sc[t] = kern.dot(q, p.kv + t * p.ldkv, dq) * p.scale;
+      // Keys block by block (a contiguous cache is one block); the per-key operations and their order are the
+      // same for every layout, so a paged cache gives bitwise the same result as a contiguous one.
+      for (int64_t t0 = 0; t0 < n_keys; t0 += bs) {
+        const float* kv = ops::mla_kv_row(p, t0);
+        const int64_t m = std::min(bs, n_keys - t0);
+        for (int64_t j = 0; j < m; ++j) sc[t0 + j] = kern.dot(q, kv + j * p.ldkv, dq) * p.scale;
+      }
       const float inv = softmax_unnorm(sc.data(), n_keys);
-      for (int64_t t = 0; t < n_keys; ++t) kern.axpy(sc[t], p.kv + t * p.ldkv, o, p.rank);
+      for (int64_t t0 = 0; t0 < n_keys; t0 += bs) {
+        const float* kv = ops::mla_kv_row(p, t0);
+        const int64_t m = std::min(bs, n_keys - t0);
+        for (int64_t j = 0; j < m; ++j) kern.axpy(sc[t0 + j], kv + j * p.ldkv, o, p.rank);
+      }
       for (int64_t c = 0; c < p.rank; ++c) o[c] *= inv;
     }
   }

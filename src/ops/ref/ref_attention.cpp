@@ -44,7 +44,7 @@ void mla_decode(const ops::MlaDecodeParams& p) {
       const float* q = p.q + i * p.ldq + h * (p.rank + p.rope);
       double mx = -INFINITY;
       for (int64_t t = 0; t < n_keys; ++t) {
-        const float* kv = p.kv + t * p.ldkv;
+        const float* kv = ops::mla_kv_row(p, t);
         double d = 0.0;
         for (int64_t c = 0; c < p.rank + p.rope; ++c) d += double(q[c]) * kv[c];
         sc[t] = d * p.scale;
@@ -55,7 +55,7 @@ void mla_decode(const ops::MlaDecodeParams& p) {
       float* o = p.out + i * p.ldo + h * p.rank;
       for (int64_t c = 0; c < p.rank; ++c) {
         double acc = 0.0;
-        for (int64_t t = 0; t < n_keys; ++t) acc += sc[t] * p.kv[t * p.ldkv + c];
+        for (int64_t t = 0; t < n_keys; ++t) acc += sc[t] * ops::mla_kv_row(p, t)[c];
         o[c] = float(acc / sum);
       }
     }

@@ -1,0 +1,119 @@
+// SPDX-License-Identifier: MIT
+#include "model/kv_pool.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "base/error.h"
+
+namespace ds::model {
+
+KvPool::KvPool(ops::Backend& be, int64_t n_blocks, int64_t block_size, int64_t n_layers, int64_t width)
+    : be_(be), n_blocks_(n_blocks), block_size_(block_size), n_layers_(n_layers), width_(width) {
+  DS_CHECK(n_blocks >= 1 && n_blocks < (int64_t(1) << 31), "KV cache: block count ", n_blocks, " out of range");
+  DS_CHECK(block_size >= 1 && block_size <= 4096, "KV cache: block size ", block_size, " must be in [1, 4096]");
+  DS_CHECK(n_layers >= 1 && width >= 1, "KV cache: bad geometry");
+  buf_ = be_.alloc(size_t(n_blocks) * size_t(block_stride()) * sizeof(float));
+  meta_.resize(size_t(n_blocks));
+  tokens_.resize(size_t(n_blocks * block_size));
+  free_.reserve(size_t(n_blocks));
+  for (int64_t b = n_blocks - 1; b >= 0; --b) free_.push_back(int32_t(b));  // hand out low ids first
+}
+
+int32_t KvPool::allocate() {
+  int32_t b = -1;
+  if (!free_.empty()) {
+    b = free_.back();
+    free_.pop_back();
+  } else if (!lru_.empty()) {
+    b = lru_.front();
+    lru_.pop_front();
+    unpublish(b);
+    ++evictions_;
+  } else {
+    return -1;
+  }
+  meta_[size_t(b)].refs = 1;
+  return b;
+}
+
+void KvPool::retain(int32_t b) {
+  Meta& m = meta_[size_t(b)];
+  if (m.refs == 0) {
+    DS_ASSERT(m.published);  // only cached (published) blocks can be revived; free ones are allocated
+    lru_.erase(m.lru);
+  }
+  ++m.refs;
+}
+
+void KvPool::release(int32_t b) {
+  Meta& m = meta_[size_t(b)];
+  DS_ASSERT(m.refs > 0);
+  if (--m.refs > 0) return;
+  if (m.published) {
+    m.lru = lru_.insert(lru_.end(), b);
+  } else {
+    ++m.gen;  // its rows are about to be overwritten by whoever allocates it next
+    free_.push_back(b);
+  }
+}
+
+void KvPool::copy_block(int32_t dst, int32_t src) {
+  ops::CopyParams p;
+  p.src = base() + src * block_stride(); p.lds = width_;
+  p.dst = base() + dst * block_stride(); p.ldd = width_;
+  p.M = n_layers_ * block_size_; p.n = width_;
+  be_.copy(p);
+}
+
+uint64_t KvPool::key(int32_t parent, const int32_t* tokens) const {
+  // splitmix64-style mixing of (parent id, parent generation, tokens...).
+  auto mix = [](uint64_t h, uint64_t v) {
+    h ^= v + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
+    h ^= h >> 31; h *= 0xbf58476d1ce4e5b9ull; h ^= h >> 27;
+    return h;
+  };
+  uint64_t h = mix(0x51ed270b27e2f1a3ull, uint64_t(uint32_t(parent)));
+  h = mix(h, parent >= 0 ? meta_[size_t(parent)].gen : 0);
+  for (int64_t i = 0; i < block_size_; ++i) h = mix(h, uint64_t(uint32_t(tokens[i])));
+  return h;
+}
+
+bool KvPool::same_key(int32_t b, int32_t parent, const int32_t* tokens) const {
+  const Meta& m = meta_[size_t(b)];
+  const uint32_t pgen = parent >= 0 ? meta_[size_t(parent)].gen : 0;
+  return m.published && m.parent == parent && m.parent_gen == pgen &&
+         std::memcmp(&tokens_[size_t(b * block_size_)], tokens, size_t(block_size_) * sizeof(int32_t)) == 0;
+}
+
+int32_t KvPool::lookup(int32_t parent, const int32_t* tokens) {
+  const auto it = index_.find(key(parent, tokens));
+  if (it == index_.end() || !same_key(it->second, parent, tokens)) return -1;
+  retain(it->second);
+  ++hits_;
+  return it->second;
+}
+
+bool KvPool::publish(int32_t b, int32_t parent, const int32_t* tokens) {
+  Meta& m = meta_[size_t(b)];
+  DS_ASSERT(m.refs > 0 && !m.published);
+  const uint64_t h = key(parent, tokens);
+  if (index_.count(h)) return false;  // the same content (or a colliding key) is already published
+  m.published = true;
+  m.parent = parent;
+  m.parent_gen = parent >= 0 ? meta_[size_t(parent)].gen : 0;
+  m.hash = h;
+  std::copy(tokens, tokens + block_size_, tokens_.begin() + b * block_size_);
+  index_.emplace(h, b);
+  return true;
+}
+
+void KvPool::unpublish(int32_t b) {
+  Meta& m = meta_[size_t(b)];
+  if (!m.published) return;
+  index_.erase(m.hash);
+  m.published = false;
+  ++m.gen;  // children keyed on this block's old content can no longer be reached
+}
+
+}  // namespace ds::model
