@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: MIT
 // CUDA element-wise ops, routing, MoE and MLA attention (both forms) vs the reference, on odd shapes.
+#include <algorithm>
+#include <cstring>
 #include <numeric>
 
 #include "ops/cuda_harness.h"
@@ -174,6 +176,50 @@ TEST_F(CudaOps, MlaDecode) {
                      be.mla_decode(p);
                      return m.get(o, size_t(T * H * rank));
                    });
+      }
+}
+
+// A paged cache: rows over shuffled blocks of odd sizes inside a pool with several layers. Against ref, and bitwise
+// equal to the contiguous layout on the GPU (the per-key arithmetic must not depend on the layout).
+TEST_F(CudaOps, MlaDecodePaged) {
+  for (int64_t bs : {1, 3, 16})
+    for (int64_t T : {1, 3})
+      for (int64_t S : {1, 37, 300}) {
+        Rng rng(uint64_t(bs * 10000 + T * 1000 + S));
+        const int64_t H = 4, rank = 96, rope = 16, ldq = H * (rank + rope) + 2, ldkv = rank + rope + 5;
+        const int64_t n_layers = 3, layer = 1, nb = (S + bs - 1) / bs, pool_blocks = nb + 4;
+        const int64_t stride = n_layers * bs * ldkv;
+        const std::vector<float> q = rng.vec(size_t(T * ldq)), kv = rng.vec(size_t(S * ldkv));
+        std::vector<float> pool = rng.vec(size_t(pool_blocks * stride));  // other layers / unused rows: noise
+        std::vector<int32_t> table(static_cast<size_t>(pool_blocks));
+        std::iota(table.begin(), table.end(), 0);
+        std::shuffle(table.begin(), table.end(), rng.g);
+        table.resize(size_t(nb));
+        for (int64_t t = 0; t < S; ++t)
+          std::copy_n(&kv[size_t(t * ldkv)], ldkv,
+                      &pool[size_t(table[size_t(t / bs)] * stride + layer * bs * ldkv + (t % bs) * ldkv)]);
+        auto run = [&](ops::Backend& be, Mem& m, bool paged) {
+          float* o = m.put(std::vector<float>(size_t(T * H * rank)));
+          ops::MlaDecodeParams p;
+          p.q = m.put(q); p.ldq = ldq; p.out = o; p.ldo = H * rank; p.ldkv = ldkv;
+          if (paged) {
+            p.kv = m.put(pool) + layer * bs * ldkv;
+            p.block_table = m.put(table); p.block_size = bs; p.block_stride = stride;
+          } else {
+            p.kv = m.put(kv);
+          }
+          p.T = T; p.S = S; p.H = H; p.rank = rank; p.rope = rope; p.pos0 = std::max<int64_t>(S - T, 0);
+          p.scale = 0.2f;
+          be.mla_decode(p);
+          return m.get(o, size_t(T * H * rank));
+        };
+        const std::string tag = "mla_decode paged bs" + std::to_string(bs) + " T" + std::to_string(T) + " S" +
+                                std::to_string(S);
+        check_cuda(tag, kF32, [&](ops::Backend& be, Mem& m) { return run(be, m, true); });
+        auto cu = cuda::make_cuda_backend(0);
+        Mem m{*cu, {}};
+        const auto a = run(*cu, m, true), b = run(*cu, m, false);
+        EXPECT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * 4)) << tag << ": paged differs from contiguous";
       }
 }
 

@@ -21,8 +21,11 @@ constexpr int kDecodeKeys = 16;                  // cache rows per tile (decode)
 constexpr int kPrefillQ = 16, kPrefillKeys = 32;  // queries per block, keys per tile (prefill)
 constexpr size_t kSmemBudget = 200 * 1024;       // of Hopper's 227 KiB per block
 
-// Cache row t ([rank + rope] floats). One place to change for a paged cache (block table lookup).
-__device__ __forceinline__ const float* kv_row(const ops::MlaDecodeParams& p, int64_t t) { return p.kv + t * p.ldkv; }
+// Cache row t ([rank + rope] floats), contiguous or paged: ops::mla_kv_row on the device.
+__device__ __forceinline__ const float* kv_row(const ops::MlaDecodeParams& p, int64_t t) {
+  if (!p.block_table) return p.kv + t * p.ldkv;
+  return p.kv + int64_t(p.block_table[t / p.block_size]) * p.block_stride + (t % p.block_size) * p.ldkv;
+}
 
 struct DecodeLayout {  // shared-memory carve-up, in floats
   int64_t dq, hg, q, kv, o, sc, stats, total;
@@ -54,7 +57,10 @@ __global__ void __launch_bounds__(kThreads) mla_decode_kernel(ops::MlaDecodePara
 
   for (int64_t t0 = 0; t0 < n_keys; t0 += kDecodeKeys) {
     const int64_t kt = std::min<int64_t>(kDecodeKeys, n_keys - t0);
-    for (int64_t e = tid; e < kt * dq; e += kThreads) kv[(e / dq) * ldk + e % dq] = kv_row(p, t0 + e / dq)[e % dq];
+    for (int64_t j = warp; j < kt; j += kWarps) {  // one warp per cache row: the row lookup once, lanes along it
+      const float* row = kv_row(p, t0 + j);
+      for (int64_t c = lane; c < dq; c += 32) kv[j * ldk + c] = row[c];
+    }
     __syncthreads();
     for (int64_t pair = warp; pair < nh * kt; pair += kWarps) {  // one warp per (head, key) dot product
       const int64_t h = pair / kt, j = pair % kt;

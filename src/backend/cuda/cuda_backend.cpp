@@ -139,6 +139,11 @@ class CudaBackend final : public ops::Backend {
     if (p.T <= 0 || p.H <= 0) return;
     use();
     check_rows(p.out, p.T, p.ldo, p.H * p.rank, "mla_decode", "out");
+    if (p.block_table) {
+      DS_CHECK(p.block_size > 0, "cuda mla_decode: paged cache with block_size ", p.block_size);
+      mem_->check_device(p.block_table, size_t((p.S + p.block_size - 1) / p.block_size) * 4, "mla_decode",
+                         "block table");
+    }
     launch_mla_decode(p, ctx_->stream);
   }
   void route(const ops::RouteParams& p) override {
