@@ -65,8 +65,21 @@ int cmd_bench(int argc, char** argv) {
 
   // Hardware limits first, while the memory is not yet filled with the model.
   const int threads = cf.threads > 0 ? cf.threads : rt::hardware_threads();
-  const rt::MemBandwidth bw = rt::measure_host_bandwidth(threads);
-  const rt::ComputePeak peak = rt::measure_cpu_peak(threads);
+  // cuda: the device's own limits; decode GB/s is then compared with a device-to-device copy (read + written).
+  const bool gpu = cf.backend == "cuda";
+  rt::MemBandwidth bw;
+  rt::ComputePeak peak;
+  std::string device = rt::cpu_name();
+  if (gpu) {
+    const rt::GpuLimits g = rt::measure_gpu();
+    bw.read_gbs = bw.copy_gbs = g.copy_gbs;
+    peak.fp32_tflops = g.fp32_tflops;
+    peak.bf16_tflops = g.bf16_tflops;  // nominal dense tensor-core peak
+    device = g.name;
+  } else {
+    bw = rt::measure_host_bandwidth(threads);
+    peak = rt::measure_cpu_peak(threads);
+  }
 
   std::unique_ptr<rt::Engine> e;
   rt::EngineOptions eo = cf.engine_options();
@@ -79,8 +92,12 @@ int cmd_bench(int argc, char** argv) {
   const io::ModelConfig& c = e->config();
   const bool bf16_peak = eo.precision == ops::Precision::Fast && peak.bf16_tflops > 0;
   const double peak_tflops = bf16_peak ? peak.bf16_tflops : peak.fp32_tflops;
-  std::printf("device   %s, %d threads | memory read %.1f GB/s, copy %.1f GB/s | peak %.2f TFLOP/s (%s)\n",
-              rt::cpu_name().c_str(), threads, bw.read_gbs, bw.copy_gbs, peak_tflops, bf16_peak ? "bf16" : "fp32");
+  if (gpu)
+    std::printf("device   %s | device copy %.1f GB/s (read + written) | nominal peak %.1f TFLOP/s (%s)\n",
+                device.c_str(), bw.copy_gbs, peak_tflops, bf16_peak ? "bf16 tensor cores" : "fp32");
+  else
+    std::printf("device   %s, %d threads | memory read %.1f GB/s, copy %.1f GB/s | peak %.2f TFLOP/s (%s)\n",
+                device.c_str(), threads, bw.read_gbs, bw.copy_gbs, peak_tflops, bf16_peak ? "bf16" : "fp32");
   std::printf("model    %s: %lld layers, hidden %lld, %lld experts top-%lld, weights %.2f GB (%s), precision %s\n",
               model.empty() ? rm.config.c_str() : model.c_str(), (long long)c.num_hidden_layers, (long long)c.hidden_size,
               (long long)c.n_routed_experts, (long long)c.num_experts_per_tok, double(e->weight_bytes()) / 1e9,
@@ -122,9 +139,9 @@ int cmd_bench(int argc, char** argv) {
   std::printf("prefill  %lld tokens: %.1f tok/s | %.3f TFLOP/s = %.1f%% of peak\n", (long long)prompt, r.pp_tok_s,
               r.pp_tflops, 100.0 * r.pp_tflops / peak_tflops);
   std::printf("decode   batch %lld, %lld steps: %.2f tok/s | %.3f GB read per step (weights %.3f + kv %.3f) | "
-              "%.1f GB/s = %.1f%% of read bandwidth\n",
+              "%.1f GB/s = %.1f%% of %s bandwidth\n",
               (long long)batch, (long long)gen, r.tg_tok_s, r.bytes_per_step / 1e9, (db.total() - db.kv) / 1e9,
-              db.kv / 1e9, r.tg_gbs, 100.0 * r.tg_gbs / bw.read_gbs);
+              db.kv / 1e9, r.tg_gbs, 100.0 * r.tg_gbs / bw.read_gbs, gpu ? "device copy" : "read");
   if (e->profiler()) std::printf("decode time by op (%lld steps):\n%s", (long long)gen, e->profiler()->report().c_str());
   const rt::Resident rss = rt::resident_memory();
   std::printf("memory   resident %.2f GB (peak %.2f GB) for %.2f GB of weights\n", rss.now / 1e9, rss.peak / 1e9,
@@ -134,7 +151,7 @@ int cmd_bench(int argc, char** argv) {
                 "\"precision\":\"%s\",\"layers\":%lld,\"batch\":%lld,\"prompt\":%lld,\"gen\":%lld,"
                 "\"pp_tok_s\":%.3f,\"pp_tflops\":%.4f,\"peak_tflops\":%.4f,\"tg_tok_s\":%.3f,"
                 "\"bytes_per_step\":%.0f,\"tg_gbs\":%.2f,\"read_gbs\":%.2f,\"copy_gbs\":%.2f,\"rss_peak\":%.0f}\n",
-                rt::build_commit().c_str(), rt::cpu_name().c_str(), eo.backend.c_str(), threads,
+                rt::build_commit().c_str(), device.c_str(), eo.backend.c_str(), threads,
                 model.empty() ? rm.dtype.c_str() : "checkpoint", cf.precision.c_str(), (long long)c.num_hidden_layers,
                 (long long)batch, (long long)prompt, (long long)gen, r.pp_tok_s, r.pp_tflops, peak_tflops, r.tg_tok_s,
                 r.bytes_per_step, r.tg_gbs, bw.read_gbs, bw.copy_gbs, rss.peak);

@@ -165,4 +165,27 @@ Weights bind_weights(const io::ModelConfig& c, const TensorLookup& lookup, const
   return w;
 }
 
+void prepare_weights(Weights* w, ops::Backend& be) {
+  auto prep = [&](WeightView& v) {
+    if (v.data) v = be.prepare_weight(v);
+  };
+  auto prep_expert = [&](ops::ExpertWeights& e) {
+    prep(e.gate);
+    prep(e.up);
+    prep(e.down);
+  };
+  prep(w->embed_tokens);
+  prep(w->norm);
+  prep(w->lm_head);  // tied to embed_tokens: the same host bytes, uploaded once
+  for (LayerWeights& l : w->layers) {
+    for (WeightView* v : {&l.input_layernorm, &l.post_attention_layernorm, &l.q_proj, &l.q_a_proj, &l.q_a_layernorm,
+                          &l.q_b_proj, &l.kv_a_proj_with_mqa, &l.kv_a_layernorm, &l.kv_b_proj, &l.o_proj, &l.gate_proj,
+                          &l.up_proj, &l.down_proj, &l.gate, &l.e_score_correction_bias, &l.enorm, &l.hnorm,
+                          &l.eh_proj, &l.embed_tokens, &l.shared_head_norm, &l.shared_head_head})
+      prep(*v);
+    for (ops::ExpertWeights& e : l.experts) prep_expert(e);
+    prep_expert(l.shared);
+  }
+}
+
 }  // namespace ds::model

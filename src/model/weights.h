@@ -10,6 +10,7 @@
 
 #include "base/weight.h"
 #include "io/config.h"
+#include "ops/backend.h"
 #include "ops/params.h"
 
 namespace ds::model {
@@ -67,6 +68,10 @@ struct RawTensor {
   std::vector<int64_t> shape;
 };
 using TensorLookup = std::function<bool(const std::string& name, RawTensor* out)>;
+
+// Replaces every weight view by the backend's view of it (Backend::prepare_weight): device copies for the cuda
+// backend, unchanged views for host backends. Absent weights (null data) stay absent.
+void prepare_weights(Weights* w, ops::Backend& be);
 
 // Every tensor the config implies, in checkpoint order (MTP layers included).
 std::vector<TensorSpec> weight_specs(const io::ModelConfig& c);

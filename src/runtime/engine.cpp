@@ -15,6 +15,9 @@
 #include "io/checkpoint.h"
 #include "model/random_weights.h"
 #include "ops/ref/ref_backend.h"
+#ifdef DS_HAVE_CUDA
+#include "backend/cuda/cuda_backend.h"
+#endif
 
 namespace ds::rt {
 
@@ -37,8 +40,26 @@ ops::Precision parse_precision(const std::string& s) {
 std::unique_ptr<ops::Backend> make_backend(const std::string& name, int threads) {
   if (name == "cpu") return cpu::make_cpu_backend(threads);
   if (name == "ref") return ref::make_ref_backend();
-  if (name == "cuda") fail("--backend cuda: this build has no CUDA backend (configure with -DDS_CUDA=ON)");
+  if (name == "cuda") {
+#ifdef DS_HAVE_CUDA
+    return cuda::make_cuda_backend(0);
+#else
+    fail("--backend cuda: this build has no CUDA backend (configure with -DDS_CUDA=ON)");
+#endif
+  }
   fail("--backend '", name, "' is not one of: cpu, ref, cuda");
+}
+
+bool cuda_usable(std::string* why) {
+#ifdef DS_HAVE_CUDA
+  std::string reason;
+  if (cuda::device_count(&reason) > 0) return true;
+  if (why) *why = "no CUDA device (" + reason + ")";
+  return false;
+#else
+  if (why) *why = "this build has no CUDA backend (configure with -DDS_CUDA=ON)";
+  return false;
+#endif
 }
 
 std::unique_ptr<Engine> Engine::load(const std::string& dir, const EngineOptions& opt) {

@@ -59,5 +59,8 @@ class Engine {
 };
 
 std::unique_ptr<ops::Backend> make_backend(const std::string& name, int threads);
+// Whether `--backend cuda` can run here: built with -DDS_CUDA=ON and a CUDA device present. `why` (may be null)
+// receives what is missing. Never throws.
+bool cuda_usable(std::string* why = nullptr);
 
 }  // namespace ds::rt

@@ -18,6 +18,16 @@ struct ComputePeak {
 };
 ComputePeak measure_cpu_peak(int threads);
 
+// Limits of CUDA device 0 (bench --backend cuda): a device-to-device copy measured now ((bytes read + written) / s)
+// and nominal dense peaks from the SM count and clock. Throws ds::Error without a CUDA build or device.
+struct GpuLimits {
+  std::string name;
+  double copy_gbs = 0;
+  double bf16_tflops = 0, fp8_tflops = 0, fp32_tflops = 0;  // 0: unknown for this architecture
+  double mem_gb = 0;
+};
+GpuLimits measure_gpu();
+
 // Resident set size of this process now and at its peak, in bytes (from /proc/self/status; 0 if unknown).
 struct Resident {
   double now = 0, peak = 0;
