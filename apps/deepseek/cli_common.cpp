@@ -30,6 +30,8 @@ rt::SamplingParams SamplingFlags::params(const std::string& model_dir) const {
     if (j.is_object()) {
       if (j.contains("temperature") && j["temperature"].is_number()) def_t = j["temperature"].get<float>();
       if (j.contains("top_p") && j["top_p"].is_number()) def_p = j["top_p"].get<float>();
+      // Hugging Face semantics: "do_sample": false means greedy decoding whatever the temperature says.
+      if (j.contains("do_sample") && j["do_sample"].is_boolean() && !j["do_sample"].get<bool>()) def_t = 0.0f;
     }
   }
   p.temperature = greedy ? 0.0f : (temperature >= 0 ? temperature : def_t);

@@ -38,7 +38,7 @@ struct SamplingFlags {
 
   void add(CLI::App& app) {
     app.add_flag("--greedy", greedy, "always pick the most likely token (same as --temperature 0)");
-    app.add_option("--temperature", temperature, "sampling temperature (default: generation_config.json, else 0.6)");
+    app.add_option("--temperature", temperature, "sampling temperature (default: generation_config.json, greedy where it says do_sample: false, else 0.6)");
     app.add_option("--top-p", top_p, "nucleus sampling mass in (0, 1] (default: generation_config.json, else 0.95)");
     app.add_option("--top-k", top_k, "keep the k most likely tokens (0 = off)");
     app.add_option("--min-p", min_p, "drop tokens below min_p x p(most likely) (0 = off)");
