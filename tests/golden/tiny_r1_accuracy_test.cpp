@@ -1,0 +1,70 @@
+// SPDX-License-Identifier: MIT
+// Greedy answers of the built-in tiny-R1 model on held-out arithmetic problems (tests/fixtures/tiny-r1/heldout.jsonl,
+// never seen in training), run through the engine, tokenizer and chat template: the accuracy must be within 1 point
+// of PyTorch's on the same problems (recorded there by tools/train_tiny_r1/make_reference.py). Labelled slow.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <fstream>
+#include <optional>
+#include <regex>
+
+#include <nlohmann/json.hpp>
+
+#include "golden/tiny_r1_util.h"
+#include "runtime/sampler.h"
+#include "runtime/session.h"
+
+namespace ds::test {
+namespace {
+
+// The integer after the last '=' in the text after </think>, as the training script's evaluation parses it.
+std::optional<long long> parse_answer(const std::string& text) {
+  const size_t end = text.rfind("</think>");
+  if (end == std::string::npos) return std::nullopt;
+  const std::string tail = text.substr(end + 8);
+  static const std::regex num(R"(=\s*(-?\d+))");
+  std::optional<long long> last;
+  for (auto it = std::sregex_iterator(tail.begin(), tail.end(), num); it != std::sregex_iterator(); ++it)
+    last = std::stoll((*it)[1].str());
+  return last;
+}
+
+TEST(TinyR1, HeldOutAccuracyMatchesPyTorch) {
+  rt::EngineOptions o;
+  o.precision = ops::Precision::Fast;
+  auto e = rt::Engine::load(kModel, o);
+  const auto tk = tok::Tokenizer::from_dir(kModel);
+  const auto tmpl = tok::ChatTemplate::from_tokenizer(tk);
+  std::ifstream f(kRef + "/heldout.jsonl");
+  ASSERT_TRUE(f.good());
+  int n = 0, ours = 0, theirs = 0, same = 0;
+  std::string line;
+  while (std::getline(f, line)) {
+    const auto p = nlohmann::json::parse(line);
+    rt::Session s(*e);
+    auto logits = s.prefill(tiny_r1_prompt(tk, tmpl, p["question"].get<std::string>()));
+    std::vector<int32_t> out;
+    for (int i = 0; i < 400; ++i) {
+      const int32_t t = rt::argmax(logits.data(), e->config().vocab_size);
+      if (t == tk.eos_id()) break;
+      out.push_back(t);
+      logits = s.decode(t);
+    }
+    const auto got = parse_answer(tk.decode(out));
+    const bool ok = got && *got == p["result"].get<long long>();
+    const bool torch_ok = p["torch_correct"].get<bool>();
+    ++n;
+    ours += ok;
+    theirs += torch_ok;
+    same += ok == torch_ok;
+  }
+  ASSERT_GE(n, 100);
+  const double acc = double(ours) / n, ref = double(theirs) / n;
+  std::printf("tiny-R1 held-out greedy accuracy: deepseek.cpp %.3f, PyTorch %.3f, same verdict on %d/%d\n", acc,
+              ref, same, n);
+  EXPECT_NEAR(acc, ref, 0.01);
+}
+
+}  // namespace
+}  // namespace ds::test
