@@ -31,7 +31,9 @@ struct Display {
     std::fputs(s.c_str(), stdout);
     std::fflush(stdout);
   }
-  void answer(const std::string& s) {
+  void answer(std::string s) {
+    // The blank lines R1-style models write after </think> are not part of the answer (DeepSeek's API drops them too).
+    if (!any_answer) s.erase(0, s.find_first_not_of(" \r\n"));
     if (s.empty()) return;
     if (!any_answer) {
       if (any_reasoning) std::fputs(tty ? "\x1b[0m\n[answer]\n" : "\n[answer]\n", stdout);

@@ -37,6 +37,8 @@ Defaults read_generation_defaults(const std::string& model_dir) {
     const double p = j["top_p"].get<double>();
     if (p > 0 && p <= 1) d.top_p = float(p);
   }
+  // Hugging Face semantics: "do_sample": false means greedy decoding by default.
+  if (j.contains("do_sample") && j["do_sample"].is_boolean() && !j["do_sample"].get<bool>()) d.temperature = 0.0f;
   return d;
 }
 
