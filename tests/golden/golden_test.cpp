@@ -4,9 +4,8 @@
 // per row and argmax agreement >= 95%).
 #include <gtest/gtest.h>
 
-#include "golden/fixture_util.h"
+#include "golden/golden_checks.h"
 #include "runtime/engine.h"
-#include "runtime/sampler.h"
 #include "runtime/session.h"
 
 namespace ds::test {
@@ -50,11 +49,8 @@ TEST_P(Golden, F32LogitsMatchReference) {
   const auto want = ref.to_f32();
   rt::Session s(*e);
   const auto got = s.prefill(tokens, true);
-  ASSERT_EQ(got.size(), want.size());
   ASSERT_GT(got.size(), 0u);
-  const int64_t V = e->config().vocab_size;
-  for (size_t t = 0; t < tokens.size(); ++t)
-    EXPECT_LE(max_abs_diff(got.data() + t * V, want.data() + t * V, size_t(V)), 1e-3) << "position " << t;
+  expect_rows_close(got, want, int64_t(tokens.size()), e->config().vocab_size, 1e-3, "position");
 }
 
 TEST_P(Golden, F32GreedyMatchesReference) {
@@ -64,13 +60,7 @@ TEST_P(Golden, F32GreedyMatchesReference) {
   const auto want = read_tokens(fixture_dir(c.fixture) + "/greedy.npy");
   ASSERT_FALSE(want.empty());
   rt::Session s(*e);
-  auto logits = s.prefill(tokens);
-  std::vector<int32_t> got;
-  for (size_t i = 0; i < want.size(); ++i) {
-    got.push_back(rt::argmax(logits.data(), e->config().vocab_size));
-    if (i + 1 < want.size()) logits = s.decode(got.back());
-  }
-  EXPECT_EQ(got, want);
+  EXPECT_EQ(greedy_continuation(s, tokens, want.size()), want);
 }
 
 TEST_P(Golden, F32MtpLogitsMatchReference) {
@@ -90,10 +80,7 @@ TEST_P(Golden, F32MtpLogitsMatchReference) {
   std::vector<float> mtp;
   const int64_t n = int64_t(tokens.size()) - 1;
   e->model().forward_mtp(&s.cache(), std::vector<int32_t>(tokens.begin() + 1, tokens.end()), hidden.data(), n, &mtp);
-  ASSERT_EQ(mtp.size(), want.size());
-  const int64_t V = e->config().vocab_size;
-  for (int64_t t = 0; t < n; ++t)
-    EXPECT_LE(max_abs_diff(mtp.data() + t * V, want.data() + t * V, size_t(V)), 1e-3) << "row " << t;
+  expect_rows_close(mtp, want, n, e->config().vocab_size, 1e-3, "row");
 }
 
 TEST_P(Golden, FastPrecisionCosineAndArgmax) {
@@ -102,15 +89,7 @@ TEST_P(Golden, FastPrecisionCosineAndArgmax) {
   const auto tokens = read_tokens(fixture_dir(c.fixture) + "/tokens.npy");
   const auto want = io::npy_read(fixture_dir(c.fixture) + "/logits.npy").to_f32();
   rt::Session s(*e);
-  const auto got = s.prefill(tokens, true);
-  ASSERT_EQ(got.size(), want.size());
-  const int64_t V = e->config().vocab_size;
-  int agree = 0;
-  for (size_t t = 0; t < tokens.size(); ++t) {
-    EXPECT_GE(cosine(got.data() + t * V, want.data() + t * V, size_t(V)), 0.999) << "position " << t;
-    agree += argmax(got.data() + t * V, V) == argmax(want.data() + t * V, V);
-  }
-  EXPECT_GE(double(agree) / double(tokens.size()), 0.95);
+  expect_fast_agreement(s.prefill(tokens, true), want, int64_t(tokens.size()), e->config().vocab_size);
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, Golden, ::testing::ValuesIn(cases()),

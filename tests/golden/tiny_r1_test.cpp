@@ -6,10 +6,8 @@
 // Held-out accuracy is checked by tiny_r1_accuracy_test.cpp.
 #include <gtest/gtest.h>
 
-#include "golden/fixture_util.h"
+#include "golden/golden_checks.h"
 #include "golden/tiny_r1_util.h"
-#include "runtime/sampler.h"
-#include "runtime/session.h"
 
 namespace ds::test {
 namespace {
@@ -26,20 +24,15 @@ TEST(TinyR1, F32LogitsAndMtpMatchPyTorch) {
   const auto want = io::npy_read(kRef + "/logits.npy").to_f32();
   rt::Session s(*e);
   std::vector<float> hidden;
-  const auto got = s.prefill(tokens, true, &hidden);
-  ASSERT_EQ(got.size(), want.size());
   const int64_t V = e->config().vocab_size;
-  for (size_t t = 0; t < tokens.size(); ++t)
-    EXPECT_LE(max_abs_diff(got.data() + t * V, want.data() + t * V, size_t(V)), 1e-3) << "position " << t;
+  expect_rows_close(s.prefill(tokens, true, &hidden), want, int64_t(tokens.size()), V, 1e-3, "position");
 
   ASSERT_TRUE(e->model().has_mtp());
   const auto want_mtp = io::npy_read(kRef + "/mtp_logits.npy").to_f32();
   const int64_t n = int64_t(tokens.size()) - 1;
   std::vector<float> mtp;
   e->model().forward_mtp(&s.cache(), std::vector<int32_t>(tokens.begin() + 1, tokens.end()), hidden.data(), n, &mtp);
-  ASSERT_EQ(mtp.size(), want_mtp.size());
-  for (int64_t t = 0; t < n; ++t)
-    EXPECT_LE(max_abs_diff(mtp.data() + t * V, want_mtp.data() + t * V, size_t(V)), 1e-3) << "MTP row " << t;
+  expect_rows_close(mtp, want_mtp, n, V, 1e-3, "MTP row");
 }
 
 TEST(TinyR1, F32GreedyMatchesPyTorch) {
@@ -47,13 +40,7 @@ TEST(TinyR1, F32GreedyMatchesPyTorch) {
   const auto prompt = read_tokens(kRef + "/prompt.npy");
   const auto want = read_tokens(kRef + "/greedy.npy");
   rt::Session s(*e);
-  auto logits = s.prefill(prompt);
-  std::vector<int32_t> got;
-  for (size_t i = 0; i < want.size(); ++i) {
-    got.push_back(rt::argmax(logits.data(), e->config().vocab_size));
-    if (i + 1 < want.size()) logits = s.decode(got.back());
-  }
-  EXPECT_EQ(got, want);
+  EXPECT_EQ(greedy_continuation(s, prompt, want.size()), want);
 }
 
 TEST(TinyR1, FastPrecisionCosineAndArgmax) {
@@ -61,14 +48,7 @@ TEST(TinyR1, FastPrecisionCosineAndArgmax) {
   const auto tokens = read_tokens(kRef + "/tokens.npy");
   const auto want = io::npy_read(kRef + "/logits.npy").to_f32();
   rt::Session s(*e);
-  const auto got = s.prefill(tokens, true);
-  const int64_t V = e->config().vocab_size;
-  int agree = 0;
-  for (size_t t = 0; t < tokens.size(); ++t) {
-    EXPECT_GE(cosine(got.data() + t * V, want.data() + t * V, size_t(V)), 0.999) << "position " << t;
-    agree += argmax(got.data() + t * V, V) == argmax(want.data() + t * V, V);
-  }
-  EXPECT_GE(double(agree) / double(tokens.size()), 0.95);
+  expect_fast_agreement(s.prefill(tokens, true), want, int64_t(tokens.size()), e->config().vocab_size);
 }
 
 TEST(TinyR1, PromptIdsMatchTrainingTokenizer) {
