@@ -3,8 +3,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <numeric>
 
 #include "base/error.h"
+#include "runtime/nucleus.h"
 
 namespace ds::rt {
 
@@ -134,62 +136,41 @@ void Sampler::top_k_set(const float* l, int64_t V, int64_t k) {
   }
 }
 
-// Moves the fewest best candidates (weight desc, id asc) whose weights sum to at least `need` to the front of
-// cand[0, n) and returns how many: a quickselect guided by mass, expected O(n), no sort.
-static int64_t select_mass(std::vector<int32_t>& cand, int64_t n, const std::vector<double>& w, double need) {
-  auto better = [&](int32_t a, int32_t b) { return w[size_t(a)] > w[size_t(b)] || (w[size_t(a)] == w[size_t(b)] && a < b); };
-  int64_t lo = 0, hi = n;  // [0, lo) chosen, [lo, hi) undecided, [hi, n) dropped
-  double acc = 0;
-  while (hi - lo > 32) {
-    const int64_t mid = lo + (hi - lo) / 2;
-    int32_t a = cand[size_t(lo)], b = cand[size_t(mid)], c = cand[size_t(hi - 1)];
-    if (better(b, a)) std::swap(a, b);
-    if (better(c, b)) std::swap(b, c);
-    if (better(b, a)) std::swap(a, b);
-    const int32_t pivot = b;  // median of three
-    const auto it = std::partition(cand.begin() + lo, cand.begin() + hi, [&](int32_t i) { return better(i, pivot); });
-    const int64_t m = it - cand.begin();  // [lo, m) better than the pivot; the pivot is in [m, hi)
-    double mass = 0;
-    for (int64_t i = lo; i < m; ++i) mass += w[size_t(cand[size_t(i)])];
-    if (acc + mass >= need) { hi = m; continue; }
-    const auto pv = std::find(cand.begin() + m, cand.begin() + hi, pivot);
-    std::iter_swap(cand.begin() + m, pv);
-    acc += mass + w[size_t(pivot)];
-    if (acc >= need) return m + 1;
-    lo = m + 1;
-  }
-  std::sort(cand.begin() + lo, cand.begin() + hi, better);
-  for (int64_t i = lo; i < hi; ++i)
-    if ((acc += w[size_t(cand[size_t(i)])]) >= need) return i + 1;
-  return hi;
-}
-
 int32_t Sampler::sample(const float* logits, int64_t V, const std::vector<int32_t>& history) {
   const float* l = penalised(logits, V, history);
   if (p_.temperature == 0.0f) return argmax(l, V);
-  const double T = p_.temperature, mx = max_value(l, V);
+  const float mx = max_value(l, V);
   if (!std::isfinite(mx)) return argmax(l, V);  // nothing finite to weigh
+  const float inv_t = 1.0f / p_.temperature;
   const int64_t k = p_.top_k > 0 ? std::min<int64_t>(p_.top_k, V) : V;
   // Candidates: the top-k set, or every token; weights exp((l - max) / T) indexed by token id (the max weighs 1).
   prob_.resize(size_t(V));
+  int64_t n = 0;
   if (k < V) {
     top_k_set(l, V, k);
-    for (int32_t i : cand_) prob_[size_t(i)] = std::exp((double(l[i]) - mx) / T);
+    auto& e = scratch_.edge;
+    e.clear();
+    double Z = 0;
+    for (int32_t i : cand_) {
+      const float w = std::exp((l[i] - mx) * inv_t);
+      prob_[size_t(i)] = w;
+      e.push_back({l[i], w, i});
+      Z += w;
+    }
+    n = p_.top_p < 1.0f ? select_mass(e, double(p_.top_p) * Z) : int64_t(e.size());
+    for (size_t i = 0; i < e.size(); ++i) cand_[i] = e[i].id;
   } else {
-    cand_.resize(size_t(V));
-    for (int64_t i = 0; i < V; ++i) {
-      cand_[size_t(i)] = int32_t(i);
-      prob_[size_t(i)] = std::exp((double(l[i]) - mx) / T);
+    exp_weights(l, V, mx, inv_t, prob_.data());
+    if (p_.top_p < 1.0f) {  // the fewest most likely tokens holding top_p of the mass
+      n = nucleus(l, prob_.data(), V, mx, inv_t, double(p_.top_p), &cand_, &scratch_);
+    } else {
+      cand_.resize(size_t(V));
+      std::iota(cand_.begin(), cand_.end(), 0);
+      n = V;
     }
   }
-  int64_t n = int64_t(cand_.size());
-  if (p_.top_p < 1.0f) {  // the fewest most likely tokens holding top_p of the candidates' mass
-    double Z = 0;
-    for (int64_t i = 0; i < n; ++i) Z += prob_[size_t(cand_[size_t(i)])];
-    n = select_mass(cand_, n, prob_, double(p_.top_p) * Z);
-  }
   if (p_.min_p > 0.0f) {  // and of those, the ones at least min_p as likely as the most likely (weight 1)
-    const double thr = p_.min_p;
+    const float thr = p_.min_p;
     n = std::partition(cand_.begin(), cand_.begin() + n, [&](int32_t i) { return prob_[size_t(i)] >= thr; }) -
         cand_.begin();
   }

@@ -1,14 +1,16 @@
 // SPDX-License-Identifier: MIT
 // Token sampling: penalties, temperature, top-k, top-p, min-p, seeded; temperature 0 is greedy (argmax, lowest id
-// on ties). Nothing here sorts the whole vocabulary: top-k keeps a bounded heap, top-p selects the nucleus with a
-// quickselect guided by probability mass (expected O(vocab), even when a flat distribution puts most tokens in the
-// nucleus), min-p is one filter pass. Buffers live in the Sampler and are reused, so a step allocates nothing once a
+// on ties). Nothing here sorts the whole vocabulary: top-k keeps a bounded heap, top-p selects the nucleus by a
+// histogram of probability mass and orders only the boundary bucket (runtime/nucleus.h; a few streaming passes even
+// when a flat distribution puts most tokens in the nucleus), min-p is one filter pass. Buffers live in the Sampler and are reused, so a step allocates nothing once a
 // sequence is running.
 #pragma once
 #include <cstdint>
 #include <random>
 #include <utility>
 #include <vector>
+
+#include "runtime/nucleus.h"
 
 namespace ds::rt {
 
@@ -43,7 +45,8 @@ class Sampler {
   std::vector<float> buf_;        // [V] penalised logits
   std::vector<int32_t> seen_;     // sorted history (penalty counts)
   std::vector<int32_t> cand_;     // candidate ids
-  std::vector<double> prob_;      // their unnormalised probabilities
+  std::vector<float> prob_;       // [V] unnormalised probabilities, by token id (valid for candidates)
+  NucleusScratch scratch_;
 };
 
 // Index of the largest value, the lowest index on ties (NaNs are never chosen unless everything is NaN / -inf: 0).

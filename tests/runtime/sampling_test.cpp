@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // The scheduler's fast token choice: the lane-parallel argmax and top-logits selection against plain scans, top-p /
-// min-p / top-k supports against a full sort, and parallel picks equal to serial ones.
+// min-p / top-k supports against a full sort, the vectorised exp against libm, the histogram nucleus against a full
+// sort at vocabulary 129,280, and parallel picks equal to serial ones.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -10,6 +11,7 @@
 #include <set>
 #include <vector>
 
+#include "runtime/nucleus.h"
 #include "runtime/sampler.h"
 #include "runtime/token_pick.h"
 
@@ -106,6 +108,71 @@ TEST(FastSampling, TruncationSupportsMatchFullSort) {
       }
       if (want.size() <= 20) EXPECT_EQ(seen.size(), want.size());
     }
+  }
+}
+
+TEST(FastSampling, VectorisedExpWithinFloatPrecision) {
+  std::vector<float> l;
+  for (float x = -90.0f; x <= 0.0f; x += 0.00731f) l.push_back(x);
+  l.push_back(0.0f);
+  l.push_back(-INFINITY);
+  l.push_back(NAN);
+  std::vector<float> w(l.size());
+  rt::exp_weights(l.data(), int64_t(l.size()), 0.0f, 1.0f, w.data());
+  for (size_t i = 0; i + 2 < l.size(); ++i) {
+    const double want = std::exp(double(l[i]));
+    if (l[i] > -87.0f) {
+      EXPECT_NEAR(w[i], want, 3e-7 * want) << "exp(" << l[i] << ")";
+    } else {
+      EXPECT_GE(w[i], 0.0f);
+      EXPECT_LE(w[i], 1.7e-38f);
+    }
+  }
+  EXPECT_EQ(w[l.size() - 3], 1.0f);  // the max weighs exactly 1 (min-p compares against it)
+  EXPECT_EQ(w[l.size() - 2], 0.0f);
+  EXPECT_EQ(w[l.size() - 1], 0.0f);
+  // Temperature and max applied: exp((l - mx) / T).
+  const float lt[3] = {2.0f, 1.0f, -3.0f};
+  float wt[3];
+  rt::exp_weights(lt, 3, 2.0f, 1.0f / 0.7f, wt);
+  for (int i = 0; i < 3; ++i) EXPECT_NEAR(wt[i], std::exp((lt[i] - 2.0) / 0.7), 3e-7);
+}
+
+// The histogram nucleus against a full sort, over a real-size vocabulary: flat and peaked distributions, ties at the
+// top and at the boundary, all-equal logits (one bucket holds everything), NaN and -inf entries.
+TEST(FastSampling, NucleusMatchesFullSortOnLargeVocabularies) {
+  const int64_t V = 129280;
+  struct Case { float spread; int ties; float T, top_p; int special; };
+  for (Case c : {Case{1.0f, 0, 0.6f, 0.95f, 0}, Case{0.05f, 0, 1.0f, 0.5f, 0}, Case{4.0f, 3, 0.7f, 0.9f, 0},
+                 Case{8.0f, 0, 1.0f, 0.3f, 0}, Case{0.0f, 0, 1.0f, 0.37f, 0}, Case{2.0f, 0, 1.3f, 0.99f, 1},
+                 Case{1.0f, 0, 0.8f, 0.8f, 2}}) {
+    auto l = logits(V, uint64_t(c.spread * 100 + c.ties), c.spread, c.ties);
+    if (c.special == 1) {  // -inf and NaN logits (masked tokens, a broken row): never chosen
+      for (int64_t i = 0; i < V; i += 97) l[size_t(i)] = -INFINITY;
+      l[5] = NAN;
+    }
+    if (c.special == 2)  // coarse logits: many exact ties everywhere, the boundary among them
+      for (auto& x : l) x = std::round(x * 8.0f) / 8.0f;
+    std::vector<float> clean(l);
+    for (auto& x : clean) x = std::isnan(x) ? -INFINITY : x;
+    const auto o = order(clean);
+    const float mx = clean[size_t(o[0])];
+    std::vector<float> w(static_cast<size_t>(V));
+    rt::exp_weights(l.data(), V, mx, 1.0f / c.T, w.data());
+    double Z = 0;
+    for (float x : w) Z += x;
+    size_t keep = 0;
+    for (double cum = 0; keep < size_t(V);)
+      if ((cum += w[size_t(o[keep++])]) >= double(c.top_p) * Z) break;
+    std::vector<int32_t> cand;
+    rt::NucleusScratch s;
+    const int64_t n = rt::nucleus(l.data(), w.data(), V, mx, 1.0f / c.T, c.top_p, &cand, &s);
+    ASSERT_EQ(n, int64_t(cand.size()));
+    std::vector<int32_t> got(cand), want(o.begin(), o.begin() + long(keep));
+    std::sort(got.begin(), got.end());
+    std::sort(want.begin(), want.end());
+    EXPECT_EQ(got, want) << "spread " << c.spread << " T " << c.T << " top_p " << c.top_p << ": " << got.size()
+                         << " tokens, want " << want.size();
   }
 }
 
