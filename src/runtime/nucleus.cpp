@@ -21,6 +21,7 @@ constexpr int kBuckets = int(kPerUnit * kRange) + 1;
 inline float exp_nonpositive(float x) {
   const float keep = x > -87.0f ? 1.0f : 0.0f;  // 0 for NaN too
   x = x > -87.0f ? x : -87.0f;
+  x = x < 0.0f ? x : 0.0f;  // callers pass x <= 0; the clamp keeps 2^n below in range whatever they pass
   // Round to nearest by the 1.5 * 2^23 trick: no rounding instruction needed, so plain SSE2 vectorises it.
   const float n = (x * 1.44269504f + 12582912.0f) - 12582912.0f;
   const float r = (x - n * 0.693145751953125f) - n * 1.428606765330187e-06f;  // ln2 split in two for exactness
