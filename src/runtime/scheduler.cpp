@@ -152,6 +152,8 @@ void Scheduler::finish(Slot& s, Finish f, const std::string& err) {
   s.sampler.reset();
   s.history.clear();
   s.next_token = -1;
+  s.swapped = false;
+  std::vector<float>().swap(s.swap);
   {
     std::lock_guard<std::mutex> lk(qm_);
     switch (f) {
@@ -226,6 +228,8 @@ bool Scheduler::admit(const std::shared_ptr<GenRequest>& r) {
   s.prompt_pos = reuse;
   s.generated = 0;
   s.next_token = -1;
+  s.admitted = ++admissions_;
+  s.swapped = false;
   {
     std::lock_guard<std::mutex> lk(r->ch_->m);
     r->cached_tokens = reuse;
@@ -287,25 +291,109 @@ void Scheduler::emit(Slot& s, Pick& pick) {
   if (s.generated >= p.max_tokens || s.cache->length + 1 > s.cache->capacity()) finish(s, Finish::Length);
 }
 
+// Ends cancelled requests, then gives every decoding sequence the block for its next row, oldest first. When the
+// pool is out of blocks the youngest running sequence is swapped out (possibly the one asking): the older ones keep
+// going, and the swapped one resumes exactly where it was once blocks are free again.
+void Scheduler::reserve_decode_rows() {
+  order_.clear();
+  for (size_t i = 0; i < slots_.size(); ++i) {
+    Slot& s = slots_[i];
+    if (!s.req) continue;
+    if (s.req->cancelled()) {
+      finish(s, Finish::Cancelled);
+      continue;
+    }
+    order_.push_back(i);
+  }
+  std::sort(order_.begin(), order_.end(), [&](size_t a, size_t b) { return slots_[a].admitted < slots_[b].admitted; });
+  for (size_t i : order_) {
+    Slot& s = slots_[i];
+    if (!s.req || s.swapped || s.prompt_pos < int64_t(s.req->prompt_.size())) continue;
+    while (!s.cache->reserve(s.cache->length + 1)) {
+      Slot* v = preemption_victim(s);
+      if (!v) {  // nothing else holds blocks: this sequence alone outgrew the pool; end it as if its context were full
+        {
+          std::lock_guard<std::mutex> lk(qm_);
+          ++stats_.kv_full_stops;
+        }
+        finish(s, Finish::Length);
+        break;
+      }
+      swap_out(*v);
+      if (v == &s) break;
+    }
+  }
+}
+
+// The youngest running sequence holding blocks, `needy` included; nullptr when no other sequence holds any (then
+// preempting cannot help).
+Scheduler::Slot* Scheduler::preemption_victim(const Slot& needy) {
+  Slot* v = nullptr;
+  for (auto& o : slots_)
+    if (&o != &needy && o.req && !o.swapped && !o.cache->blocks().empty() && (!v || o.admitted > v->admitted)) v = &o;
+  if (!v) return nullptr;
+  return needy.admitted > v->admitted ? &slots_[size_t(&needy - slots_.data())] : v;
+}
+
+// Copies the sequence's blocks (all layers, MTP included) to host memory and gives the blocks back. Published
+// blocks stay cached in the pool for others; shared ones lose only this sequence's reference.
+void Scheduler::swap_out(Slot& s) {
+  const auto& blocks = s.cache->blocks();
+  const int64_t stride = pool_->block_stride();
+  s.swap.resize(blocks.size() * size_t(stride));
+  for (size_t k = 0; k < blocks.size(); ++k)
+    pool_->backend().download(s.swap.data() + k * size_t(stride), pool_->base() + blocks[k] * stride,
+                              size_t(stride) * sizeof(float));
+  s.swap_blocks = int64_t(blocks.size());
+  s.swap_length = s.cache->length;
+  s.swap_mtp_length = s.cache->mtp_length;
+  s.cache->clear();
+  s.swapped = true;
+  std::lock_guard<std::mutex> lk(qm_);
+  ++stats_.kv_preemptions;
+}
+
+// Takes as many blocks as the sequence held (plus one free for its next row) and copies its rows back: the
+// sequence continues bit for bit as if it had never left. False (nothing changed) while the pool lacks them.
+bool Scheduler::swap_in(Slot& s) {
+  if (pool_->available() < s.swap_blocks + 1) return false;
+  const int64_t bs = opt_.block_size, stride = pool_->block_stride();
+  DS_CHECK(s.cache->reserve(std::min(s.swap_blocks * bs, s.cache->capacity())), "scheduler: KV reservation failed");
+  const auto& blocks = s.cache->blocks();
+  DS_CHECK(int64_t(blocks.size()) == s.swap_blocks, "scheduler: swap-in got ", blocks.size(), " blocks, expected ",
+           s.swap_blocks);
+  for (size_t k = 0; k < blocks.size(); ++k)
+    pool_->backend().upload(pool_->base() + blocks[k] * stride, s.swap.data() + k * size_t(stride),
+                            size_t(stride) * sizeof(float));
+  s.cache->length = s.swap_length;
+  s.cache->mtp_length = s.swap_mtp_length;
+  s.published = 0;
+  s.publishing = false;  // its blocks are private copies now; the prompt's chain (if any) stays published
+  s.swapped = false;
+  std::vector<float>().swap(s.swap);
+  return true;
+}
+
+bool Scheduler::resume_swapped() {
+  order_.clear();
+  for (size_t i = 0; i < slots_.size(); ++i)
+    if (slots_[i].req && slots_[i].swapped) order_.push_back(i);
+  std::sort(order_.begin(), order_.end(), [&](size_t a, size_t b) { return slots_[a].admitted < slots_[b].admitted; });
+  for (size_t i : order_)
+    if (!swap_in(slots_[i])) return true;  // oldest first: a younger one does not overtake it
+  return false;
+}
+
 void Scheduler::step() {
   const auto t0 = Clock::now();
   model::Batch& b = batch_;
   b.tokens.clear();
   b.seqs.clear();
   items_.clear();
+  reserve_decode_rows();
   for (size_t i = 0; i < slots_.size(); ++i) {
     Slot& s = slots_[i];
-    if (!s.req) continue;
-    if (s.req->cancelled()) { finish(s, Finish::Cancelled); continue; }
-    if (s.prompt_pos < int64_t(s.req->prompt_.size())) continue;
-    if (!s.cache->reserve(s.cache->length + 1)) {  // the pool is exhausted: end this sequence as if its context were full
-      {
-        std::lock_guard<std::mutex> lk(qm_);
-        ++stats_.kv_full_stops;
-      }
-      finish(s, Finish::Length);
-      continue;
-    }
+    if (!s.req || s.swapped || s.prompt_pos < int64_t(s.req->prompt_.size())) continue;
     b.tokens.push_back(s.next_token);
     b.seqs.push_back({s.cache.get(), 1, false, false});
     items_.push_back({i, true, 0});
@@ -316,7 +404,7 @@ void Scheduler::step() {
   for (size_t k = 0; k < N; ++k) {
     const size_t i = (rr_ + k) % N;
     Slot& s = slots_[i];
-    if (!s.req) continue;
+    if (!s.req || s.swapped) continue;
     const auto& P = s.req->prompt_;
     if (s.prompt_pos >= int64_t(P.size())) continue;
     const int64_t end = std::min<int64_t>((s.prompt_pos / opt_.chunk + 1) * opt_.chunk, int64_t(P.size()));
@@ -431,8 +519,10 @@ void Scheduler::loop() {
     }
     if (cancel_everything)
       for (auto& s : slots_) finish(s, Finish::Cancelled);
+    // Swapped-out sequences come back before anything new is admitted (they already hold a slot each).
+    const bool still_swapped = resume_swapped();
     for (size_t i = 0; i < admitted.size(); ++i) {
-      if (admit(admitted[i])) continue;
+      if (!still_swapped && admit(admitted[i])) continue;
       // Not enough free KV blocks yet: this request and those behind it wait at the head of the queue (running
       // sequences give blocks back as they finish; submit() refused prompts the whole pool cannot hold).
       std::lock_guard<std::mutex> lk(qm_);
@@ -443,10 +533,11 @@ void Scheduler::loop() {
     if (stopping) break;
     step();
     std::lock_guard<std::mutex> lk(qm_);
-    int64_t active = 0, used = 0;
+    int64_t active = 0, used = 0, swapped = 0;
     for (const auto& s : slots_)
-      if (s.req) ++active, used += s.cache->length;
+      if (s.req) ++active, used += s.cache->length, swapped += s.swapped;
     stats_.active_slots = active;
+    stats_.kv_swapped_requests = swapped;
     stats_.kv_used_tokens = used;
     stats_.kv_blocks_used = pool_->n_used();
     stats_.kv_blocks_cached = pool_->n_cached();

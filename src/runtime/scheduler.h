@@ -10,6 +10,10 @@
 // prompt is computed once and stored once. Only rows computed by the multi-head (prefill) form are published, and
 // the reused length is chosen so the rest of the prompt is computed in the same form as from scratch: reuse cannot
 // change results either. Finished sequences' published blocks stay cached until the pool needs them (LRU).
+// Preemption: when a decoding sequence needs a block and the pool has none, the youngest running sequence is
+// swapped out (its rows copied to host memory, its blocks given back) and swapped back in, bit for bit, once blocks
+// are free; swapped sequences resume before new requests are admitted. Only a sequence that is alone and still
+// does not fit ends early (finish_reason length).
 // Thread-safety: submit/cancel/stats from any thread; events are delivered through a Channel (mutex + condvar).
 #pragma once
 #include <array>
@@ -116,6 +120,8 @@ struct SchedulerStats {
   int64_t kv_used_tokens = 0, kv_capacity_tokens = 0, kv_cached_tokens = 0;
   int64_t kv_block_size = 0, kv_blocks_total = 0, kv_blocks_used = 0, kv_blocks_cached = 0;
   uint64_t prefix_hit_requests = 0, kv_evictions = 0, kv_full_stops = 0;
+  uint64_t kv_preemptions = 0;        // sequences swapped out to free blocks
+  int64_t kv_swapped_requests = 0;    // sequences swapped out now
   Histogram ttft, itl;
 };
 
@@ -156,12 +162,21 @@ class Scheduler {
     int64_t prompt_pos = 0;         // next prompt index to compute
     int64_t generated = 0;
     int32_t next_token = -1;        // sampled, not yet in the cache
+    uint64_t admitted = 0;          // admission order: the youngest running sequence is preempted first
+    bool swapped = false;           // preempted: rows in `swap`, no blocks held
+    std::vector<float> swap;        // [swap_blocks, block_stride] the blocks' content while swapped out
+    int64_t swap_blocks = 0, swap_length = 0, swap_mtp_length = 0;
   };
   void loop();
   void step();
   bool admit(const std::shared_ptr<GenRequest>& r);  // false: the pool cannot hold the prompt yet
   std::vector<int32_t> lookup_prefix(const std::vector<int32_t>& P);
   void publish_blocks(Slot& s);
+  void reserve_decode_rows();
+  Slot* preemption_victim(const Slot& needy);
+  void swap_out(Slot& s);
+  bool swap_in(Slot& s);
+  bool resume_swapped();  // true while some sequence is still swapped out
   void finish(Slot& s, Finish f, const std::string& err = {});
   void emit(Slot& s, Pick& pick);
   void notify(GenRequest& r);
@@ -181,6 +196,7 @@ class Scheduler {
   std::atomic<bool> poke_{false};
   SchedulerStats stats_;
   size_t rr_ = 0;                  // round-robin start for prefill budget
+  uint64_t admissions_ = 0;
   int threads_ = 1;
   // Per-step work buffers, reused so that a step allocates nothing in steady state.
   struct Item { size_t slot; bool decode; int64_t end; };
@@ -189,6 +205,7 @@ class Scheduler {
   std::vector<Item> items_;
   std::vector<PickJob> jobs_;
   std::vector<size_t> job_slot_;
+  std::vector<size_t> order_;      // running slots, oldest admission first
   std::vector<Pick> picks_;
   std::thread thread_;
   friend class GenRequest;

@@ -680,8 +680,12 @@ std::string Server::Impl::metrics() {
   gauge("deepseek_kv_cache_blocks_cached", "unreferenced published KV blocks kept for prefix reuse (evicted LRU)",
         double(s.kv_blocks_cached));
   gauge("deepseek_kv_cache_evictions_total", "cached KV blocks evicted to make room", double(s.kv_evictions), "counter");
-  gauge("deepseek_kv_cache_full_stops_total", "sequences ended (finish_reason length) because the pool was full",
+  gauge("deepseek_kv_cache_full_stops_total", "sequences ended (finish_reason length): alone, they outgrew the pool",
         double(s.kv_full_stops), "counter");
+  gauge("deepseek_kv_cache_preemptions_total", "running sequences swapped out to host memory to free blocks",
+        double(s.kv_preemptions), "counter");
+  gauge("deepseek_kv_cache_swapped_requests", "sequences swapped out now, waiting for blocks",
+        double(s.kv_swapped_requests));
   gauge("deepseek_kv_cache_usage_ratio", "blocks used / blocks total",
         s.kv_blocks_total ? double(s.kv_blocks_used) / double(s.kv_blocks_total) : 0.0);
   gauge("deepseek_scheduler_steps_total", "batched forward steps", double(s.steps), "counter");

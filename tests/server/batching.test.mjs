@@ -1,7 +1,8 @@
 // Continuous batching changes nothing: with greedy sampling, 16 concurrent requests produce exactly what each
 // produces alone (the reference server computes every prompt from scratch: --no-prefix-cache); a request sharing a
 // prefix with earlier ones reuses their KV blocks (cached after they finished, or shared with a running request)
-// and still produces identical output.
+// and still produces identical output. When the KV pool runs out, running sequences are swapped out and back in
+// and still produce exactly what they produce alone.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer, postJson, metrics } from './lib.mjs';
@@ -136,6 +137,42 @@ test('a small KV pool: requests wait for blocks and complete; a prompt the pool 
     const big = await postJson(s.url, '/v1/completions', { prompt: Array(200).fill(1000), max_tokens: 2 });
     assert.equal(big.status, 400);
     assert.match(big.json.error.message, /kv-cache-tokens/);
+  } finally {
+    assert.equal((await s.stop()).code, 0, s.log());
+  }
+});
+
+test('a pool too small for the running sequences: the youngest are swapped out and back, outputs unchanged', async () => {
+  // 8 blocks of 16 tokens for 4 slots: 4 prompts of 20 tokens are all admitted (2 blocks each), then each needs a
+  // third block at 32 tokens and a fourth at 48: sequences must be preempted for the others to go on.
+  const s = await startServer(['--parallel', '4', '--chunk', '16', '--batch-tokens', '48', '--ctx', '1024',
+                               '--kv-cache-tokens', '128', '--kv-block-size', '16', '--no-prefix-cache']);
+  try {
+    const body = (k, max) => ({ prompt: Array.from({ length: 20 }, (_, i) => 3000 + k * 131 + i * 7), max_tokens: max,
+                                temperature: 0, ignore_eos: true });
+    const alone = [];
+    for (let k = 0; k < 4; k++) alone.push(await postJson(ref.url, '/v1/completions', body(k, 40)));
+    const together = await Promise.all([0, 1, 2, 3].map((k) => postJson(s.url, '/v1/completions', body(k, 40))));
+    for (let k = 0; k < 4; k++) {
+      assert.equal(together[k].status, 200, together[k].text);
+      assert.equal(together[k].json.usage.completion_tokens, 40, `request ${k}`);
+      assert.equal(together[k].json.choices[0].text, alone[k].json.choices[0].text, `request ${k}`);
+    }
+    let m = await metrics(s.url);
+    assert.ok(m.deepseek_kv_cache_preemptions_total > 0, 'the pool was too small: someone was swapped out');
+    assert.equal(m.deepseek_kv_cache_full_stops_total, 0);
+    assert.equal(m.deepseek_kv_cache_swapped_requests, 0);
+    assert.equal(m.deepseek_kv_cache_blocks_used, 0);
+    // A sequence alone that outgrows the whole pool ends with `length` at the pool's size, and the server goes on.
+    const long = await postJson(s.url, '/v1/completions', body(9, 500));
+    assert.equal(long.status, 200, long.text);
+    assert.equal(long.json.choices[0].finish_reason, 'length');
+    assert.ok(long.json.usage.completion_tokens < 128 && long.json.usage.completion_tokens > 90,
+              `${long.json.usage.completion_tokens} tokens`);
+    m = await metrics(s.url);
+    assert.equal(m.deepseek_kv_cache_full_stops_total, 1);
+    const after = await postJson(s.url, '/v1/completions', body(0, 40));
+    assert.equal(after.json.choices[0].text, alone[0].json.choices[0].text);
   } finally {
     assert.equal((await s.stop()).code, 0, s.log());
   }
