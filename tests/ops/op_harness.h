@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
-// Test harness for the CPU backend's ops: random inputs and weights in every dtype, the ref backend as the oracle,
-// and a runner that executes a case at every ISA level this machine has and with 1 and 2 threads, comparing each
-// result to ref (NMSE and max-abs error relative to the output scale) and the thread counts to each other (bitwise).
+// Op test harness: random inputs and weights in every dtype, the ref backend as the oracle, and the CPU runner that
+// executes a case at every ISA level this machine has and with 1 and 2 threads, comparing each result to ref (NMSE
+// and max-abs error relative to the output scale) and the thread counts to each other (bitwise). A case is written
+// once against ops::Backend with its inputs placed in that backend's memory (Mem), so the same case runs on every
+// backend: the cases are in op_cases.h, the CUDA runner in cuda_harness.h.
 #pragma once
 #include <gtest/gtest.h>
 
@@ -98,6 +100,38 @@ inline void expect_close(const std::vector<float>& got, const std::vector<float>
   EXPECT_LE(maxd / maxw, b.max_rel) << what << " (max abs diff " << maxd << ", scale " << maxw << ")";
 }
 
+// Backend memory for one op run; buffers are released with it.
+struct Mem {
+  ops::Backend& be;
+  std::vector<std::unique_ptr<ops::Buffer>> keep;
+
+  template <typename T>
+  T* put(const std::vector<T>& v) {
+    keep.push_back(be.alloc(v.size() * sizeof(T)));
+    be.upload(keep.back()->data(), v.data(), v.size() * sizeof(T));
+    return static_cast<T*>(keep.back()->data());
+  }
+  template <typename T>
+  std::vector<T> get(const T* p, size_t n) {
+    std::vector<T> v(n);
+    be.download(v.data(), p, n * sizeof(T));
+    return v;
+  }
+  WeightView w(const WeightView& v) { return be.prepare_weight(v); }
+};
+
+// One op run: fills the output from identical inputs on every call and returns it (downloaded to the host).
+using DevOp = std::function<std::vector<float>(ops::Backend&, Mem&)>;
+// Runs `op` on ref and on the backend(s) under test, comparing each result to ref within the budget.
+using Runner = std::function<void(const std::string& what, const Budget& b, const DevOp& op)>;
+
+inline std::vector<float> run_on(ops::Backend& be, const DevOp& op) {
+  Mem m{be, {}};
+  std::vector<float> out = op(be, m);
+  be.sync();
+  return out;
+}
+
 // Every ISA level up to what this CPU supports.
 inline std::vector<cpu::Isa> isa_levels() {
   std::vector<cpu::Isa> v;
@@ -105,18 +139,17 @@ inline std::vector<cpu::Isa> isa_levels() {
   return v;
 }
 
-// Runs `op` (which fills and returns the output, starting from identical inputs each call) on ref, then on cpu at
-// every ISA level with 1 and 2 threads; compares each to ref within `b` and 1 vs 2 threads bitwise.
-inline void check_op(const std::string& what, const Budget& b,
-                     const std::function<std::vector<float>(ops::Backend&)>& op) {
+// The CPU runner: `op` on ref, then on cpu at every ISA level with 1 and 2 threads; each compared to ref within `b`,
+// and 1 vs 2 threads bitwise.
+inline void check_op(const std::string& what, const Budget& b, const DevOp& op) {
   auto ref = ref::make_ref_backend();
-  const std::vector<float> want = op(*ref);
+  const std::vector<float> want = run_on(*ref, op);
   for (cpu::Isa isa : isa_levels()) {
     cpu::set_isa_cap(isa);
     std::vector<float> first;
     for (int nt : {1, 2}) {
       auto be = cpu::make_cpu_backend(nt);
-      const std::vector<float> got = op(*be);
+      const std::vector<float> got = run_on(*be, op);
       const std::string tag = what + " [" + cpu::isa_name(isa) + ", " + std::to_string(nt) + "t]";
       expect_close(got, want, b, tag);
       if (nt == 1) first = got;
