@@ -13,6 +13,18 @@ namespace {
 
 constexpr int kMaxSmallM = 8;
 
+// acc[m] += x[m, k] * w for the first p.M (<= 8) rows; Fast rounds x to bf16 as ref does. The loop stops at p.M,
+// which is uniform across the launch, so no thread diverges.
+__device__ __forceinline__ void fma_rows(const ops::MatmulParams& p, int64_t k, float w, bool fast,
+                                         float (&acc)[kMaxSmallM]) {
+#pragma unroll
+  for (int m = 0; m < kMaxSmallM; ++m) {
+    if (m >= p.M) break;
+    const float x = p.x[m * p.ldx + k];
+    acc[m] = fmaf(fast ? round_bf16(x) : x, w, acc[m]);
+  }
+}
+
 // y[m, n] for m < M <= 8: warp `n` strides over K (lanes read consecutive weights), then a warp reduction.
 template <DType DT>
 __global__ void matvec_nk_kernel(ops::MatmulParams p) {
@@ -21,15 +33,7 @@ __global__ void matvec_nk_kernel(ops::MatmulParams p) {
   if (n >= p.N) return;
   const bool fast = p.precision == ops::Precision::Fast;
   float acc[kMaxSmallM] = {};
-  for (int64_t k = lane; k < p.K; k += 32) {
-    const float w = wload<DT>(p.w, n, k);
-#pragma unroll
-    for (int m = 0; m < kMaxSmallM; ++m) {
-      if (m >= p.M) break;
-      const float x = p.x[m * p.ldx + k];
-      acc[m] = fmaf(fast ? round_bf16(x) : x, w, acc[m]);
-    }
-  }
+  for (int64_t k = lane; k < p.K; k += 32) fma_rows(p, k, wload<DT>(p.w, n, k), fast, acc);
 #pragma unroll
   for (int m = 0; m < kMaxSmallM; ++m) {
     if (m >= p.M) break;  // p.M is uniform: the whole warp leaves together
@@ -48,15 +52,7 @@ __global__ void matvec_kn_kernel(ops::MatmulParams p) {
   if (n >= p.N) return;
   const bool fast = p.precision == ops::Precision::Fast;
   float acc[kMaxSmallM] = {};
-  for (int64_t k = 0; k < p.K; ++k) {
-    const float w = wload<DT>(p.w, k, n);
-#pragma unroll
-    for (int m = 0; m < kMaxSmallM; ++m) {
-      if (m >= p.M) break;
-      const float x = p.x[m * p.ldx + k];
-      acc[m] = fmaf(fast ? round_bf16(x) : x, w, acc[m]);
-    }
-  }
+  for (int64_t k = 0; k < p.K; ++k) fma_rows(p, k, wload<DT>(p.w, k, n), fast, acc);
   for (int m = 0; m < kMaxSmallM && m < p.M; ++m) {
     float* y = p.y + m * p.ldy + n;
     *y = p.accumulate ? *y + acc[m] : acc[m];
