@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
-// Greedy answers of the built-in tiny-R1 model on held-out arithmetic problems (tests/fixtures/tiny-r1/heldout.jsonl,
-// never seen in training), run through the engine, tokenizer and chat template: the accuracy must be within 1 point
-// of PyTorch's on the same problems (recorded there by tools/train_tiny_r1/make_reference.py). Labelled slow.
+// Greedy answers of the built-in tiny-R1 model on the 1,000 held-out arithmetic problems
+// (tests/fixtures/tiny-r1/heldout.jsonl, never seen in training), run through the engine, tokenizer and chat
+// template: the accuracy must be within 1 point of PyTorch's on the same problems (recorded there by
+// tools/train_tiny_r1/make_reference.py), and at least 95%. Labelled slow (about 30 s).
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -59,11 +60,12 @@ TEST(TinyR1, HeldOutAccuracyMatchesPyTorch) {
     theirs += torch_ok;
     same += ok == torch_ok;
   }
-  ASSERT_GE(n, 100);
+  ASSERT_EQ(n, 1000);
   const double acc = double(ours) / n, ref = double(theirs) / n;
   std::printf("tiny-R1 held-out greedy accuracy: deepseek.cpp %.3f, PyTorch %.3f, same verdict on %d/%d\n", acc,
               ref, same, n);
   EXPECT_NEAR(acc, ref, 0.01);
+  EXPECT_GE(acc, 0.95) << "the built-in model is meant to answer at least 95% of held-out problems";
 }
 
 }  // namespace
