@@ -2,8 +2,8 @@
 // Token sampling: penalties, temperature, top-k, top-p, min-p, seeded; temperature 0 is greedy (argmax, lowest id
 // on ties). Nothing here sorts the whole vocabulary: top-k keeps a bounded heap, top-p selects the nucleus by a
 // histogram of probability mass and orders only the boundary bucket (runtime/nucleus.h; a few streaming passes even
-// when a flat distribution puts most tokens in the nucleus), min-p is one filter pass. Buffers live in the Sampler and are reused, so a step allocates nothing once a
-// sequence is running.
+// when a flat distribution puts most tokens in the nucleus), min-p is one filter pass. Buffers live in the Sampler
+// and are reused, so a step allocates nothing once a sequence is running.
 #pragma once
 #include <cstdint>
 #include <random>

@@ -327,12 +327,12 @@ void Scheduler::reserve_decode_rows() {
 
 // The youngest running sequence holding blocks, `needy` included; nullptr when no other sequence holds any (then
 // preempting cannot help).
-Scheduler::Slot* Scheduler::preemption_victim(const Slot& needy) {
+Scheduler::Slot* Scheduler::preemption_victim(Slot& needy) {
   Slot* v = nullptr;
   for (auto& o : slots_)
     if (&o != &needy && o.req && !o.swapped && !o.cache->blocks().empty() && (!v || o.admitted > v->admitted)) v = &o;
   if (!v) return nullptr;
-  return needy.admitted > v->admitted ? &slots_[size_t(&needy - slots_.data())] : v;
+  return needy.admitted > v->admitted ? &needy : v;
 }
 
 // Copies the sequence's blocks (all layers, MTP included) to host memory and gives the blocks back. Published

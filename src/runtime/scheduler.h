@@ -173,7 +173,7 @@ class Scheduler {
   std::vector<int32_t> lookup_prefix(const std::vector<int32_t>& P);
   void publish_blocks(Slot& s);
   void reserve_decode_rows();
-  Slot* preemption_victim(const Slot& needy);
+  Slot* preemption_victim(Slot& needy);
   void swap_out(Slot& s);
   bool swap_in(Slot& s);
   bool resume_swapped();  // true while some sequence is still swapped out
