@@ -9,6 +9,8 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <memory>
@@ -89,6 +91,7 @@ inline void expect_close(const std::vector<float>& got, const std::vector<float>
   double num = 0.0, den = 0.0, maxd = 0.0, maxw = 0.0;
   for (size_t i = 0; i < want.size(); ++i) {
     ASSERT_TRUE(std::isfinite(got[i])) << what << " at " << i;
+    ASSERT_TRUE(std::isfinite(want[i])) << what << ": reference not finite at " << i;
     const double d = double(got[i]) - want[i];
     num += d * d;
     den += double(want[i]) * want[i];
@@ -96,6 +99,7 @@ inline void expect_close(const std::vector<float>& got, const std::vector<float>
     maxw = std::max(maxw, std::fabs(double(want[i])));
   }
   ASSERT_GT(maxw, 0.0) << what << ": reference output is all zero (vacuous case)";
+  if (std::getenv("DS_PRINT_NMSE")) std::printf("NMSE %s %.3g max_rel %.3g\n", what.c_str(), num / den, maxd / maxw);
   EXPECT_LE(num / den, b.nmse) << what;
   EXPECT_LE(maxd / maxw, b.max_rel) << what << " (max abs diff " << maxd << ", scale " << maxw << ")";
 }
@@ -139,12 +143,19 @@ inline std::vector<cpu::Isa> isa_levels() {
   return v;
 }
 
+// Which ISA levels check_op ran in this process (printed by IsaReport, ops_test.cpp).
+inline std::vector<bool>& isa_levels_run() {
+  static std::vector<bool> v(size_t(cpu::Isa::Avx512Bf16) + 1, false);
+  return v;
+}
+
 // The CPU runner: `op` on ref, then on cpu at every ISA level with 1 and 2 threads; each compared to ref within `b`,
 // and 1 vs 2 threads bitwise.
 inline void check_op(const std::string& what, const Budget& b, const DevOp& op) {
   auto ref = ref::make_ref_backend();
   const std::vector<float> want = run_on(*ref, op);
   for (cpu::Isa isa : isa_levels()) {
+    isa_levels_run()[size_t(isa)] = true;
     cpu::set_isa_cap(isa);
     std::vector<float> first;
     for (int nt : {1, 2}) {
