@@ -15,13 +15,13 @@ std::string mm_name(const MmCase& c) {
 }
 }  // namespace
 
-void matmul_case(const MmCase& c, const Runner& run, const Budget& fast) {
+void matmul_case(const MmCase& c, const Runner& run) {
   Rng rng(uint64_t(c.M * 1000003 + c.N * 1009 + c.K * 7 + int(c.dt)));
   const int64_t wr = c.w_kn ? c.K : c.N, wc = c.w_kn ? c.N : c.K;
   OwnedWeight w = make_weight(rng, c.dt, wr + c.slice0, wc, c.scaled);
   const int64_t ldx = c.K + 3, ldy = c.N + 5;  // strided rows
   const std::vector<float> x = rng.vec(size_t(c.M * ldx)), y0 = rng.vec(size_t(c.M * ldy));
-  run(mm_name(c), c.prec == ops::Precision::Fast ? fast : kF32, [&](ops::Backend& be, Mem& mem) {
+  run(mm_name(c), kF32, [&](ops::Backend& be, Mem& mem) {
     // The parent is prepared (uploaded) whole, then sliced: the way the model slices kv_b_proj per head.
     const WeightView parent = mem.w(w.view);
     ops::MatmulParams p;
@@ -162,7 +162,7 @@ void moe_cases(const Runner& run) {
       const std::vector<float> x = rng.vec(size_t(T * (D + 1)), -xs, xs), y0 = rng.vec(size_t(T * D));
       const std::string what = std::string("moe ") + std::string(dtype_name(c.dt)) + " T" + std::to_string(T) +
                                (c.prec == ops::Precision::Fast ? " fast" : "");
-      run(what, c.prec == ops::Precision::Fast ? kFast : kF32, [&](ops::Backend& be, Mem& m) {
+      run(what, c.prec == ops::Precision::Fast ? kFastMoe : kF32, [&](ops::Backend& be, Mem& m) {
         std::vector<ops::ExpertWeights> ex(E);
         for (int64_t e = 0; e < E; ++e)
           ex[e] = {m.w(ws[3 * e].view), m.w(ws[3 * e + 1].view), m.w(ws[3 * e + 2].view)};

@@ -59,4 +59,11 @@ Isa active_isa() {
 
 void set_isa_cap(Isa cap) { cap_slot().store(int(cap), std::memory_order_relaxed); }
 
+namespace {
+std::atomic<uint64_t> g_matmuls[4][2];
+}
+
+void count_matmul(Isa isa, bool bf16) { g_matmuls[int(isa)][bf16].fetch_add(1, std::memory_order_relaxed); }
+uint64_t matmul_count(Isa isa, bool bf16) { return g_matmuls[int(isa)][bf16].load(std::memory_order_relaxed); }
+
 }  // namespace ds::cpu

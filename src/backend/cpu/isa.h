@@ -2,6 +2,7 @@
 // Run-time ISA selection for the CPU backend: the best level the CPU supports, capped by DS_CPU_ISA
 // (scalar|avx2|avx512|avx512bf16) or by set_isa_cap() (tests run every path on one machine).
 #pragma once
+#include <cstdint>
 
 namespace ds::cpu {
 
@@ -14,5 +15,10 @@ Isa detected_isa();
 Isa active_isa();
 // Overrides the cap (Isa::Avx512Bf16 = no cap). Not thread-safe against running ops.
 void set_isa_cap(Isa cap);
+
+// How many matmuls ran on each ISA level's kernels, fp32 products (bf16 = false) or bf16 products (bf16 = true), in
+// this process: lets the tests prove which kernels they exercised instead of trusting the host.
+void count_matmul(Isa isa, bool bf16);
+uint64_t matmul_count(Isa isa, bool bf16);
 
 }  // namespace ds::cpu

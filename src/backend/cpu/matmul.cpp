@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// Matmul driver: validates the case, prepares padded x (fp32 or bf16), picks decode (M <= 8: stream weights once,
+// Matmul driver: validates the case, prepares padded x (fp32 or bf16; Fast rounds x to bf16 on every path), picks decode (M <= 8: stream weights once,
 // N split across threads) or prefill (M > 8: weight panels converted once, dynamic over panels), and runs the
 // active ISA's kernels. Also the w_kn form (W stored [K, N]) and the kernel-table selection.
 #include <omp.h>
@@ -102,7 +102,10 @@ void matmul(const ops::MatmulParams& p, int n_threads) {
   const Kernels& kern = active_kernels();
   const DType dt = p.w.dtype;
   const bool known = dt == DType::F32 || dt == DType::BF16 || dt == DType::F16 || dt == DType::F8_E4M3;
-  const bool fast = p.precision == ops::Precision::Fast && kern.mm_bf16 && (dt == DType::BF16 || dt == DType::F8_E4M3);
+  // Precision::Fast means bf16-rounded activations in the products, on every ISA level and weight dtype (as ref and
+  // cuda define it); with a bf16 kernel for the weight dtype they are also multiplied as bf16, else in fp32.
+  const bool round_x = p.precision == ops::Precision::Fast;
+  const bool fast = round_x && kern.mm_bf16 && (dt == DType::BF16 || dt == DType::F8_E4M3);
   // Block scales: only on FP8, with column blocks that are whole k steps of the kernels.
   const bool scale_ok = !p.w.scale || (dt == DType::F8_E4M3 && p.w.block_rows > 0 && p.w.block_cols > 0 &&
                                        p.w.block_cols % (fast ? 32 : 16) == 0);
@@ -112,7 +115,10 @@ void matmul(const ops::MatmulParams& p, int n_threads) {
       for (int64_t m = 0; m < p.M; ++m) std::fill_n(p.y + m * p.ldy, p.N, 0.0f);
     return;
   }
-  if (p.w_kn) return matmul_kn(p, n_threads, kern);
+  if (p.w_kn) {
+    count_matmul(kern.isa, false);
+    return matmul_kn(p, n_threads, kern);
+  }
 
   MmJob j;
   j.M = p.M; j.K = p.K; j.Kp = round_up(p.K, 32);
@@ -135,12 +141,16 @@ void matmul(const ops::MatmulParams& p, int n_threads) {
   } else {
     float* xp = scratch(xs, size_t(p.M * j.Kp));
     for (int64_t m = 0; m < p.M; ++m) {
-      std::memcpy(xp + m * j.Kp, p.x + m * p.ldx, size_t(p.K) * 4);
+      if (round_x)
+        for (int64_t k = 0; k < p.K; ++k) xp[m * j.Kp + k] = bf16_to_f32(f32_to_bf16(p.x[m * p.ldx + k]));
+      else
+        std::memcpy(xp + m * j.Kp, p.x + m * p.ldx, size_t(p.K) * 4);
       std::fill(xp + m * j.Kp + p.K, xp + (m + 1) * j.Kp, 0.0f);
     }
     j.xp = xp;
   }
   const MmRowsFn fn = fast ? kern.mm_bf16 : kern.mm_f32;
+  count_matmul(kern.isa, fast);
 
   // Decode streams the weight once: below ~512 KiB of weights one thread finishes before a fork/join would pay off
   // (and waking a second thread costs far more when the cores are shared).
