@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
-// Hostile input: invalid UTF-8, huge inputs, long runs of one character, unspaced CJK, special-token text.
-// Labelled `slow` in CMake where timing matters (skipped under ASan); correctness parts also run in test_encode.
+// Hostile input at size, with time limits: 1-10 MiB of one character, mixed text with invalid bytes, unspaced CJK,
+// special-token floods. Labelled `slow` (timing is meaningless under ASan); the correctness of the same kinds of
+// input, at sizes the sanitizer build can afford, is checked by test_fuzz.cpp, which the sanitizer pass runs.
 #include <chrono>
 #include <cstdio>
 #include <random>
@@ -49,7 +50,7 @@ TEST(Hostile, TenMiBMixedAndInvalid) {
   EXPECT_EQ(tok.decode(ids), utf8_sanitize(s));
 }
 
-TEST(Hostile, UnspacedCjkAndRandomBytes) {
+TEST(Hostile, UnspacedCjkIsFast) {
   const Tokenizer& tok = v3();
   std::string cjk;
   std::mt19937 rng(3);
@@ -57,26 +58,13 @@ TEST(Hostile, UnspacedCjkAndRandomBytes) {
   std::vector<int32_t> ids;
   EXPECT_LE(seconds_to_encode(tok, cjk, &ids), 2.0);
   EXPECT_EQ(tok.decode(ids), cjk);
-  for (int trial = 0; trial < 200; ++trial) {
-    std::string junk(1 + rng() % 300, '\0');
-    for (char& c : junk) c = static_cast<char>(rng());
-    const auto a = tok.encode(junk, true);
-    const auto b = tok.encode(junk, false);
-    EXPECT_EQ(tok.decode(a), utf8_sanitize(junk));
-    EXPECT_EQ(tok.decode(b), utf8_sanitize(junk));
-  }
 }
 
-TEST(Hostile, SpecialTokenFlood) {
+TEST(Hostile, SpecialTokenFloodIsFast) {
   const Tokenizer& tok = v3();
   std::string s;
   while (s.size() < (1u << 20)) s += "<｜end▁of▁sentence｜><｜User｜<｜";
-  std::vector<int32_t> ids;
-  EXPECT_LE(seconds_to_encode(tok, s, &ids), 2.0);
-  EXPECT_EQ(tok.decode(ids), s);
-  const auto plain = tok.encode(s, false);
-  for (int32_t id : plain) ASSERT_FALSE(tok.is_added(id));
-  EXPECT_EQ(tok.decode(plain), s);
+  EXPECT_LE(seconds_to_encode(tok, s), 2.0);
 }
 
 }  // namespace
