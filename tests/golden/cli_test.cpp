@@ -3,7 +3,9 @@
 // fixture against the Hugging Face reference files, and clear failures (exit code 1, a message naming the problem).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <initializer_list>
 #include <cstdlib>
 #include <filesystem>
 #include <string>
@@ -65,22 +67,29 @@ TEST(Cli, GenerateGreedyMatchesReference) {
   fs::remove(ids);
 }
 
+// An error is exactly one line, "error: " and a message naming what was wrong, on exit code 1.
+void expect_one_error_line(const CmdResult& r, std::initializer_list<std::string> pieces) {
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_EQ(r.out.rfind("error: ", 0), 0u) << r.out;
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << "not one line:\n" << r.out;
+  EXPECT_EQ(r.out.back(), '\n') << r.out;
+  for (const std::string& p : pieces) EXPECT_NE(r.out.find(p), std::string::npos) << "no '" << p << "' in: " << r.out;
+}
+
 TEST(Cli, ErrorsAreOneClearLine) {
   const std::string m = fixture_dir("tiny-v3");
-  CmdResult r = run("logits --model /nonexistent --tokens " + m + "/tokens.npy --out /tmp/x.npy");
-  EXPECT_EQ(r.code, 1);
-  EXPECT_NE(r.out.find("error: model folder '/nonexistent'"), std::string::npos) << r.out;
-  r = run("logits --model " + m + " --tokens " + m + "/config.json --out /tmp/x.npy");
-  EXPECT_EQ(r.code, 1);
-  EXPECT_NE(r.out.find("config.json"), std::string::npos) << r.out;
-  r = run("logits --model " + m + " --tokens " + m + "/tokens.npy --out /tmp/x.npy --precision half");
-  EXPECT_EQ(r.code, 1);
-  EXPECT_NE(r.out.find("--precision 'half'"), std::string::npos) << r.out;
-  r = run("generate --model " + m + " --prompt hello");
-  EXPECT_EQ(r.code, 1);
-  EXPECT_NE(r.out.find("tokenizer.json"), std::string::npos) << r.out;
-  r = run("nosuchcommand");
+  expect_one_error_line(run("logits --model /nonexistent --tokens " + m + "/tokens.npy --out /tmp/x.npy"),
+                        {"model folder '/nonexistent'", "does not exist"});
+  expect_one_error_line(run("logits --model " + m + " --tokens " + m + "/config.json --out /tmp/x.npy"),
+                        {m + "/config.json", "not a .npy file"});
+  expect_one_error_line(run("logits --model " + m + " --tokens " + m + "/tokens.npy --out /tmp/x.npy --precision half"),
+                        {"--precision 'half'", "f32, fast"});
+  expect_one_error_line(run("generate --model " + m + " --prompt hello"), {"--prompt needs a tokenizer.json", m});
+  // A usage mistake (unknown command) exits 2 with the command named and the list of commands.
+  CmdResult r = run("nosuchcommand");
   EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.out.find("unknown command 'nosuchcommand'"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("commands:"), std::string::npos) << r.out;
   r = run("bench --help");
   EXPECT_EQ(r.code, 0);
   EXPECT_NE(r.out.find("--random-weights"), std::string::npos);

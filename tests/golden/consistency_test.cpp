@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "base/error.h"
+#include "expect_error.h"
 #include "golden/fixture_util.h"
 #include "runtime/session.h"
 
@@ -91,16 +92,17 @@ TEST_P(Consistency, BatchOfSequencesMatchesEachAlone) {
 TEST(Consistency, ContextOverflowIsAnError) {
   auto e = load("tiny-v3");
   rt::Session s(*e, 8);
-  EXPECT_THROW(s.prefill(std::vector<int32_t>(9, 1)), Error);
+  EXPECT_TRUE(throws_with([&] { s.prefill(std::vector<int32_t>(9, 1)); }, {"context", "8"}));
   s.prefill(std::vector<int32_t>(8, 1));
-  EXPECT_THROW(s.decode(1), Error);
+  EXPECT_TRUE(throws_with([&] { s.decode(1); }, {"context", "8"}));
 }
 
 TEST(Consistency, OutOfRangeTokenIsAnError) {
   auto e = load("tiny-v3");
   rt::Session s(*e);
-  EXPECT_THROW(s.prefill({1, int32_t(e->config().vocab_size)}), Error);
-  EXPECT_THROW(s.prefill({-1}), Error);
+  const std::string V = std::to_string(e->config().vocab_size);
+  EXPECT_TRUE(throws_with([&] { s.prefill({1, int32_t(e->config().vocab_size)}); }, {"token id " + V, "[0, " + V + ")"}));
+  EXPECT_TRUE(throws_with([&] { s.prefill({-1}); }, {"token id -1", "[0, " + V + ")"}));
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, Consistency, ::testing::Values("tiny-v3", "tiny-v2-lite", "tiny-v2", "tiny-v3-fp8"),

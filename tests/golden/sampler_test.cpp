@@ -7,6 +7,7 @@
 #include <map>
 
 #include "base/error.h"
+#include "expect_error.h"
 #include "runtime/sampler.h"
 
 namespace ds::rt {
@@ -103,20 +104,21 @@ TEST(Sampler, PenaltiesMoveAwayFromSeenTokens) {
 }
 
 TEST(Sampler, InvalidParametersAreRejected) {
-  auto bad = [](auto edit) {
+  // Each message names the parameter that is wrong.
+  auto bad = [](const char* name, auto edit) {
     SamplingParams p;
     edit(p);
-    EXPECT_THROW(validate(p), Error);
+    EXPECT_TRUE(ds::test::throws_with([&] { validate(p); }, {name}));
   };
-  bad([](SamplingParams& p) { p.temperature = -0.1f; });
-  bad([](SamplingParams& p) { p.temperature = NAN; });
-  bad([](SamplingParams& p) { p.top_p = 0; });
-  bad([](SamplingParams& p) { p.top_p = 1.5f; });
-  bad([](SamplingParams& p) { p.top_k = -1; });
-  bad([](SamplingParams& p) { p.min_p = 2; });
-  bad([](SamplingParams& p) { p.repetition_penalty = 0; });
-  bad([](SamplingParams& p) { p.presence_penalty = 3; });
-  bad([](SamplingParams& p) { p.frequency_penalty = INFINITY; });
+  bad("temperature", [](SamplingParams& p) { p.temperature = -0.1f; });
+  bad("temperature", [](SamplingParams& p) { p.temperature = NAN; });
+  bad("top_p", [](SamplingParams& p) { p.top_p = 0; });
+  bad("top_p", [](SamplingParams& p) { p.top_p = 1.5f; });
+  bad("top_k", [](SamplingParams& p) { p.top_k = -1; });
+  bad("min_p", [](SamplingParams& p) { p.min_p = 2; });
+  bad("repetition_penalty", [](SamplingParams& p) { p.repetition_penalty = 0; });
+  bad("presence_penalty", [](SamplingParams& p) { p.presence_penalty = 3; });
+  bad("frequency_penalty", [](SamplingParams& p) { p.frequency_penalty = INFINITY; });
 }
 
 }  // namespace

@@ -2,7 +2,8 @@
 // Greedy answers of the built-in tiny-R1 model on the 1,000 held-out arithmetic problems
 // (tests/fixtures/tiny-r1/heldout.jsonl, never seen in training), run through the engine, tokenizer and chat
 // template: the accuracy must be within 1 point of PyTorch's on the same problems (recorded there by
-// tools/train_tiny_r1/make_reference.py), and at least 95%. Labelled slow (about 30 s).
+// tools/train_tiny_r1/make_reference.py), at least 95%, and the verdict (right or wrong) the same as PyTorch's on every
+// problem. Labelled slow (about 30 s).
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -66,6 +67,8 @@ TEST(TinyR1, HeldOutAccuracyMatchesPyTorch) {
               ref, same, n);
   EXPECT_NEAR(acc, ref, 0.01);
   EXPECT_GE(acc, 0.95) << "the built-in model is meant to answer at least 95% of held-out problems";
+  // The README's claim: the same verdict as PyTorch's on every one of the 1,000 problems.
+  EXPECT_EQ(same, n) << "problems where deepseek.cpp and PyTorch disagree on right/wrong";
 }
 
 }  // namespace

@@ -2,8 +2,8 @@
 // Chat templates against Hugging Face / Jinja2 goldens: chat.jsonl (transformers, V3 template, text + ids) and
 // chat_goldens.jsonl (python3-jinja2 with HF settings over the V3, R1, R1-0528, V3.1 and R1-Distill templates).
 #include "base/error.h"
+#include "expect_error.h"
 #include "tokenizer/chat_template.h"
-#include <cstdio>
 #include <map>
 
 #include "tokenizer/tok_test_util.h"
@@ -21,30 +21,23 @@ TEST(ChatTemplate, HuggingFaceV3GoldensTextAndIds) {
   const ChatTemplate tmpl = ChatTemplate::from_tokenizer(tok);
   const auto rows = read_jsonl(fixture("chat.jsonl"));
   ASSERT_EQ(rows.size(), 12u);
-  size_t ids_exact = 0, fixture_defects = 0;
+  size_t ids_exact = 0;
   for (const auto& r : rows) {
     ChatOptions opt;
     opt.add_generation_prompt = r.at("add_generation_prompt").get<bool>();
     const RenderedPrompt p = tmpl.render(r.at("messages"), opt);
     EXPECT_EQ(p.text, r.at("text").get<std::string>());
-    // Our ids are the exact `tokenizers` encoding of the rendered text (validated by encode.jsonl) and decode back
-    // to it. chat.jsonl's own ids came from transformers' LlamaTokenizerFast, which in that version dropped all
-    // whitespace and CJK ("You are" -> You|are.., Chinese text vanishes): they do not decode to the text. Where a
-    // fixture row's ids do round-trip, they must match ours exactly; the others are counted as fixture defects.
-    const auto got = encode_prompt(tok, p, ContentSpecials::AsText);
-    EXPECT_EQ(got, tok.encode(p.text, true));
-    EXPECT_EQ(encode_prompt(tok, p, ContentSpecials::Parse), got);
-    EXPECT_EQ(tok.decode(got), p.text);
+    // The golden ids are the reference tokenizer's encoding of the golden text (see tests/fixtures/tokenizer/
+    // README.md: regenerated with transformers.js, which reproduces encode.jsonl exactly). Ours must equal them,
+    // whichever way the rendered prompt is encoded.
     const auto want = r.at("ids").get<std::vector<int32_t>>();
-    if (tok.decode(want) == p.text) {
-      EXPECT_EQ(got, want) << p.text;
-      ++ids_exact;
-    } else {
-      ++fixture_defects;
-    }
+    ASSERT_EQ(tok.decode(want), r.at("text").get<std::string>()) << "fixture row's ids do not decode to its text";
+    const auto got = encode_prompt(tok, p, ContentSpecials::AsText);
+    EXPECT_EQ(got, want) << p.text;
+    EXPECT_EQ(encode_prompt(tok, p, ContentSpecials::Parse), want) << p.text;
+    ids_exact += got == want;
   }
-  std::printf("chat.jsonl: %zu/%zu rows text-exact; ids: %zu exact, %zu fixture rows whose ids do not decode to their text\n",
-              rows.size(), rows.size(), ids_exact, fixture_defects);
+  EXPECT_EQ(ids_exact, rows.size());
 }
 
 TEST(ChatTemplate, Jinja2GoldensAllTemplates) {
@@ -98,19 +91,30 @@ TEST(ChatTemplate, ContentCannotInjectSpecialTokens) {
 TEST(ChatTemplate, ScaffoldEncodingMatchesFullEncodingForBenignContent) {
   const Tokenizer& tok = v3();
   const auto convs = nlohmann::json::parse(read_file(fixture("chat_conversations.json")));
+  // Which (template, conversation) pairs Jinja2 refuses, from the goldens (generation prompt on, thinking unset):
+  // exactly those must fail here, every other one must render.
+  std::map<std::pair<std::string, std::string>, bool> jinja_refuses;
+  for (const auto& r : read_jsonl(fixture("chat_goldens.jsonl")))
+    if (r.at("add_generation_prompt").get<bool>() && r.at("thinking").is_null())
+      jinja_refuses[{r.at("template").get<std::string>(), r.at("conversation").get<std::string>()}] = r.contains("error");
+  size_t rendered = 0;
   for (const char* name : {"deepseek-v3", "deepseek-r1", "deepseek-r1-0528", "deepseek-v3.1", "deepseek-r1-distill-qwen"}) {
     const ChatTemplate t = load_template(name);
     for (auto it = convs.begin(); it != convs.end(); ++it) {
       if (it.key() == "special_text_in_content") continue;
-      RenderedPrompt p;
-      try {
-        p = t.render(it.value(), ChatOptions{true, std::nullopt, nullptr});
-      } catch (const ds::Error&) {
-        continue;  // the template rejects this conversation (same as Jinja2, see the goldens)
+      const auto golden = jinja_refuses.find({name, it.key()});
+      ASSERT_NE(golden, jinja_refuses.end()) << "no golden for " << name << " / " << it.key();
+      const ChatOptions opt{true, std::nullopt, nullptr};
+      if (golden->second) {
+        EXPECT_THROW(t.render(it.value(), opt), ds::Error) << name << " / " << it.key() << ": Jinja2 refuses it";
+        continue;
       }
+      const RenderedPrompt p = t.render(it.value(), opt);  // must render: an error here fails the test
       EXPECT_EQ(encode_prompt(tok, p), tok.encode(p.text, true)) << name << " / " << it.key();
+      ++rendered;
     }
   }
+  EXPECT_GT(rendered, 50u);
 }
 
 TEST(ChatTemplate, ChatMessageStructAndErrors) {
@@ -123,8 +127,11 @@ TEST(ChatTemplate, ChatMessageStructAndErrors) {
   const RenderedPrompt p = t.render(msgs);
   EXPECT_EQ(p.text, "<｜begin▁of▁sentence｜><｜User｜>Weather?<｜Assistant｜></think><｜tool▁calls▁begin｜><｜tool▁call▁begin｜>"
                     "get_weather<｜tool▁sep｜>{\"city\": \"Oslo\"}<｜tool▁call▁end｜><｜tool▁calls▁end｜><｜end▁of▁sentence｜>");
-  EXPECT_THROW(ChatTemplate("{% if x %}", "", ""), ds::Error);
-  EXPECT_THROW(ChatTemplate("{{ raise_exception('nope') }}", "", "").render(nlohmann::json::array()), ds::Error);
+  EXPECT_TRUE(ds::test::throws_with([] { ChatTemplate("{% if x %}", "", ""); }, {"endif"}));
+  // The template's own message reaches the user.
+  EXPECT_TRUE(ds::test::throws_with(
+      [] { ChatTemplate("{{ raise_exception('nope: only user/assistant roles') }}", "", "").render(nlohmann::json::array()); },
+      {"nope: only user/assistant roles"}));
 }
 
 TEST(ChatTemplate, HostileTemplatesAreBounded) {
