@@ -4,11 +4,14 @@ import assert from 'node:assert/strict';
 
 export const BIN = process.env.DEEPSEEK_BIN;
 export const MODEL = process.env.DS_SERVER_MODEL;
-assert.ok(BIN && MODEL, 'DEEPSEEK_BIN and DS_SERVER_MODEL must be set (run through ctest)');
+export const SOURCE_DIR = process.env.DS_SOURCE_DIR;
+assert.ok(BIN && MODEL && SOURCE_DIR, 'DEEPSEEK_BIN, DS_SERVER_MODEL and DS_SOURCE_DIR must be set (run through ctest)');
 
+// `variant`: one of the test model's folders (v3, r1, tools), or an absolute model folder.
 export async function startServer(args = [], variant = 'v3') {
   const ctx = args.includes('--ctx') ? [] : ['--ctx', '1024'];
-  const proc = spawn(BIN, ['serve', '--model', `${MODEL}/${variant}`, '--port', '0', ...ctx, '-t', '1', ...args],
+  const model = variant.startsWith('/') ? variant : `${MODEL}/${variant}`;
+  const proc = spawn(BIN, ['serve', '--model', model, '--port', '0', ...ctx, '-t', '1', ...args],
                      { stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
   const exited = new Promise((resolve) => proc.on('exit', (code, sig) => resolve({ code, sig })));

@@ -1,14 +1,22 @@
 // SPDX-License-Identifier: MIT
 // Writes the server tests' model: a random-weight DeepSeek-V3 (vocab 129280, hidden 64, 2 layers, one dense and one
-// MoE layer with 4 experts) as a Hugging Face folder with the real DeepSeek-V3 tokenizer files. Two folders:
-//   OUT/v3  the V3 chat template (from tokenizer_config.json)
-//   OUT/r1  the same weights with the R1 template, whose generation prompt ends in "<think>\n" (reasoning tests)
+// MoE layer with 4 experts) as a Hugging Face folder with the real DeepSeek-V3 tokenizer files. Three folders:
+//   OUT/v3     the V3 chat template (from tokenizer_config.json)
+//   OUT/r1     the same weights with the R1 template, whose generation prompt ends in "<think>\n" (reasoning tests)
+//   OUT/tools  a scripted model: the same shapes with weights built so that greedy decoding, after the V3
+//              template's "<｜Assistant｜>", emits a tool call in DeepSeek's tokens (kToolScript) and then
+//              end-of-sentence. Every attention output and FFN down projection is zero, so the final hidden state
+//              is the current token's embedding; lm_head row succ(t) is that embedding (scaled), every other row
+//              zero, so the argmax is succ(t) by a wide margin. The engine runs its real forward, sampling,
+//              detokenizer and tool-call parser over it: what a model that calls a tool produces, end to end.
 // usage: make_test_model TOKENIZER_DIR TEMPLATES_DIR OUT
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -17,6 +25,7 @@
 #include "io/config.h"
 #include "io/json_util.h"
 #include "model/random_weights.h"
+#include "tokenizer/tokenizer.h"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -64,8 +73,59 @@ static void write_file(const fs::path& p, const std::string& s) {
   if (!f) throw std::runtime_error("cannot write " + p.string());
 }
 
+// The tool call the scripted model makes (V3.1 spelling, which the server parses for every template).
+static const char* const kToolScript =
+    "<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>get_weather<｜tool▁sep｜>{\"city\": \"Oslo\"}<｜tool▁call▁end｜>"
+    "<｜tool▁calls▁end｜><｜end▁of▁sentence｜>";
+
+// succ[t] = the token the scripted model emits after t; every token of the chain must be distinct.
+static std::map<int32_t, int32_t> tool_script(const fs::path& tok_dir) {
+  const auto tk = ds::tok::Tokenizer::from_dir(tok_dir.string());
+  std::vector<int32_t> chain = {tk.token_to_id("<｜Assistant｜>")};
+  const auto ids = tk.encode(kToolScript, true);
+  chain.insert(chain.end(), ids.begin(), ids.end());
+  std::map<int32_t, int32_t> succ;
+  for (size_t i = 0; i + 1 < chain.size(); ++i)
+    if (!succ.emplace(chain[i], chain[i + 1]).second)
+      throw std::runtime_error("the tool script repeats token " + std::to_string(chain[i]));
+  return succ;
+}
+
+// Rewrites the random weights in place into the scripted model described at the top of this file.
+static void script_weights(std::vector<std::pair<std::string, ds::model::RawTensor>>& ts, const json& cfg,
+                           const std::map<int32_t, int32_t>& succ, std::vector<std::vector<uint16_t>>& keep) {
+  const int64_t D = cfg["hidden_size"].get<int64_t>();
+  const uint16_t* embed = nullptr;
+  for (auto& [name, t] : ts)
+    if (name == "model.embed_tokens.weight") embed = static_cast<const uint16_t*>(t.data);
+  if (!embed) throw std::runtime_error("no embedding");
+  auto ends_with = [](const std::string& s, const std::string& e) {
+    return s.size() >= e.size() && s.compare(s.size() - e.size(), e.size(), e) == 0;
+  };
+  for (auto& [name, t] : ts) {
+    const bool zero = ends_with(name, "o_proj.weight") || ends_with(name, "down_proj.weight");
+    const bool head = name == "lm_head.weight";
+    if (!zero && !head) continue;
+    if (t.dtype != ds::DType::BF16) throw std::runtime_error(name + ": expected bf16");
+    size_t n = 1;
+    for (auto d : t.shape) n *= size_t(d);
+    keep.emplace_back(n, uint16_t(0));
+    std::vector<uint16_t>& w = keep.back();
+    if (head)
+      for (const auto& [from, to] : succ) {
+        // Row `to` = embedding of `from` / its RMS (the final norm's output for `from`), times 4: logit 4 * D.
+        double ss = 0;
+        for (int64_t d = 0; d < D; ++d) ss += std::pow(ds::bf16_to_f32(embed[from * D + d]), 2);
+        const double inv = 4.0 / std::sqrt(ss / double(D));
+        for (int64_t d = 0; d < D; ++d)
+          w[size_t(to * D + d)] = ds::f32_to_bf16(float(ds::bf16_to_f32(embed[from * D + d]) * inv));
+      }
+    t.data = w.data();
+  }
+}
+
 static void write_model(const fs::path& dir, const json& cfg_json, const std::string& chat_template,
-                        const fs::path& tok_dir) {
+                        const fs::path& tok_dir, const std::map<int32_t, int32_t>* script = nullptr) {
   fs::create_directories(dir);
   write_file(dir / "config.json", cfg_json.dump(2));
   write_file(dir / "generation_config.json", json{{"bos_token_id", 0}, {"eos_token_id", 1}, {"temperature", 0.6},
@@ -91,6 +151,8 @@ static void write_model(const fs::path& dir, const json& cfg_json, const std::st
     off += bytes;
     ts.emplace_back(name, t);
   }
+  std::vector<std::vector<uint16_t>> scripted;
+  if (script) script_weights(ts, cfg_json, *script, scripted);
   std::string h = header.dump();
   while ((h.size() + 8) % 8) h += ' ';
   std::ofstream f(dir / "model.safetensors", std::ios::binary);
@@ -114,11 +176,11 @@ int main(int argc, char** argv) {
     const fs::path tok = argv[1], tmpl = argv[2], out = argv[3];
     const json cfg = test_config();
     if (fs::exists(out / "v3" / "model.safetensors") && fs::exists(out / "r1" / "model.safetensors") &&
-        fs::exists(out / "stamp") ) {
+        fs::exists(out / "tools" / "model.safetensors") && fs::exists(out / "stamp")) {
       std::ifstream s(out / "stamp");
       std::stringstream ss;
       ss << s.rdbuf();
-      if (ss.str() == cfg.dump()) return 0;
+      if (ss.str() == cfg.dump() + kToolScript) return 0;
     }
     write_model(out / "v3", cfg, "", tok);
     std::ifstream r1(tmpl / "deepseek-r1.jinja");
@@ -126,7 +188,9 @@ int main(int argc, char** argv) {
     r1s << r1.rdbuf();
     if (r1s.str().empty()) throw std::runtime_error("no deepseek-r1.jinja in " + tmpl.string());
     write_model(out / "r1", cfg, r1s.str(), tok);
-    write_file(out / "stamp", cfg.dump());
+    const auto succ = tool_script(tok);
+    write_model(out / "tools", cfg, "", tok, &succ);
+    write_file(out / "stamp", cfg.dump() + kToolScript);
     std::printf("make_test_model: %s ready\n", out.c_str());
   } catch (const std::exception& e) {
     std::fprintf(stderr, "make_test_model: %s\n", e.what());

@@ -3,11 +3,13 @@
 
   <fixtures>/tokens.npy, prompt.npy     a question + its answer (teacher-forced), and the question's prompt ids
   <fixtures>/logits.npy, mtp_logits.npy fp32 logits of every position (main head, MTP head) from the bf16 weights
-  <fixtures>/greedy.npy                 greedy continuation of the prompt
+  <fixtures>/greedy.npy                 greedy continuation of the prompt, through the end-of-sentence token
   <fixtures>/heldout.jsonl              the 1,000 held-out problems with PyTorch's greedy correctness
   <model>/eval.json                     accuracy on 1,000 held-out problems, MTP top-1, expert load
 
-    python3 make_reference.py ../../models/tiny-r1 ../../tests/fixtures/tiny-r1
+    python3 make_reference.py ../../models/tiny-r1 ../../tests/fixtures/tiny-r1 [N_TEST] [--greedy-only]
+
+--greedy-only writes greedy.npy alone (the other files stay as they are).
 """
 import json
 import os
@@ -22,7 +24,7 @@ import evaluate
 import train
 
 
-def main(model_dir, fix_dir, n_test=1000):
+def main(model_dir, fix_dir, n_test=1000, greedy_only=False):
     torch.manual_seed(0)
     net, cfg = train.load_exported(model_dir)
     tok = bpe.load(model_dir)
@@ -41,16 +43,20 @@ def main(model_dir, fix_dir, n_test=1000):
         caches = [dict() for _ in range(cfg["num_hidden_layers"])]
         _, lg = net(torch.tensor([prompt]), 0, caches)
         greedy, pos = [], len(prompt)
-        for _ in range(48):
+        while len(greedy) < 400:  # the whole answer: up to and including the end-of-sentence token
             t = int(lg[0, -1].argmax())
             greedy.append(t)
+            if t == eos:
+                break
             _, lg = net(torch.tensor([[t]]), pos, caches)
             pos += 1
+    np.save(f"{fix_dir}/greedy.npy", np.array(greedy, np.int64))
+    if greedy_only:
+        return
     np.save(f"{fix_dir}/tokens.npy", np.array(tokens, np.int64))
     np.save(f"{fix_dir}/prompt.npy", np.array(prompt, np.int64))
     np.save(f"{fix_dir}/logits.npy", logits[0].numpy().astype(np.float32))
     np.save(f"{fix_dir}/mtp_logits.npy", mtp[0].numpy().astype(np.float32))
-    np.save(f"{fix_dir}/greedy.npy", np.array(greedy, np.int64))
 
     problems = data.test_set(n_test)
     acc, texts, correct = evaluate.accuracy(net, tok, problems)
@@ -80,4 +86,5 @@ def main(model_dir, fix_dir, n_test=1000):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], *(int(v) for v in sys.argv[3:5]))
+    args = [a for a in sys.argv[1:] if a != "--greedy-only"]
+    main(args[0], args[1], *(int(v) for v in args[2:3]), greedy_only="--greedy-only" in sys.argv)
