@@ -20,6 +20,7 @@ rt::EngineOptions ComputeFlags::engine_options() const {
   o.threads = threads;
   o.precision = rt::parse_precision(precision);
   o.progress = true;
+  o.load = load;
   return o;
 }
 

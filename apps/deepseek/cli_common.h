@@ -17,6 +17,7 @@ struct ComputeFlags {
   std::string precision = "fast";
   int64_t ctx = 0;
   bool verbose = false;
+  std::string load = "auto";
 
   void add(CLI::App& app) {
     app.add_option("--backend", backend, "compute backend: cpu | ref (scalar reference) | cuda")->capture_default_str();
@@ -25,6 +26,11 @@ struct ComputeFlags {
                    "f32: fp32 activations, weights dequantised exactly (for comparison with references); "
                    "fast: bf16 products where the hardware has them")->capture_default_str();
     app.add_option("-c,--ctx", ctx, "context size in tokens (0 = min(max_position_embeddings, 4096))");
+    app.add_option("--load", load,
+                   "cpu: copy = weights copied into huge-page memory at load (fastest decode; the checkpoint's pages "
+                   "are released as each tensor is copied), mmap = computed from the file mapping (models larger "
+                   "than RAM), auto = copy when the weights fit in 80% of the available memory")
+        ->capture_default_str();
     app.add_flag("-v,--verbose", verbose, "log progress and timings to stderr");
   }
   rt::EngineOptions engine_options() const;

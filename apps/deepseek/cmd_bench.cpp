@@ -102,6 +102,7 @@ int cmd_bench(int argc, char** argv) {
               model.empty() ? rm.config.c_str() : model.c_str(), (long long)c.num_hidden_layers, (long long)c.hidden_size,
               (long long)c.n_routed_experts, (long long)c.num_experts_per_tok, double(e->weight_bytes()) / 1e9,
               model.empty() ? rm.dtype.c_str() : "checkpoint", cf.precision.c_str());
+  std::printf("weights  %s\n", model.empty() ? "random, in huge-page memory" : e->backend().weights_placement().c_str());
 
   const int64_t ctx = prompt + gen + 1;
   std::vector<int32_t> tokens(static_cast<size_t>(prompt));

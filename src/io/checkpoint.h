@@ -27,6 +27,10 @@ class Checkpoint {
   std::vector<std::string> names() const;
   uint64_t total_bytes() const;  // sum of tensor byte sizes
   size_t num_files() const { return files_.size(); }
+  // Drops the mapped pages of a tensor range the caller has copied (MmapFile::release), whichever shard holds it.
+  void release(const void* p, size_t n) const {
+    for (const auto& f : files_) f->release(p, n);
+  }
 
  private:
   std::string dir_;

@@ -49,6 +49,16 @@ MmapFile::MmapFile(const std::string& path) : path_(path) {
   data_ = static_cast<const uint8_t*>(p);
 }
 
+void MmapFile::release(const void* p, size_t n) const {
+  const uintptr_t lo = reinterpret_cast<uintptr_t>(data_), hi = lo + size_;
+  uintptr_t a = reinterpret_cast<uintptr_t>(p), b = a + n;
+  if (data_ == nullptr || a < lo || b > hi || n == 0) return;
+  const uintptr_t page = uintptr_t(::sysconf(_SC_PAGESIZE));
+  a = (a + page - 1) / page * page;  // whole pages only: neighbours may still be in use
+  b = b / page * page;
+  if (b > a) (void)::madvise(reinterpret_cast<void*>(a), b - a, MADV_DONTNEED);
+}
+
 MmapFile::~MmapFile() {
   if (data_ != nullptr) ::munmap(const_cast<uint8_t*>(data_), size_);
 }

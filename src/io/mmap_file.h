@@ -17,6 +17,9 @@ class MmapFile {
 
   const uint8_t* data() const { return data_; }
   size_t size() const { return size_; }
+  // Drops this process's pages of [p, p + n) (the whole pages inside it) from the mapping: the bytes are no longer
+  // needed here (copied elsewhere). Reading them again faults them back in from the file. No-op outside the mapping.
+  void release(const void* p, size_t n) const;
   const std::string& path() const { return path_; }
 
  private:

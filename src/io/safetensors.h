@@ -47,6 +47,10 @@ class SafetensorsFile {
   const std::vector<TensorInfo>& tensors() const { return tensors_; }
   const TensorInfo* find(const std::string& name) const;  // nullptr when absent
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
+  // Drops the mapped pages of [p, p + n) (see MmapFile::release); no-op for parsed in-memory images.
+  void release(const void* p, size_t n) const {
+    if (file_) file_->release(p, n);
+  }
 
  private:
   std::string path_;

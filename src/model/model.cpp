@@ -13,7 +13,7 @@ namespace ds::model {
 Model::Model(const io::ModelConfig& cfg, Weights weights, ops::Backend& be, ModelOptions opt)
     : cfg_(cfg), w_(std::move(weights)), be_(be), opt_(opt), rope_(make_rope_tables(cfg)),
       s_(std::make_unique<Scratch>()) {
-  prepare_weights(&w_, be_);  // device copies on cuda; host backends keep the mmapped views
+  prepare_weights(&w_, be_, opt_.weight_copied);  // the backend's own copies (cuda, cpu owning its weights), or as is
   inv_freq_ = be_.alloc(rope_.inv_freq.size() * sizeof(float));
   be_.upload(inv_freq_->data(), rope_.inv_freq.data(), rope_.inv_freq.size() * sizeof(float));
 }

@@ -3,6 +3,7 @@
 // MoE), final norm and lm_head, and the MTP module. Batches may hold several sequences, each with its own cache.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -45,6 +46,9 @@ constexpr int64_t kKvBlockSize = 16;
 
 struct ModelOptions {
   ops::Precision precision = ops::Precision::Fast;
+  // Called for each weight the backend copied (Backend::prepare_weight), with the source bytes it no longer needs:
+  // the engine releases them from the checkpoint mapping, so the process never holds two copies of the model.
+  WeightSourceDone weight_copied;
 };
 
 class Model {

@@ -64,8 +64,8 @@ void RandomWeights::add(const std::string& name, DType dt, std::vector<int64_t> 
   for (int64_t d : shape) n *= size_t(d);
   const size_t bytes = n * size_t(dtype_size(dt));
   Entry e;
-  e.mem.reset(new uint8_t[bytes]);
-  uint8_t* p = e.mem.get();
+  e.mem = HugePageBuffer(bytes, "random weights");
+  uint8_t* p = e.mem.data();
   if (fill == kRandom) fill_random(p, n, dt, seed * 0x2545f4914f6cdd1dull);
   else if (fill == kZero) std::memset(p, 0, bytes);
   else if (fill == kOnes) for (size_t i = 0; i < n; ++i) reinterpret_cast<uint16_t*>(p)[i] = 0x3f80;  // bf16 1.0

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "base/huge_pages.h"
 #include "model/weights.h"
 
 namespace ds::model {
@@ -25,7 +26,7 @@ class RandomWeights {
  private:
   struct Entry {
     RawTensor t;
-    std::unique_ptr<uint8_t[]> mem;
+    HugePageBuffer mem;  // what decode streams, on huge pages as the cpu backend's own copies are
   };
   void add(const std::string& name, DType dt, std::vector<int64_t> shape, uint64_t seed, int fill);
   std::map<std::string, Entry> tensors_;

@@ -165,9 +165,12 @@ Weights bind_weights(const io::ModelConfig& c, const TensorLookup& lookup, const
   return w;
 }
 
-void prepare_weights(Weights* w, ops::Backend& be) {
+void prepare_weights(Weights* w, ops::Backend& be, const WeightSourceDone& done) {
   auto prep = [&](WeightView& v) {
-    if (v.data) v = be.prepare_weight(v);
+    if (!v.data) return;
+    const WeightView src = v;
+    v = be.prepare_weight(v);
+    if (done && v.data != src.data) done(src.data, size_t(src.numel()) * size_t(dtype_size(src.dtype)));
   };
   auto prep_expert = [&](ops::ExpertWeights& e) {
     prep(e.gate);

@@ -70,8 +70,10 @@ struct RawTensor {
 using TensorLookup = std::function<bool(const std::string& name, RawTensor* out)>;
 
 // Replaces every weight view by the backend's view of it (Backend::prepare_weight): device copies for the cuda
-// backend, unchanged views for host backends. Absent weights (null data) stay absent.
-void prepare_weights(Weights* w, ops::Backend& be);
+// backend, huge-page copies for a cpu backend that owns its weights, unchanged views otherwise. Absent weights (null
+// data) stay absent. `done(data, bytes)`, when set, is called with each source range the backend copied.
+using WeightSourceDone = std::function<void(const void* data, size_t bytes)>;
+void prepare_weights(Weights* w, ops::Backend& be, const WeightSourceDone& done = nullptr);
 
 // Every tensor the config implies, in checkpoint order (MTP layers included).
 std::vector<TensorSpec> weight_specs(const io::ModelConfig& c);

@@ -28,8 +28,11 @@ class Backend {
   virtual std::unique_ptr<Buffer> alloc(size_t bytes) = 0;
   virtual void upload(void* dst, const void* host_src, size_t bytes) = 0;
   virtual void download(void* host_dst, const void* src, size_t bytes) = 0;
-  // Weights: returns a view usable by this backend's ops (host backends return `w` unchanged).
+  // Weights: returns a view usable by this backend's ops: `w` itself, or a view of the backend's own copy (cuda device
+  // memory; the cpu backend's huge-page memory when it owns its weights). A copy no longer needs the source bytes.
   virtual WeightView prepare_weight(const WeightView& w) { return w; }
+  // Where prepare_weight put the weights, for logs and benchmarks.
+  virtual std::string weights_placement() const { return "used in place"; }
   // Blocks until queued work is done (no-op for host backends).
   virtual void sync() {}
 

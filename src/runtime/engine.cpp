@@ -37,8 +37,8 @@ ops::Precision parse_precision(const std::string& s) {
   fail("--precision '", s, "' is not one of: f32, fast");
 }
 
-std::unique_ptr<ops::Backend> make_backend(const std::string& name, int threads) {
-  if (name == "cpu") return cpu::make_cpu_backend(threads);
+std::unique_ptr<ops::Backend> make_backend(const std::string& name, int threads, bool own_weights) {
+  if (name == "cpu") return cpu::make_cpu_backend(threads, own_weights);
   if (name == "ref") return ref::make_ref_backend();
   if (name == "cuda") {
 #ifdef DS_HAVE_CUDA
@@ -80,7 +80,33 @@ std::unique_ptr<Engine> Engine::load(const std::string& dir, const EngineOptions
     return true;
   };
   model::Weights w = model::bind_weights(cfg, lookup, ck->names(), dir);
-  e->init(cfg, opt, std::move(w));
+  // Where the cpu backend computes from: its own huge-page copy, or the file mapping (see EngineOptions::load).
+  DS_CHECK(opt.load == "auto" || opt.load == "copy" || opt.load == "mmap", "--load '", opt.load,
+           "' is not one of: auto, copy, mmap");
+  const uint64_t avail = available_memory();
+  const bool own = opt.backend == "cpu" &&
+                   (opt.load == "copy" || (opt.load == "auto" && avail > 0 && double(w.bytes) <= 0.8 * double(avail)));
+  if (opt.backend == "cpu") {
+    char msg[200];
+    std::snprintf(msg, sizeof msg, "weights: %.2f GB %s (--load %s; %.1f GB of memory available)", double(w.bytes) / 1e9,
+                  own ? "copied into huge-page memory" : "read through the file mapping", opt.load.c_str(),
+                  double(avail) / 1e9);
+    log_info(msg);
+  }
+  uint64_t copied = 0;
+  const uint64_t total = w.bytes;
+  auto done = [ck, &copied, total, bar](const void* p, size_t n) {
+    ck->release(p, n);  // this process no longer needs the mapped pages
+    copied += n;
+    if (bar) {
+      const int width = 40, filled = int(width * std::min(1.0, double(copied) / double(total)));
+      std::fprintf(stderr, "\rcopying weights [%.*s%*s] %.2f / %.2f GB", filled, "########################################",
+                   width - filled, "", double(copied) / 1e9, double(total) / 1e9);
+      std::fflush(stderr);
+    }
+  };
+  e->init(cfg, opt, std::move(w), own, done);
+  if (own && bar) std::fprintf(stderr, "\n");
   // generation_config.json may name further end-of-sequence ids.
   const fs::path gen = fs::path(dir) / "generation_config.json";
   if (fs::exists(gen)) {
@@ -103,12 +129,13 @@ std::unique_ptr<Engine> Engine::random(const io::ModelConfig& cfg, DType linear_
   std::unique_ptr<Engine> e(new Engine());
   e->random_ = std::make_unique<model::RandomWeights>(cfg, linear_dtype);
   model::Weights w = model::bind_weights(cfg, e->random_->lookup(), e->random_->names(), "random weights");
-  e->init(cfg, opt, std::move(w));
+  e->init(cfg, opt, std::move(w), /*own_weights=*/false, nullptr);  // random weights already sit in huge pages
   return e;
 }
 
-void Engine::init(const io::ModelConfig& cfg, const EngineOptions& opt, model::Weights w) {
-  backend_ = make_backend(opt.backend, opt.threads);
+void Engine::init(const io::ModelConfig& cfg, const EngineOptions& opt, model::Weights w, bool own_weights,
+                  const model::WeightSourceDone& copied) {
+  backend_ = make_backend(opt.backend, opt.threads, own_weights);
   if (opt.profile) {
     auto prof = std::make_unique<ProfilingBackend>(std::move(backend_));
     profiler_ = prof.get();
@@ -116,11 +143,23 @@ void Engine::init(const io::ModelConfig& cfg, const EngineOptions& opt, model::W
   }
   model::ModelOptions mo;
   mo.precision = opt.precision;
+  mo.weight_copied = copied;
   model_ = std::make_unique<model::Model>(cfg, std::move(w), *backend_, mo);
   for (int64_t id : cfg.eos_token_ids) eos_.push_back(int32_t(id));
 }
 
 Engine::~Engine() = default;
+
+uint64_t available_memory() {
+  std::FILE* f = std::fopen("/proc/meminfo", "r");
+  if (!f) return 0;
+  char line[256];
+  unsigned long long kb = 0;
+  while (std::fgets(line, sizeof line, f))
+    if (std::sscanf(line, "MemAvailable: %llu kB", &kb) == 1) break;
+  std::fclose(f);
+  return uint64_t(kb) * 1024;
+}
 
 int64_t Engine::default_ctx() const { return std::min<int64_t>(config().max_position_embeddings, 4096); }
 

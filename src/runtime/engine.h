@@ -19,7 +19,11 @@ struct EngineOptions {
   std::string backend = "cpu";  // cpu | ref | cuda
   int threads = 0;              // <= 0: all cores
   ops::Precision precision = ops::Precision::Fast;
-  bool progress = false;        // progress bar on stderr while opening shards
+  bool progress = false;        // progress bar on stderr while opening shards and copying weights
+  // cpu backend, checkpoints: "copy" the weights into the backend's huge-page memory at load (fastest decode; the
+  // checkpoint's mapped pages are released as each tensor is copied), "mmap" compute from the file mapping (models
+  // larger than RAM), "auto" copy when the weights fit in 80% of the available memory.
+  std::string load = "auto";
   bool profile = false;         // time every op (ProfilingBackend); adds a sync per op
 };
 
@@ -48,7 +52,8 @@ class Engine {
 
  private:
   Engine() = default;
-  void init(const io::ModelConfig& cfg, const EngineOptions& opt, model::Weights w);
+  void init(const io::ModelConfig& cfg, const EngineOptions& opt, model::Weights w, bool own_weights,
+            const model::WeightSourceDone& copied);
   std::string dir_;
   std::unique_ptr<io::Checkpoint> ckpt_;
   std::unique_ptr<model::RandomWeights> random_;
@@ -58,7 +63,10 @@ class Engine {
   std::vector<int32_t> eos_;
 };
 
-std::unique_ptr<ops::Backend> make_backend(const std::string& name, int threads);
+// own_weights (cpu only): the backend copies the weights into its own huge-page memory (EngineOptions::load).
+std::unique_ptr<ops::Backend> make_backend(const std::string& name, int threads, bool own_weights = false);
+// Memory the kernel says is available to new allocations (MemAvailable), in bytes; 0 when unknown.
+uint64_t available_memory();
 // Whether `--backend cuda` can run here: built with -DDS_CUDA=ON and a CUDA device present. `why` (may be null)
 // receives what is missing. Never throws.
 bool cuda_usable(std::string* why = nullptr);

@@ -25,6 +25,7 @@ class ProfilingBackend final : public ops::Backend {
   void upload(void* d, const void* s, size_t n) override { in_->upload(d, s, n); }
   void download(void* d, const void* s, size_t n) override { in_->download(d, s, n); }
   WeightView prepare_weight(const WeightView& w) override { return in_->prepare_weight(w); }
+  std::string weights_placement() const override { return in_->weights_placement(); }
   void sync() override { in_->sync(); }
 
   void matmul(const ops::MatmulParams& p) override;

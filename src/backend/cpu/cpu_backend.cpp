@@ -4,10 +4,12 @@
 
 #include <omp.h>
 
+#include <cstdio>
 #include <cstring>
 
 #include "backend/cpu/cpu_ops.h"
 #include "backend/cpu/kernels.h"
+#include "backend/cpu/weight_arena.h"
 #include "ops/ref/ref_backend.h"
 
 namespace ds::cpu {
@@ -15,7 +17,10 @@ namespace ds::cpu {
 namespace {
 class CpuBackend final : public ops::Backend {
  public:
-  explicit CpuBackend(int n_threads) : nt_(n_threads > 0 ? n_threads : omp_get_num_procs()) {}
+  CpuBackend(int n_threads, bool own_weights)
+      : nt_(n_threads > 0 ? n_threads : omp_get_num_procs()) {
+    if (own_weights) arena_ = std::make_unique<WeightArena>(nt_);
+  }
   std::string name() const override { return "cpu"; }
   std::unique_ptr<ops::Buffer> alloc(size_t bytes) override { return ops::host_alloc(bytes); }
   void upload(void* dst, const void* src, size_t n) override { std::memcpy(dst, src, n); }
@@ -31,12 +36,23 @@ class CpuBackend final : public ops::Backend {
   void mla_decode(const ops::MlaDecodeParams& p) override { cpu::mla_decode(p, nt_); }
   void route(const ops::RouteParams& p) override { ref::route(p); }
   void moe(const ops::MoeParams& p) override { cpu::moe(p, nt_); }
+  WeightView prepare_weight(const WeightView& w) override { return arena_ ? arena_->place(w) : w; }
+  std::string weights_placement() const override {
+    if (!arena_) return "used in place (host memory or the checkpoint's file mapping)";
+    char buf[160];
+    std::snprintf(buf, sizeof buf, "copied into backend memory: %.2f GB, %.2f GB of it on 2 MiB pages",
+                  double(arena_->bytes()) / 1e9, double(arena_->huge_page_bytes()) / 1e9);
+    return buf;
+  }
 
  private:
   int nt_;
+  std::unique_ptr<WeightArena> arena_;
 };
 }  // namespace
 
-std::unique_ptr<ops::Backend> make_cpu_backend(int n_threads) { return std::make_unique<CpuBackend>(n_threads); }
+std::unique_ptr<ops::Backend> make_cpu_backend(int n_threads, bool own_weights) {
+  return std::make_unique<CpuBackend>(n_threads, own_weights);
+}
 
 }  // namespace ds::cpu

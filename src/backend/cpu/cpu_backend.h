@@ -7,7 +7,8 @@
 
 namespace ds::cpu {
 
-// n_threads <= 0: all cores.
-std::unique_ptr<ops::Backend> make_cpu_backend(int n_threads = 0);
+// n_threads <= 0: all cores. own_weights: prepare_weight copies every weight into the backend's huge-page memory
+// (WeightArena; the fast decode path), else weights are used where they are (a file mapping, random buffers).
+std::unique_ptr<ops::Backend> make_cpu_backend(int n_threads = 0, bool own_weights = false);
 
 }  // namespace ds::cpu

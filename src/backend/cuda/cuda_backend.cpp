@@ -74,6 +74,7 @@ class CudaBackend final : public ops::Backend {
     DS_CU(cudaStreamSynchronize(ctx_->stream));  // the host reads `dst` next
   }
   WeightView prepare_weight(const WeightView& w) override { use(); return mem_->prepare_weight(w); }
+  std::string weights_placement() const override { return "copied into device memory"; }
   void sync() override {
     use();
     DS_CU(cudaStreamSynchronize(ctx_->stream));

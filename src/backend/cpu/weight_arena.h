@@ -1,0 +1,43 @@
+// SPDX-License-Identifier: MIT
+// The CPU backend's own copy of the weights, in huge-page memory (base/huge_pages.h). A decode step streams every
+// weight once (1.9 GB at the V2-Lite 8-layer shape); through a file mapping that stream walks 4 KiB pages, and TLB
+// misses and page-bounded hardware prefetch cost about a third of decode speed (docs/BENCHMARKS.md, "Weights in
+// huge pages"). Each host range is copied once: views sharing bytes (tied embeddings and lm_head, a scale grid shared
+// by row slices) share the copy.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <utility>
+#include <vector>
+
+#include "base/huge_pages.h"
+#include "base/weight.h"
+
+namespace ds::cpu {
+
+class WeightArena {
+ public:
+  explicit WeightArena(int n_threads) : nt_(n_threads) {}
+
+  // A view of the same weight whose bytes (and scale grid) live in the arena.
+  WeightView place(const WeightView& w);
+  uint64_t bytes() const { return bytes_; }
+  // Bytes of the arena on huge pages now (0 where the kernel does not say).
+  uint64_t huge_page_bytes() const;
+
+ private:
+  const void* copy_range(const void* src, size_t bytes);
+  uint8_t* reserve(size_t bytes);
+
+  struct Chunk {
+    HugePageBuffer mem;
+    size_t used = 0;
+  };
+  std::vector<Chunk> chunks_;
+  std::map<const void*, std::pair<size_t, const void*>> copies_;  // source -> (bytes, copy)
+  uint64_t bytes_ = 0;
+  int nt_;
+};
+
+}  // namespace ds::cpu
