@@ -28,9 +28,9 @@ void Model::ffn(int64_t l, int64_t T) {
     ops::MatmulParams p;
     p.x = xn; p.ldx = D; p.M = T; p.K = D; p.N = inter; p.precision = ops::Precision::F32;  // see ModelOptions
     p.w = gate; p.y = s_->g->f32(); p.ldy = inter;
-    be_.matmul(p);
-    p.w = up; p.y = s_->u->f32();
-    be_.matmul(p);
+    ops::MatmulParams gu[2] = {p, p};
+    gu[1].w = up; gu[1].y = s_->u->f32();
+    be_.matmul_batch(gu, 2);
     be_.silu_mul({s_->g->f32(), inter, s_->u->f32(), inter, s_->g->f32(), inter, T, inter});
     p.x = s_->g->f32(); p.ldx = inter; p.K = inter; p.N = D; p.w = down; p.y = y; p.ldy = D; p.accumulate = acc;
     be_.matmul(p);

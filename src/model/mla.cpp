@@ -4,6 +4,7 @@
 // through kv_b_proj. A single new token (decode) uses the absorbed form: W_UK is folded into the query and W_UV
 // into the output, so attention reads only the 576-wide cache.
 #include <algorithm>
+#include <vector>
 
 #include "base/error.h"
 #include "model/model.h"
@@ -23,24 +24,27 @@ void Model::attention(int64_t l, const Batch& batch, int64_t T, const std::vecto
   float* kva = s_->kva->f32();  // [T, c_kv | k_pe]
   float* attn = s_->attn->f32();  // [T, H, dv]
 
-  auto mm = [&](const float* x, int64_t ldx, const WeightView& wv, float* y, int64_t ldy, int64_t M, int64_t N,
-                int64_t K, bool acc = false, bool kn = false) {
+  auto mmp = [&](const float* x, int64_t ldx, const WeightView& wv, float* y, int64_t ldy, int64_t M, int64_t N,
+                 int64_t K, bool acc = false, bool kn = false) {
     ops::MatmulParams p;
     p.x = x; p.ldx = ldx; p.w = wv; p.w_kn = kn; p.y = y; p.ldy = ldy;
     p.M = M; p.N = N; p.K = K; p.accumulate = acc; p.precision = prec;
-    be_.matmul(p);
+    return p;
   };
+  auto mm = [&](const float* x, int64_t ldx, const WeightView& wv, float* y, int64_t ldy, int64_t M, int64_t N,
+                int64_t K, bool acc = false, bool kn = false) { be_.matmul(mmp(x, ldx, wv, y, ldy, M, N, K, acc, kn)); };
 
-  if (cfg_.q_lora_rank > 0) {
-    const int64_t qr = cfg_.q_lora_rank;
-    float* qa = s_->qa->f32();  // [T, q_lora_rank]
-    mm(xn, D, w.q_a_proj, qa, qr, T, qr, D);
+  // The query's first projection and the latent KV projection both read xn: one batch.
+  const int64_t qr = cfg_.q_lora_rank;
+  float* qa = s_->qa->f32();  // [T, q_lora_rank] (q_lora models)
+  const ops::MatmulParams first[2] = {
+      qr > 0 ? mmp(xn, D, w.q_a_proj, qa, qr, T, qr, D) : mmp(xn, D, w.q_proj, q, ldq, T, ldq, D),
+      mmp(xn, D, w.kv_a_proj_with_mqa, kva, ldkv, T, ldkv, D)};
+  be_.matmul_batch(first, 2);
+  if (qr > 0) {
     be_.rms_norm({qa, qr, w.q_a_layernorm, qa, qr, T, qr, eps});
     mm(qa, qr, w.q_b_proj, q, ldq, T, ldq, qr);
-  } else {
-    mm(xn, D, w.q_proj, q, ldq, T, ldq, D);
   }
-  mm(xn, D, w.kv_a_proj_with_mqa, kva, ldkv, T, ldkv, D);
   be_.rms_norm({kva, ldkv, w.kv_a_layernorm, kva, ldkv, T, r, eps});
   const int32_t* pos = static_cast<const int32_t*>(s_->pos->data());
   const float* inv_freq = inv_freq_->f32();
@@ -81,12 +85,14 @@ void Model::attention(int64_t l, const Batch& batch, int64_t T, const std::vecto
       float* qlat = s_->qlat->f32();  // [n, H, c | rope]
       float* olat = s_->olat->f32();  // [n, H, c]
       const int64_t ldql = H * (r + dr);
+      std::vector<ops::MatmulParams> heads;
       for (int64_t h = 0; h < H; ++h) {
         // q_lat[h] = q_nope[h] · W_UK[h], W_UK[h] = kv_b_proj rows [h*(nope+dv), +nope) seen as [nope, r].
-        mm(qj + h * dqk, ldq, w.kv_b_proj.row_slice(h * (nope + dv), nope), qlat + h * (r + dr), ldql, n, r, nope,
-           false, true);
+        heads.push_back(mmp(qj + h * dqk, ldq, w.kv_b_proj.row_slice(h * (nope + dv), nope), qlat + h * (r + dr), ldql,
+                            n, r, nope, false, true));
         be_.copy({qj + h * dqk + nope, ldq, qlat + h * (r + dr) + r, ldql, n, dr});
       }
+      be_.matmul_batch(heads.data(), heads.size());
       ops::MlaDecodeParams p;
       KvPool& pool = kc.pool();
       p.q = qlat; p.ldq = ldql; p.out = olat; p.ldo = H * r;
@@ -95,8 +101,11 @@ void Model::attention(int64_t l, const Batch& batch, int64_t T, const std::vecto
       p.block_size = bs; p.block_stride = pool.block_stride();
       p.T = n; p.S = S; p.H = H; p.rank = r; p.rope = dr; p.pos0 = p0; p.scale = rope_.softmax_scale;
       be_.mla_decode(p);
+      heads.clear();
       for (int64_t h = 0; h < H; ++h)  // o[h] = W_UV[h] · o_lat[h], W_UV[h] = rows [h*(nope+dv)+nope, +dv)
-        mm(olat + h * r, H * r, w.kv_b_proj.row_slice(h * (nope + dv) + nope, dv), oj + h * dv, ldo, n, dv, r);
+        heads.push_back(mmp(olat + h * r, H * r, w.kv_b_proj.row_slice(h * (nope + dv) + nope, dv), oj + h * dv, ldo,
+                            n, dv, r));
+      be_.matmul_batch(heads.data(), heads.size());
     }
     off += n;
   }

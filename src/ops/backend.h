@@ -37,6 +37,12 @@ class Backend {
   virtual void sync() {}
 
   virtual void matmul(const MatmulParams& p) = 0;
+  // Independent products (none reads another's output, outputs do not overlap), e.g. the q and kv projections of one
+  // layer, or every head's absorbed projection. Each result is bitwise what matmul() gives for it alone; a backend
+  // may run them as one parallel pass.
+  virtual void matmul_batch(const MatmulParams* ps, size_t n) {
+    for (size_t i = 0; i < n; ++i) matmul(ps[i]);
+  }
   virtual void rms_norm(const RmsNormParams& p) = 0;
   virtual void rope(const RopeParams& p) = 0;
   virtual void silu_mul(const SiluMulParams& p) = 0;

@@ -20,12 +20,24 @@ void ProfilingBackend::timed(const std::string& key, const std::function<void()>
   s.bytes += bytes;
 }
 
-void ProfilingBackend::matmul(const ops::MatmulParams& p) {
-  // Key by shape class: decode (M <= 8) vs prefill, and the weight's [N x K] so each projection shows up apart.
+namespace {
+// Key by shape class: decode (M <= 8) vs prefill, and the weight's [N x K] so each projection shows up apart.
+std::string matmul_key(const ops::MatmulParams& p) {
   const int64_t rows = p.w_kn ? p.K : p.N, cols = p.w_kn ? p.N : p.K;
-  const std::string key = std::string("matmul ") + (p.M <= 8 ? "M<=8 " : "M>8 ") + (p.w_kn ? "kn " : "") +
-                          std::to_string(rows) + "x" + std::to_string(cols) + " " + std::string(dtype_name(p.w.dtype));
-  timed(key, [&] { in_->matmul(p); }, double(p.w.numel()) * dtype_size(p.w.dtype));
+  return std::string(p.M <= 8 ? "M<=8 " : "M>8 ") + (p.w_kn ? "kn " : "") + std::to_string(rows) + "x" +
+         std::to_string(cols) + " " + std::string(dtype_name(p.w.dtype));
+}
+}  // namespace
+
+void ProfilingBackend::matmul(const ops::MatmulParams& p) {
+  timed("matmul " + matmul_key(p), [&] { in_->matmul(p); }, double(p.w.numel()) * dtype_size(p.w.dtype));
+}
+
+void ProfilingBackend::matmul_batch(const ops::MatmulParams* ps, size_t n) {
+  if (n == 0) return;
+  double bytes = 0;
+  for (size_t i = 0; i < n; ++i) bytes += double(ps[i].w.numel()) * dtype_size(ps[i].w.dtype);
+  timed("matmul x" + std::to_string(n) + " " + matmul_key(ps[0]), [&] { in_->matmul_batch(ps, n); }, bytes);
 }
 
 std::string ProfilingBackend::report() const {

@@ -29,6 +29,7 @@ class ProfilingBackend final : public ops::Backend {
   void sync() override { in_->sync(); }
 
   void matmul(const ops::MatmulParams& p) override;
+  void matmul_batch(const ops::MatmulParams* ps, size_t n) override;
   void rms_norm(const ops::RmsNormParams& p) override { timed("rms_norm", [&] { in_->rms_norm(p); }); }
   void rope(const ops::RopeParams& p) override { timed("rope", [&] { in_->rope(p); }); }
   void silu_mul(const ops::SiluMulParams& p) override { timed("silu_mul", [&] { in_->silu_mul(p); }); }

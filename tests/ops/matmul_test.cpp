@@ -2,6 +2,9 @@
 // CPU matmul vs the reference: every weight dtype (FP8 with and without block scales, partial blocks, row slices),
 // odd shapes, strides, accumulate, w_kn, decode (M <= 8) and prefill (M > 8) paths, threaded splits, F32 and Fast
 // precision. The case itself is shared with the CUDA tests (op_cases.h); the shape lists here follow the CPU kernels.
+#include <cstring>
+#include <iterator>
+
 #include "ops/op_cases.h"
 
 namespace ds::test {
@@ -55,6 +58,57 @@ TEST(CpuMatmul, WeightKN) {
         run_case({d.dt, d.scaled, M, N, 33 + 64 * int64_t(d.scaled), M == 3, true});
   run_case({DType::F8_E4M3, true, 4, 128, 130, false, true, ops::Precision::F32, 70});
   run_case({DType::BF16, false, 4, 128, 130, true, true, ops::Precision::Fast});
+}
+
+// A batch of independent products (mixed dtypes, kn form, decode and prefill sizes, accumulate) gives every product
+// bitwise what it gives alone, at every ISA level and thread count; the first against ref too.
+TEST(CpuMatmul, BatchIsBitwiseEachAlone) {
+  struct P { DType dt; bool scaled, kn, acc; int64_t M, N, K; ops::Precision prec; };
+  const P specs[] = {{DType::BF16, false, false, false, 1, 700, 300, ops::Precision::F32},
+                     {DType::F8_E4M3, true, false, true, 1, 257, 300, ops::Precision::Fast},
+                     {DType::BF16, false, true, false, 1, 130, 64, ops::Precision::F32},
+                     {DType::F32, false, false, false, 3, 33, 70, ops::Precision::F32},
+                     {DType::BF16, false, false, true, 2, 1500, 512, ops::Precision::Fast},
+                     {DType::BF16, false, false, false, 12, 100, 96, ops::Precision::F32}};
+  Rng rng(5);
+  std::vector<OwnedWeight> ws;
+  std::vector<std::vector<float>> xs, y0s;
+  for (const P& s : specs) {
+    ws.push_back(make_weight(rng, s.dt, s.kn ? s.K : s.N, s.kn ? s.N : s.K, s.scaled));
+    xs.push_back(rng.vec(size_t(s.M * s.K)));
+    y0s.push_back(rng.vec(size_t(s.M * s.N)));
+  }
+  auto params = [&](std::vector<std::vector<float>>& ys) {
+    std::vector<ops::MatmulParams> ps;
+    for (size_t i = 0; i < std::size(specs); ++i) {
+      const P& s = specs[i];
+      ops::MatmulParams p;
+      p.x = xs[i].data(); p.ldx = s.K; p.w = ws[i].view; p.w_kn = s.kn; p.y = ys[i].data(); p.ldy = s.N;
+      p.M = s.M; p.N = s.N; p.K = s.K; p.accumulate = s.acc; p.precision = s.prec;
+      ps.push_back(p);
+    }
+    return ps;
+  };
+  for (cpu::Isa isa : isa_levels()) {
+    cpu::set_isa_cap(isa);
+    for (int nt : {1, 2}) {
+      auto be = cpu::make_cpu_backend(nt);
+      std::vector<std::vector<float>> alone = y0s, batched = y0s;
+      for (const auto& p : params(alone)) be->matmul(p);
+      const auto ps = params(batched);
+      be->matmul_batch(ps.data(), ps.size());
+      for (size_t i = 0; i < alone.size(); ++i)
+        EXPECT_EQ(0, std::memcmp(alone[i].data(), batched[i].data(), alone[i].size() * 4))
+            << "product " << i << " [" << cpu::isa_name(isa) << ", " << nt << "t]";
+    }
+  }
+  cpu::set_isa_cap(cpu::Isa::Avx512Bf16);
+  std::vector<std::vector<float>> ref_y = y0s, cpu_y = y0s;
+  const auto pr = params(ref_y), pc = params(cpu_y);
+  auto ref = ref::make_ref_backend();
+  for (const auto& p : pr) ref->matmul(p);
+  cpu::make_cpu_backend(2)->matmul_batch(pc.data(), pc.size());
+  expect_close(cpu_y[0], ref_y[0], kF32, "batch product 0 vs ref");
 }
 
 }  // namespace

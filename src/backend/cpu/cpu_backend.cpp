@@ -26,6 +26,7 @@ class CpuBackend final : public ops::Backend {
   void upload(void* dst, const void* src, size_t n) override { std::memcpy(dst, src, n); }
   void download(void* dst, const void* src, size_t n) override { std::memcpy(dst, src, n); }
   void matmul(const ops::MatmulParams& p) override { cpu::matmul(p, nt_); }
+  void matmul_batch(const ops::MatmulParams* ps, size_t n) override { cpu::matmul_batch(ps, n, nt_); }
   void rms_norm(const ops::RmsNormParams& p) override { cpu::rms_norm(p, nt_); }
   void rope(const ops::RopeParams& p) override { cpu::rope(p, nt_); }
   void silu_mul(const ops::SiluMulParams& p) override { cpu::silu_mul(p, nt_); }

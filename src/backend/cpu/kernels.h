@@ -55,5 +55,8 @@ const Kernels& active_kernels();
 
 // Matmul driver (matmul.cpp): picks the path, prepares x, splits N across n_threads OpenMP threads.
 void matmul(const ops::MatmulParams& p, int n_threads);
+// Independent products (none reads another's output): small-M ones run as one parallel pass balanced by weight
+// bytes, each bitwise as if run alone; prefill-sized ones run one after the other.
+void matmul_batch(const ops::MatmulParams* ps, size_t n, int n_threads);
 
 }  // namespace ds::cpu

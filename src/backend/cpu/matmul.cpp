@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
-// Matmul driver: validates the case, prepares padded x (fp32 or bf16; Fast rounds x to bf16 on every path), picks decode (M <= 8: stream weights once,
-// N split across threads) or prefill (M > 8: weight panels converted once, dynamic over panels), and runs the
-// active ISA's kernels. Also the w_kn form (W stored [K, N]) and the kernel-table selection.
+// Matmul driver: validates the case, prepares padded x (fp32 or bf16; Fast rounds x to bf16 on every path), picks
+// decode (M <= 8: stream the weights once, outputs split across threads) or prefill (M > 8: weight panels converted
+// once, dynamic over panels), and runs the active ISA's kernels. Also the w_kn form (W stored [K, N]), batches of
+// independent small-M products run as one balanced parallel pass, and the kernel-table selection.
 #include <omp.h>
 
 #include <algorithm>
@@ -66,22 +67,18 @@ void convert_row(const WeightView& w, int64_t r, int64_t c0, int64_t n, float* o
   }
 }
 
-// y = x · W with W [K, N]: k outer so each weight row is converted once per column chunk; every y element is a
-// sequential fp32 FMA chain over k (independent of chunking and threads).
-void matmul_kn(const ops::MatmulParams& p, int n_threads, const Kernels& kern) {
-  const int64_t M = p.M, N = p.N, K = p.K;
-  const WeightView& w = p.w;
+// y[:, c0:c1) = x · W[:, c0:c1) with W [K, N] (single thread): k outer so each weight row segment is converted once
+// per column chunk; every y element is a sequential fp32 FMA chain over k (independent of chunking and threads).
+void matmul_kn_cols(const ops::MatmulParams& p, const Kernels& kern, int64_t c0, int64_t c1) {
+  const int64_t M = p.M, K = p.K;
   const bool fast = p.precision == ops::Precision::Fast;
   constexpr int64_t C = 512;  // column chunk (a multiple of 16 keeps the vector/tail split fixed per column)
-  const int64_t n_chunks = (N + C - 1) / C;
-  const int nt = int(std::min<int64_t>(n_chunks, M * N * K < (1 << 19) ? 1 : n_threads));
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-  for (int64_t c = 0; c < n_chunks; ++c) {
-    const int64_t c0 = c * C, nc = std::min(C, N - c0);
-    std::vector<float> acc(static_cast<size_t>(M * nc), 0.0f);
-    std::vector<float> wrow(static_cast<size_t>(nc));
+  std::vector<float> acc(static_cast<size_t>(M * C)), wrow(static_cast<size_t>(C));
+  for (int64_t cc = c0; cc < c1; cc += C) {
+    const int64_t nc = std::min(C, c1 - cc);
+    std::fill(acc.begin(), acc.end(), 0.0f);
     for (int64_t k = 0; k < K; ++k) {
-      convert_row(w, k, c0, nc, wrow.data());
+      convert_row(p.w, k, cc, nc, wrow.data());
       for (int64_t m = 0; m < M; ++m) {
         float xv = p.x[m * p.ldx + k];
         if (fast) xv = bf16_to_f32(f32_to_bf16(xv));
@@ -89,57 +86,63 @@ void matmul_kn(const ops::MatmulParams& p, int n_threads, const Kernels& kern) {
       }
     }
     for (int64_t m = 0; m < M; ++m) {
-      float* y = p.y + m * p.ldy + c0;
+      float* y = p.y + m * p.ldy + cc;
       for (int64_t i = 0; i < nc; ++i) y[i] = p.accumulate ? y[i] + acc[m * nc + i] : acc[m * nc + i];
     }
   }
 }
 
-}  // namespace
+// One product made ready to run by ranges of its outputs [n0, n1) from any thread: x copied (for Fast, rounded to
+// bf16) into a zero-padded buffer so kernels load whole vectors past K without masks, and the kernel chosen.
+struct Prepared {
+  enum class Kind { Rows, Kn, Ref, Zero } kind = Kind::Rows;
+  const ops::MatmulParams* p = nullptr;
+  MmJob j;
+  MmRowsFn fn = nullptr;
+  int64_t row_bytes = 0;  // weight bytes per output column (what a decode step streams)
+};
 
-void matmul(const ops::MatmulParams& p, int n_threads) {
-  if (p.M <= 0 || p.N <= 0) return;
-  const Kernels& kern = active_kernels();
+bool fast_kernel(const ops::MatmulParams& p, const Kernels& kern) {
+  return p.precision == ops::Precision::Fast && kern.mm_bf16 &&
+         (p.w.dtype == DType::BF16 || p.w.dtype == DType::F8_E4M3);
+}
+
+// Bytes of x scratch (in units of uint32) that prepare() needs for p.
+size_t x_scratch_words(const ops::MatmulParams& p) { return size_t(p.M * round_up(std::max<int64_t>(p.K, 1), 32)); }
+
+Prepared prepare(const ops::MatmulParams& p, const Kernels& kern, uint32_t* xbuf) {
+  Prepared r;
+  r.p = &p;
   const DType dt = p.w.dtype;
   const bool known = dt == DType::F32 || dt == DType::BF16 || dt == DType::F16 || dt == DType::F8_E4M3;
   // Precision::Fast means bf16-rounded activations in the products, on every ISA level and weight dtype (as ref and
   // cuda define it); with a bf16 kernel for the weight dtype they are also multiplied as bf16, else in fp32.
   const bool round_x = p.precision == ops::Precision::Fast;
-  const bool fast = round_x && kern.mm_bf16 && (dt == DType::BF16 || dt == DType::F8_E4M3);
+  const bool fast = fast_kernel(p, kern);
   // Block scales: only on FP8, with column blocks that are whole k steps of the kernels.
   const bool scale_ok = !p.w.scale || (dt == DType::F8_E4M3 && p.w.block_rows > 0 && p.w.block_cols > 0 &&
                                        p.w.block_cols % (fast ? 32 : 16) == 0);
-  if (!known || !scale_ok) return ref::matmul(p);
-  if (p.K <= 0) {
-    if (!p.accumulate)
-      for (int64_t m = 0; m < p.M; ++m) std::fill_n(p.y + m * p.ldy, p.N, 0.0f);
-    return;
-  }
-  if (p.w_kn) {
-    count_matmul(kern.isa, false);
-    return matmul_kn(p, n_threads, kern);
-  }
+  if (!known || !scale_ok) { r.kind = Prepared::Kind::Ref; return r; }
+  if (p.K <= 0) { r.kind = Prepared::Kind::Zero; return r; }
+  r.row_bytes = p.K * dtype_size(dt);
+  if (p.w_kn) { r.kind = Prepared::Kind::Kn; return r; }
 
-  MmJob j;
+  MmJob& j = r.j;
   j.M = p.M; j.K = p.K; j.Kp = round_up(p.K, 32);
   j.w = p.w.data; j.wt = dt;
   j.scale = p.w.scale; j.scale_cols = p.w.scale_cols; j.row0 = p.w.row0;
   j.br = p.w.block_rows; j.bc = p.w.block_cols;
   j.y = p.y; j.ldy = p.ldy; j.accumulate = p.accumulate;
   j.prefill = p.M > kDecodeMaxM;
-
-  // x copied once into a zero-padded buffer: kernels then load whole vectors past K without masks.
-  static thread_local std::vector<float> xs;
-  static thread_local std::vector<uint16_t> xbs;
   if (fast) {
-    uint16_t* xb = scratch(xbs, size_t(p.M * j.Kp));
+    uint16_t* xb = reinterpret_cast<uint16_t*>(xbuf);
     for (int64_t m = 0; m < p.M; ++m) {
       for (int64_t k = 0; k < p.K; ++k) xb[m * j.Kp + k] = f32_to_bf16(p.x[m * p.ldx + k]);
       std::fill(xb + m * j.Kp + p.K, xb + (m + 1) * j.Kp, uint16_t(0));
     }
     j.xb = xb;
   } else {
-    float* xp = scratch(xs, size_t(p.M * j.Kp));
+    float* xp = reinterpret_cast<float*>(xbuf);
     for (int64_t m = 0; m < p.M; ++m) {
       if (round_x)
         for (int64_t k = 0; k < p.K; ++k) xp[m * j.Kp + k] = bf16_to_f32(f32_to_bf16(p.x[m * p.ldx + k]));
@@ -149,38 +152,93 @@ void matmul(const ops::MatmulParams& p, int n_threads) {
     }
     j.xp = xp;
   }
-  const MmRowsFn fn = fast ? kern.mm_bf16 : kern.mm_f32;
-  count_matmul(kern.isa, fast);
+  r.fn = fast ? kern.mm_bf16 : kern.mm_f32;
+  return r;
+}
 
-  // Decode streams the weight once: below ~512 KiB of weights one thread finishes before a fork/join would pay off
-  // (and waking a second thread costs far more when the cores are shared).
-  const int64_t work = p.M * p.N * p.K;
-  const int64_t w_bytes = p.N * p.K * dtype_size(dt);
-  const bool small = j.prefill ? work < (1 << 15) : w_bytes < (512 << 10);
-  const int nt = small ? 1 : std::max(1, n_threads);
-  if (!j.prefill) {
-    // Contiguous N chunks (multiples of 16 rows), one per thread.
-    const int64_t chunk = round_up((p.N + nt - 1) / nt, 16);
-    const int nt_eff = int((p.N + chunk - 1) / chunk);
-    if (nt_eff <= 1) return fn(j, 0, p.N, nullptr);
-#pragma omp parallel num_threads(nt_eff)
-    {
-      const int64_t n0 = omp_get_thread_num() * chunk, n1 = std::min(p.N, n0 + chunk);
-      if (n0 < n1) fn(j, n0, n1, nullptr);
-    }
-    return;
-  }
-  // Prefill: panels of NB rows sized to stay in L2 (~256 KiB), NB a multiple of every tile height (24).
-  const int64_t esz = fast ? 2 : 4;
+// Outputs [n0, n1) of a prepared small-M product, on the calling thread.
+void run_range(const Prepared& r, const Kernels& kern, int64_t n0, int64_t n1) {
+  if (r.kind == Prepared::Kind::Kn) matmul_kn_cols(*r.p, kern, n0, n1);
+  else r.fn(r.j, n0, n1, nullptr);
+}
+
+// Prefill (M > 8): panels of NB rows sized to stay in L2 (~256 KiB), NB a multiple of every tile height (24),
+// converted once and reused over all M; dynamic over panels.
+void run_prefill(const Prepared& r, int n_threads) {
+  const MmJob& j = r.j;
+  const ops::MatmulParams& p = *r.p;
+  const int64_t esz = j.xb ? 2 : 4;
   const int64_t NB = std::clamp<int64_t>((256 << 10) / (j.Kp * esz) / 24 * 24, 24, 240);
   const int64_t n_panels = (p.N + NB - 1) / NB;
-  const int nt_eff = int(std::min<int64_t>(nt, n_panels));
+  const int nt_eff = int(std::min<int64_t>(p.M * p.N * p.K < (1 << 15) ? 1 : std::max(1, n_threads), n_panels));
   static thread_local std::vector<float> panels;
   const size_t panel_floats = size_t(NB * j.Kp * esz / 4 + 16);
   float* pbase = scratch(panels, panel_floats * size_t(nt_eff));
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nt_eff) if (nt_eff > 1)
   for (int64_t b = 0; b < n_panels; ++b)
-    fn(j, b * NB, std::min(p.N, (b + 1) * NB), pbase + panel_floats * size_t(omp_get_thread_num()));
+    r.fn(j, b * NB, std::min(p.N, (b + 1) * NB), pbase + panel_floats * size_t(omp_get_thread_num()));
 }
+
+// Small-M products (several at once: independent products of one step) as one parallel pass: their outputs are
+// laid end to end and cut into one contiguous range per thread, balanced by the weight bytes each range streams.
+// Below ~512 KiB of weights in all, one thread finishes before a fork/join would pay off.
+void run_small(const std::vector<Prepared>& rs, const Kernels& kern, int n_threads) {
+  int64_t total = 0;
+  for (const Prepared& r : rs) total += r.p->N * r.row_bytes;
+  const int nt = total < (512 << 10) ? 1 : std::max(1, n_threads);
+  if (nt == 1) {
+    for (const Prepared& r : rs) run_range(r, kern, 0, r.p->N);
+    return;
+  }
+  // Thread t covers bytes [t * total / nt, (t + 1) * total / nt) of the concatenation, cut at multiples of 16
+  // outputs inside a product (results never depend on where a range starts).
+  struct Piece { size_t job; int64_t n0, n1; };
+  std::vector<std::vector<Piece>> plan(static_cast<size_t>(nt));
+  int64_t before = 0;  // bytes of the products before job i
+  for (size_t i = 0; i < rs.size(); ++i) {
+    const Prepared& r = rs[i];
+    const int64_t N = r.p->N, rb = r.row_bytes;
+    for (int t = 0; t < nt; ++t) {
+      const int64_t lo = total * t / nt - before, hi = total * (t + 1) / nt - before;  // byte range within job i
+      const int64_t n0 = std::clamp<int64_t>(round_up(std::max<int64_t>(lo, 0) / rb, 16), 0, N);
+      const int64_t n1 = std::clamp<int64_t>(round_up(std::max<int64_t>(hi, 0) / rb, 16), 0, N);
+      if (n1 > n0) plan[size_t(t)].push_back({i, n0, n1});
+    }
+    before += N * rb;
+  }
+#pragma omp parallel num_threads(nt)
+  for (const Piece& pc : plan[size_t(omp_get_thread_num())]) run_range(rs[pc.job], kern, pc.n0, pc.n1);
+}
+
+}  // namespace
+
+void matmul_batch(const ops::MatmulParams* ps, size_t n, int n_threads) {
+  const Kernels& kern = active_kernels();
+  static thread_local std::vector<uint32_t> xs;
+  size_t words = 0;
+  for (size_t i = 0; i < n; ++i)
+    if (ps[i].M > 0 && ps[i].N > 0) words += x_scratch_words(ps[i]) + 16;
+  uint32_t* xbuf = scratch(xs, words);
+  std::vector<Prepared> small;
+  for (size_t i = 0; i < n; ++i) {
+    const ops::MatmulParams& p = ps[i];
+    if (p.M <= 0 || p.N <= 0) continue;
+    Prepared r = prepare(p, kern, xbuf);
+    xbuf += x_scratch_words(p) + 16;
+    if (r.kind == Prepared::Kind::Ref) {
+      ref::matmul(p);
+    } else if (r.kind == Prepared::Kind::Zero) {
+      if (!p.accumulate)
+        for (int64_t m = 0; m < p.M; ++m) std::fill_n(p.y + m * p.ldy, p.N, 0.0f);
+    } else {
+      count_matmul(kern.isa, r.kind == Prepared::Kind::Rows && r.fn == kern.mm_bf16);
+      if (r.kind == Prepared::Kind::Rows && r.j.prefill) run_prefill(r, n_threads);
+      else small.push_back(r);
+    }
+  }
+  if (!small.empty()) run_small(small, kern, n_threads);
+}
+
+void matmul(const ops::MatmulParams& p, int n_threads) { matmul_batch(&p, 1, n_threads); }
 
 }  // namespace ds::cpu

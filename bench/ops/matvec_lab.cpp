@@ -1,0 +1,103 @@
+// SPDX-License-Identifier: MIT
+// Decode matvec lab: how close the CPU backend's M = 1..4 products come to the memory's read bandwidth when they
+// stream a working set far larger than the caches (as a decode step does), measured against a plain read of the
+// same bytes in the same round (the machine's bandwidth drifts; the ratio does not).
+// usage: matvec_lab [--threads N] [--rounds R] [--mb MB] [--rows N] [--k K]
+#include <immintrin.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "backend/cpu/cpu_backend.h"
+#include "base/dtype.h"
+#include "base/huge_pages.h"
+
+using namespace ds;
+
+namespace {
+double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
+
+__attribute__((target("avx512f"))) float read_all(const uint8_t* p, size_t n, int nt) {
+  float tot = 0;
+#pragma omp parallel num_threads(nt) reduction(+ : tot)
+  {
+    const size_t part = n / size_t(omp_get_num_threads()) / 512 * 512;
+    const uint8_t* b = p + part * size_t(omp_get_thread_num());
+    __m512 a[8];
+    for (auto& x : a) x = _mm512_setzero_ps();
+    for (size_t i = 0; i + 512 <= part; i += 512)
+      for (int j = 0; j < 8; ++j) a[j] = _mm512_add_ps(a[j], _mm512_loadu_ps(reinterpret_cast<const float*>(b + i + 64 * j)));
+    for (int j = 1; j < 8; ++j) a[0] = _mm512_add_ps(a[0], a[j]);
+    tot += _mm512_reduce_add_ps(a[0]);
+  }
+  return tot;
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  int threads = 2, rounds = 9;
+  int64_t mb = 1024, N = 2816, K = 2048;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string a = argv[i];
+    if (a == "--threads") threads = std::atoi(argv[i + 1]);
+    else if (a == "--rounds") rounds = std::atoi(argv[i + 1]);
+    else if (a == "--mb") mb = std::atoll(argv[i + 1]);
+    else if (a == "--rows") N = std::atoll(argv[i + 1]);
+    else if (a == "--k") K = std::atoll(argv[i + 1]);
+  }
+  struct Case { DType dt; ops::Precision prec; int64_t M; const char* name; };
+  const Case cases[] = {{DType::BF16, ops::Precision::F32, 1, "bf16 f32 M1"},
+                        {DType::BF16, ops::Precision::Fast, 1, "bf16 fast M1"},
+                        {DType::BF16, ops::Precision::Fast, 4, "bf16 fast M4"},
+                        {DType::F8_E4M3, ops::Precision::Fast, 1, "fp8 fast M1"},
+                        {DType::F8_E4M3, ops::Precision::F32, 1, "fp8 f32 M1"}};
+  auto be = cpu::make_cpu_backend(threads);
+  std::printf("matvec lab: %lld MB per pass of [%lld x %lld] matrices, %d threads, %d rounds\n", (long long)mb,
+              (long long)N, (long long)K, threads, rounds);
+  for (const Case& c : cases) {
+    const size_t mat = size_t(N * K * dtype_size(c.dt));
+    const size_t n_mat = std::max<size_t>(1, size_t(mb) * 1000000 / mat);
+    HugePageBuffer w(mat * n_mat, "lab weights");
+    std::mt19937 g(1);
+    for (size_t i = 0; i < w.size(); i += 4) {
+      const uint32_t r = g() & 0x3f3f3f3f;  // finite in every dtype
+      std::memcpy(w.data() + i, &r, std::min<size_t>(4, w.size() - i));
+    }
+    std::vector<float> scale(size_t((N + 127) / 128 * ((K + 127) / 128)), 0.01f);
+    std::vector<float> x(size_t(c.M * K), 0.5f), y(size_t(c.M * N));
+    std::vector<double> ratio, gbs, probe;
+    for (int r = 0; r < rounds; ++r) {
+      double t0 = now();
+      volatile float s = read_all(w.data(), w.size(), threads);
+      (void)s;
+      const double tp = now() - t0;
+      t0 = now();
+      for (size_t m = 0; m < n_mat; ++m) {
+        ops::MatmulParams p;
+        p.x = x.data(); p.ldx = K; p.y = y.data(); p.ldy = N; p.M = c.M; p.N = N; p.K = K; p.precision = c.prec;
+        p.w.data = w.data() + m * mat; p.w.dtype = c.dt; p.w.rows = N; p.w.cols = K;
+        if (c.dt == DType::F8_E4M3) { p.w.scale = scale.data(); p.w.scale_cols = (K + 127) / 128; }
+        be->matmul(p);
+      }
+      const double tk = now() - t0;
+      ratio.push_back(tp / tk);
+      gbs.push_back(double(w.size()) / tk / 1e9);
+      probe.push_back(double(w.size()) / tp / 1e9);
+    }
+    std::printf("%-14s kernel %6.1f GB/s  read %6.1f GB/s  kernel/read %5.1f%% (medians)\n", c.name, median(gbs),
+                median(probe), 100.0 * median(ratio));
+  }
+  return 0;
+}
