@@ -114,6 +114,8 @@ int cmd_bench(int argc, char** argv) {
     w.decode(1);
   }
   BenchResult r;
+  if (e->profiler()) e->profiler()->reset();
+  std::string prefill_profile;
   std::vector<std::unique_ptr<model::KvCache>> caches;
   std::vector<int32_t> last;
   double pp_time = 0;
@@ -126,6 +128,7 @@ int cmd_bench(int argc, char** argv) {
     Timer t;
     e->model().forward(pb, &out);
     if (b == 0) pp_time = t.seconds();
+    if (b == 0 && e->profiler()) prefill_profile = e->profiler()->report();
     last.push_back(rt::argmax(out.logits.data(), c.vocab_size));
   }
   r.pp_tok_s = double(prompt) / pp_time;
@@ -143,7 +146,10 @@ int cmd_bench(int argc, char** argv) {
               "%.1f GB/s = %.1f%% of %s bandwidth\n",
               (long long)batch, (long long)gen, r.tg_tok_s, r.bytes_per_step / 1e9, (db.total() - db.kv) / 1e9,
               db.kv / 1e9, r.tg_gbs, 100.0 * r.tg_gbs / bw.read_gbs, gpu ? "device copy" : "read");
-  if (e->profiler()) std::printf("decode time by op (%lld steps):\n%s", (long long)gen, e->profiler()->report().c_str());
+  if (e->profiler()) {
+    std::printf("prefill time by op (%lld tokens):\n%s", (long long)prompt, prefill_profile.c_str());
+    std::printf("decode time by op (%lld steps):\n%s", (long long)gen, e->profiler()->report().c_str());
+  }
   const rt::Resident rss = rt::resident_memory();
   std::printf("memory   resident %.2f GB (peak %.2f GB) for %.2f GB of weights\n", rss.now / 1e9, rss.peak / 1e9,
               double(e->weight_bytes()) / 1e9);

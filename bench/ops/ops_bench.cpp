@@ -87,17 +87,17 @@ int main(int argc, char** argv) {
       }
   const Shape pf[] = {{"q/o-like (2048x2048)", 2048, 2048}, {"mlp.gate (10944x2048)", 10944, 2048},
                       {"expert.down (2048x1408)", 2048, 1408}};
+  for (int64_t M : {512, 48})
   for (DType dt : {DType::BF16, DType::F8_E4M3})
     for (ops::Precision pr : {ops::Precision::F32, ops::Precision::Fast})
       for (const Shape& s : pf) {
-        const int64_t M = 512;
         W w = make(dt, s.N, s.K);
         std::vector<float> x(size_t(M * s.K), 0.25f), y(size_t(M * s.N));
         ops::MatmulParams p;
         p.x = x.data(); p.ldx = s.K; p.w = w.v; p.y = y.data(); p.ldy = s.N; p.M = M; p.N = s.N; p.K = s.K;
         p.precision = pr;
         const double t = time_it([&] { be->matmul(p); }, 1.0);
-        std::printf("prefill M=512 %-5s %-4s %-26s %8.2f ms  %7.1f GFLOP/s\n", std::string(dtype_name(dt)).c_str(),
+        std::printf("prefill M=%-3lld %-5s %-4s %-26s %8.2f ms  %7.1f GFLOP/s\n", (long long)M, std::string(dtype_name(dt)).c_str(),
                     pr == ops::Precision::Fast ? "fast" : "f32", s.name, t * 1e3, 2.0 * M * s.N * s.K / t / 1e9);
       }
   return 0;
