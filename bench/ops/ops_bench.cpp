@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // CPU op micro-benchmark at DeepSeek-V2-Lite shapes: matvec (M=1) GB/s of weights streamed, and as % of the
 // machine's 2-thread read bandwidth (pass --bw GB/s, default 72); prefill matmul (M=512) GFLOP/s.
-// Usage: ops_bench [--threads N] [--bw GBps] [--isa scalar|avx2|avx512|avx512bf16]
+// Usage: ops_bench [--threads N] [--bw GBps] [--isa scalar|avx2|avx512|avx512bf16] [--own] [--prefill-only]
 #include <omp.h>
 
 #include <chrono>
@@ -54,7 +54,7 @@ double time_it(F&& f, double min_s = 0.5) {
 int main(int argc, char** argv) {
   int threads = 0;
   double bw = 72.0;
-  for (int i = 1; i + 1 < argc; i += 2) {
+  for (int i = 1; i + 1 < argc; ++i) {
     if (!std::strcmp(argv[i], "--threads")) threads = std::atoi(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--bw")) bw = std::atof(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--isa")) {
@@ -63,7 +63,10 @@ int main(int argc, char** argv) {
                        : s == "avx512" ? cpu::Isa::Avx512 : cpu::Isa::Avx512Bf16);
     }
   }
-  auto be = cpu::make_cpu_backend(threads);
+  // --own: weights copied into the backend's own memory and layout (what `--load copy` gives the model).
+  bool own = false;
+  for (int i = 1; i < argc; ++i) own |= !std::strcmp(argv[i], "--own");
+  auto be = cpu::make_cpu_backend(threads, own);
   std::printf("isa=%s threads=%d (reference bandwidth %.0f GB/s)\n", cpu::isa_name(cpu::active_isa()),
               threads > 0 ? threads : omp_get_num_procs(), bw);
 
@@ -71,13 +74,17 @@ int main(int argc, char** argv) {
   const Shape mv[] = {{"mlp.gate (10944x2048)", 10944, 2048}, {"mlp.down (2048x10944)", 2048, 10944},
                       {"lm_head (102400x2048)", 102400, 2048}, {"V3 vocab (129280x2048)", 129280, 2048},
                       {"expert.gate (1408x2048)", 1408, 2048}};
+  bool prefill_only = false;
+  for (int i = 1; i < argc; ++i) prefill_only |= !std::strcmp(argv[i], "--prefill-only");
   for (DType dt : {DType::BF16, DType::F8_E4M3})
     for (ops::Precision pr : {ops::Precision::F32, ops::Precision::Fast})
       for (const Shape& s : mv) {
+        if (prefill_only) break;
         W w = make(dt, s.N, s.K);
         std::vector<float> x(size_t(s.K), 0.5f), y(size_t(s.N));
         ops::MatmulParams p;
-        p.x = x.data(); p.ldx = s.K; p.w = w.v; p.y = y.data(); p.ldy = s.N; p.M = 1; p.N = s.N; p.K = s.K;
+        p.x = x.data(); p.ldx = s.K; p.w = be->prepare_weight(w.v, ops::WeightUse::MatmulOnly); p.y = y.data();
+        p.ldy = s.N; p.M = 1; p.N = s.N; p.K = s.K;
         p.precision = pr;
         const double t = time_it([&] { be->matmul(p); });
         const double gbs = double(w.bytes.size()) / t / 1e9;
@@ -94,7 +101,8 @@ int main(int argc, char** argv) {
         W w = make(dt, s.N, s.K);
         std::vector<float> x(size_t(M * s.K), 0.25f), y(size_t(M * s.N));
         ops::MatmulParams p;
-        p.x = x.data(); p.ldx = s.K; p.w = w.v; p.y = y.data(); p.ldy = s.N; p.M = M; p.N = s.N; p.K = s.K;
+        p.x = x.data(); p.ldx = s.K; p.w = be->prepare_weight(w.v, ops::WeightUse::MatmulOnly); p.y = y.data();
+        p.ldy = s.N; p.M = M; p.N = s.N; p.K = s.K;
         p.precision = pr;
         const double t = time_it([&] { be->matmul(p); }, 1.0);
         std::printf("prefill M=%-3lld %-5s %-4s %-26s %8.2f ms  %7.1f GFLOP/s\n", (long long)M, std::string(dtype_name(dt)).c_str(),

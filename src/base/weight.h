@@ -8,8 +8,21 @@
 
 namespace ds {
 
+// How the elements of a [rows, cols] weight are laid out in memory.
+//  RowMajor: row r at r * cols elements (as checkpoints store them).
+//  Rows16: the CPU backend's matmul layout for BF16 and F8_E4M3 (cpu/weight_arena.h): blocks of 16 rows, each a run
+//    of 64-byte lines; a line holds one group of G = 4 / element-size consecutive columns for all 16 rows (BF16: the
+//    pair (c, c+1) of row i in bytes 4i..4i+3; F8_E4M3: the four columns of a quad placed so that table lookup and
+//    byte unpacking give the pairs (c, c+1) and (c+2, c+3) as vectors, see rows16_offset). Rows past `rows` and
+//    columns past `cols` are zero. A matmul streams one block as one contiguous run and multiplies 16 rows at once.
+enum class WeightLayout : uint8_t { RowMajor = 0, Rows16 = 1 };
+
+// Rows16: bytes of one 16-row block, and the byte offset of element (r, c) inside the whole weight.
+int64_t rows16_block_bytes(DType dt, int64_t cols);
+int64_t rows16_offset(DType dt, int64_t cols, int64_t r, int64_t c);
+
 struct WeightView {
-  const void* data = nullptr;  // [rows, cols] row-major in `dtype`, row stride = cols
+  const void* data = nullptr;  // [rows, cols] in `dtype`, laid out as `layout` says (RowMajor: row stride = cols)
   DType dtype = DType::F32;
   int64_t rows = 0;  // 1-D tensors: rows = 1, cols = length
   int64_t cols = 0;
@@ -20,17 +33,14 @@ struct WeightView {
   int64_t row0 = 0;
   int32_t block_rows = 128;
   int32_t block_cols = 128;
+  WeightLayout layout = WeightLayout::RowMajor;
 
   bool quantized() const { return scale != nullptr; }
   int64_t numel() const { return rows * cols; }
-  // Rows [r, r+n) of this matrix, still indexing the same scale grid.
-  WeightView row_slice(int64_t r, int64_t n) const {
-    WeightView v = *this;
-    v.data = static_cast<const uint8_t*>(data) + r * cols * dtype_size(dtype);
-    v.rows = n;
-    v.row0 = row0 + r;
-    return v;
-  }
+  // Bytes the elements occupy in this layout (Rows16 pads to whole blocks and lines).
+  int64_t bytes() const;
+  // Rows [r, r+n) of this matrix, still indexing the same scale grid (Rows16: r a multiple of 16).
+  WeightView row_slice(int64_t r, int64_t n) const;
   // Exact value of element (r, c) in fp32 (slow; for references and tests).
   float at(int64_t r, int64_t c) const;
 };

@@ -166,26 +166,30 @@ Weights bind_weights(const io::ModelConfig& c, const TensorLookup& lookup, const
 }
 
 void prepare_weights(Weights* w, ops::Backend& be, const WeightSourceDone& done) {
-  auto prep = [&](WeightView& v) {
+  const ops::WeightUse general = ops::WeightUse::General, mm = ops::WeightUse::MatmulOnly;
+  auto prep = [&](WeightView& v, ops::WeightUse use) {
     if (!v.data) return;
     const WeightView src = v;
-    v = be.prepare_weight(v);
+    v = be.prepare_weight(v, use);
     if (done && v.data != src.data) done(src.data, size_t(src.numel()) * size_t(dtype_size(src.dtype)));
   };
   auto prep_expert = [&](ops::ExpertWeights& e) {
-    prep(e.gate);
-    prep(e.up);
-    prep(e.down);
+    prep(e.gate, mm);
+    prep(e.up, mm);
+    prep(e.down, mm);
   };
-  prep(w->embed_tokens);
-  prep(w->norm);
-  prep(w->lm_head);  // tied to embed_tokens: the same host bytes, uploaded once
+  prep(w->embed_tokens, general);  // rows gathered
+  prep(w->norm, general);
+  prep(w->lm_head, mm);  // tied to embed_tokens: the same host bytes (a backend may keep one copy per use)
   for (LayerWeights& l : w->layers) {
-    for (WeightView* v : {&l.input_layernorm, &l.post_attention_layernorm, &l.q_proj, &l.q_a_proj, &l.q_a_layernorm,
-                          &l.q_b_proj, &l.kv_a_proj_with_mqa, &l.kv_a_layernorm, &l.kv_b_proj, &l.o_proj, &l.gate_proj,
-                          &l.up_proj, &l.down_proj, &l.gate, &l.e_score_correction_bias, &l.enorm, &l.hnorm,
-                          &l.eh_proj, &l.embed_tokens, &l.shared_head_norm, &l.shared_head_head})
-      prep(*v);
+    // kv_b_proj is sliced per head and read transposed (absorbed decode): General. Norms, biases: General.
+    for (WeightView* v : {&l.input_layernorm, &l.post_attention_layernorm, &l.q_a_layernorm, &l.kv_a_layernorm,
+                          &l.kv_b_proj, &l.e_score_correction_bias, &l.enorm, &l.hnorm, &l.embed_tokens,
+                          &l.shared_head_norm})
+      prep(*v, general);
+    for (WeightView* v : {&l.q_proj, &l.q_a_proj, &l.q_b_proj, &l.kv_a_proj_with_mqa, &l.o_proj, &l.gate_proj,
+                          &l.up_proj, &l.down_proj, &l.gate, &l.eh_proj, &l.shared_head_head})
+      prep(*v, mm);
     for (ops::ExpertWeights& e : l.experts) prep_expert(e);
     prep_expert(l.shared);
   }

@@ -19,6 +19,10 @@ class Buffer {
   float* f32() { return static_cast<float*>(data()); }
 };
 
+// How the model will use a weight, so that a backend may lay it out for that use: General (rows gathered, sliced,
+// read transposed), or MatmulOnly (always the whole W of y = x · W^T, never sliced or read otherwise).
+enum class WeightUse { General, MatmulOnly };
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -30,7 +34,10 @@ class Backend {
   virtual void download(void* host_dst, const void* src, size_t bytes) = 0;
   // Weights: returns a view usable by this backend's ops: `w` itself, or a view of the backend's own copy (cuda device
   // memory; the cpu backend's huge-page memory when it owns its weights). A copy no longer needs the source bytes.
-  virtual WeightView prepare_weight(const WeightView& w) { return w; }
+  virtual WeightView prepare_weight(const WeightView& w, WeightUse use = WeightUse::General) {
+    (void)use;
+    return w;
+  }
   // Where prepare_weight put the weights, for logs and benchmarks.
   virtual std::string weights_placement() const { return "used in place"; }
   // Blocks until queued work is done (no-op for host backends).

@@ -24,7 +24,7 @@ class ProfilingBackend final : public ops::Backend {
   std::unique_ptr<ops::Buffer> alloc(size_t b) override { return in_->alloc(b); }
   void upload(void* d, const void* s, size_t n) override { in_->upload(d, s, n); }
   void download(void* d, const void* s, size_t n) override { in_->download(d, s, n); }
-  WeightView prepare_weight(const WeightView& w) override { return in_->prepare_weight(w); }
+  WeightView prepare_weight(const WeightView& w, ops::WeightUse use) override { return in_->prepare_weight(w, use); }
   std::string weights_placement() const override { return in_->weights_placement(); }
   void sync() override { in_->sync(); }
 

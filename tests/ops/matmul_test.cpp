@@ -111,5 +111,44 @@ TEST(CpuMatmul, BatchIsBitwiseEachAlone) {
   expect_close(cpu_y[0], ref_y[0], kF32, "batch product 0 vs ref");
 }
 
+// A token's outputs do not depend on how many tokens share the product (1, a decode batch of 5, a prefill of 40):
+// what lets continuous batching and speculative verification leave every answer unchanged. Both weight placements,
+// every ISA level.
+TEST(CpuMatmul, RowResultIndependentOfM) {
+  const int64_t M = 40, N = 150, K = 300;
+  for (const DtCase& d : kDtypes)
+    for (ops::Precision prec : {ops::Precision::F32, ops::Precision::Fast}) {
+      Rng rng(uint64_t(int(d.dt) * 2 + int(prec)));
+      OwnedWeight w = make_weight(rng, d.dt, N, K, d.scaled);
+      const std::vector<float> x = rng.vec(size_t(M * K));
+      for (cpu::Isa isa : isa_levels()) {
+        cpu::set_isa_cap(isa);
+        for (bool own : {false, true}) {
+          auto be = cpu::make_cpu_backend(2, own);
+          const WeightView wv = be->prepare_weight(w.view, ops::WeightUse::MatmulOnly);
+          auto run = [&](int64_t m0, int64_t m) {
+            std::vector<float> y(size_t(m * N));
+            ops::MatmulParams p;
+            p.x = x.data() + m0 * K; p.ldx = K; p.w = wv; p.y = y.data(); p.ldy = N; p.M = m; p.N = N; p.K = K;
+            p.precision = prec;
+            be->matmul(p);
+            return y;
+          };
+          const std::vector<float> all = run(0, M);
+          const std::string tag = std::string(dtype_name(d.dt)) + (d.scaled ? "+scale" : "") +
+                                  (prec == ops::Precision::Fast ? " fast" : " f32") + " [" + cpu::isa_name(isa) +
+                                  (own ? ", own weights]" : "]");
+          for (int64_t m0 : {int64_t(0), int64_t(7), int64_t(39)}) {
+            const std::vector<float> one = run(m0, 1);
+            EXPECT_EQ(0, std::memcmp(one.data(), all.data() + m0 * N, size_t(N) * 4)) << tag << " token " << m0 << " alone";
+          }
+          const std::vector<float> five = run(10, 5);
+          EXPECT_EQ(0, std::memcmp(five.data(), all.data() + 10 * N, five.size() * 4)) << tag << " tokens 10..14";
+        }
+      }
+      cpu::set_isa_cap(cpu::Isa::Avx512Bf16);
+    }
+}
+
 }  // namespace
 }  // namespace ds::test

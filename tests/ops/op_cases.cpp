@@ -22,8 +22,9 @@ void matmul_case(const MmCase& c, const Runner& run) {
   const int64_t ldx = c.K + 3, ldy = c.N + 5;  // strided rows
   const std::vector<float> x = rng.vec(size_t(c.M * ldx)), y0 = rng.vec(size_t(c.M * ldy));
   run(mm_name(c), kF32, [&](ops::Backend& be, Mem& mem) {
-    // The parent is prepared (uploaded) whole, then sliced: the way the model slices kv_b_proj per head.
-    const WeightView parent = mem.w(w.view);
+    // The parent is prepared (uploaded) whole, then sliced: the way the model slices kv_b_proj per head. A weight
+    // used whole and untransposed is prepared as the model prepares projections (MatmulOnly).
+    const WeightView parent = c.slice0 || c.w_kn ? mem.w(w.view) : mem.wm(w.view);
     ops::MatmulParams p;
     p.x = mem.put(x); p.ldx = ldx; p.w = c.slice0 ? parent.row_slice(c.slice0, wr) : parent; p.w_kn = c.w_kn;
     p.y = mem.put(y0); p.ldy = ldy;
@@ -165,7 +166,7 @@ void moe_cases(const Runner& run) {
       run(what, c.prec == ops::Precision::Fast ? kFastMoe : kF32, [&](ops::Backend& be, Mem& m) {
         std::vector<ops::ExpertWeights> ex(E);
         for (int64_t e = 0; e < E; ++e)
-          ex[e] = {m.w(ws[3 * e].view), m.w(ws[3 * e + 1].view), m.w(ws[3 * e + 2].view)};
+          ex[e] = {m.wm(ws[3 * e].view), m.wm(ws[3 * e + 1].view), m.wm(ws[3 * e + 2].view)};
         ops::MoeParams p;
         p.x = m.put(x); p.ldx = D + 1; p.ids = m.put(ids); p.weights = m.put(wts); p.experts = ex.data();
         p.y = m.put(y0); p.ldy = D; p.T = T; p.D = D; p.k = k; p.E = E; p.inter = inter; p.precision = c.prec;

@@ -122,6 +122,8 @@ struct Mem {
     return v;
   }
   WeightView w(const WeightView& v) { return be.prepare_weight(v); }
+  // A weight the op only multiplies (a backend may choose its matmul layout, e.g. the cpu backend's Rows16).
+  WeightView wm(const WeightView& v) { return be.prepare_weight(v, ops::WeightUse::MatmulOnly); }
 };
 
 // One op run: fills the output from identical inputs on every call and returns it (downloaded to the host).
@@ -149,22 +151,26 @@ inline std::vector<bool>& isa_levels_run() {
   return v;
 }
 
-// The CPU runner: `op` on ref, then on cpu at every ISA level with 1 and 2 threads; each compared to ref within `b`,
-// and 1 vs 2 threads bitwise.
+// The CPU runner: `op` on ref, then on cpu at every ISA level with 1 and 2 threads, with weights used in place and
+// with the backend's own copies (own_weights: Rows16 for what the op only multiplies); each compared to ref within
+// `b`, and 1 vs 2 threads bitwise.
 inline void check_op(const std::string& what, const Budget& b, const DevOp& op) {
   auto ref = ref::make_ref_backend();
   const std::vector<float> want = run_on(*ref, op);
   for (cpu::Isa isa : isa_levels()) {
     isa_levels_run()[size_t(isa)] = true;
     cpu::set_isa_cap(isa);
-    std::vector<float> first;
-    for (int nt : {1, 2}) {
-      auto be = cpu::make_cpu_backend(nt);
-      const std::vector<float> got = run_on(*be, op);
-      const std::string tag = what + " [" + cpu::isa_name(isa) + ", " + std::to_string(nt) + "t]";
-      expect_close(got, want, b, tag);
-      if (nt == 1) first = got;
-      else EXPECT_EQ(0, std::memcmp(first.data(), got.data(), got.size() * 4)) << tag << ": differs from 1 thread";
+    for (bool own : {false, true}) {
+      std::vector<float> first;
+      for (int nt : {1, 2}) {
+        auto be = cpu::make_cpu_backend(nt, own);
+        const std::vector<float> got = run_on(*be, op);
+        const std::string tag = what + " [" + cpu::isa_name(isa) + ", " + std::to_string(nt) + "t" +
+                                (own ? ", own weights" : "") + "]";
+        expect_close(got, want, b, tag);
+        if (nt == 1) first = got;
+        else EXPECT_EQ(0, std::memcmp(first.data(), got.data(), got.size() * 4)) << tag << ": differs from 1 thread";
+      }
     }
   }
   cpu::set_isa_cap(cpu::Isa::Avx512Bf16);

@@ -37,7 +37,9 @@ class CpuBackend final : public ops::Backend {
   void mla_decode(const ops::MlaDecodeParams& p) override { cpu::mla_decode(p, nt_); }
   void route(const ops::RouteParams& p) override { ref::route(p); }
   void moe(const ops::MoeParams& p) override { cpu::moe(p, nt_); }
-  WeightView prepare_weight(const WeightView& w) override { return arena_ ? arena_->place(w) : w; }
+  WeightView prepare_weight(const WeightView& w, ops::WeightUse use) override {
+    return arena_ ? arena_->place(w, use == ops::WeightUse::MatmulOnly) : w;
+  }
   std::string weights_placement() const override {
     if (!arena_) return "used in place (host memory or the checkpoint's file mapping)";
     char buf[160];

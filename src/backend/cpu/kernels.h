@@ -44,12 +44,19 @@ struct Kernels {
   MmRowsFn mm_bf16 = nullptr;  // Precision::Fast with BF16 / F8_E4M3 weights (null below avx512bf16)
   DotFn dot = nullptr;
   AxpyFn axpy = nullptr;
+  // WeightLayout::Rows16 weights (BF16 / F8_E4M3), every M: x as for decode (padded rows), outputs 16 rows at a time,
+  // one fixed-order chain per output whatever M is. mm_r16_f32: fp32 products; mm_r16_bf16: Precision::Fast bf16
+  // products (null below avx512bf16).
+  MmRowsFn mm_r16_f32 = nullptr;
+  MmRowsFn mm_r16_bf16 = nullptr;
 };
 
 const Kernels& kernels_scalar();
 const Kernels& kernels_avx2();
 const Kernels& kernels_avx512();
 void mm_bf16_rows_avx512bf16(const MmJob& job, int64_t n0, int64_t n1, void* scratch);
+void mm_r16_bf16_avx512bf16(const MmJob& job, int64_t n0, int64_t n1, void* scratch);
+void mm_r16_f32_avx512vbmi(const MmJob& job, int64_t n0, int64_t n1, void* scratch);
 // The table for active_isa().
 const Kernels& active_kernels();
 

@@ -43,6 +43,14 @@ struct Vt {
     return _mm256_castsi256_ps(_mm256_slli_epi32(h, 16));  // bf16 is the top half of an fp32
   }
   static V w_f16(const uint8_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
+  // L 32-bit words of bf16 pairs (lo | hi << 16) -> the lo elements / the hi elements as fp32.
+  static V pair_lo(const uint8_t* p) {
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)), 16));
+  }
+  static V pair_hi(const uint8_t* p) {
+    return _mm256_castsi256_ps(_mm256_and_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)),
+                                                _mm256_set1_epi32(int(0xffff0000u))));
+  }
   // e4m3 -> fp16 bits (sign | em << 7) = q * 2^-8 exactly, then the hardware fp16 -> fp32 conversion.
   static V w_e4m3(const uint8_t* p) {
     __m128i h = _mm_cvtepi8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
@@ -56,7 +64,7 @@ struct Vt {
 }  // namespace
 
 const Kernels& kernels_avx2() {
-  static const Kernels k{Isa::Avx2, &mm_rows, nullptr, &dot, &axpy};
+  static const Kernels k{Isa::Avx2, &mm_rows, nullptr, &dot, &axpy, &mm_r16_f32, nullptr};
   return k;
 }
 

@@ -35,6 +35,11 @@ struct Vt {
     return _mm512_castsi512_ps(_mm512_slli_epi32(h, 16));  // bf16 is the top half of an fp32
   }
   static V w_f16(const uint8_t* p) { return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
+  // L 32-bit words of bf16 pairs (lo | hi << 16) -> the lo elements / the hi elements as fp32.
+  static V pair_lo(const uint8_t* p) { return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_loadu_si512(p), 16)); }
+  static V pair_hi(const uint8_t* p) {
+    return _mm512_castsi512_ps(_mm512_and_si512(_mm512_loadu_si512(p), _mm512_set1_epi32(int(0xffff0000u))));
+  }
   // e4m3 -> fp16 bits (sign | em << 7) = q * 2^-8 exactly, then the hardware fp16 -> fp32 conversion.
   static V w_e4m3(const uint8_t* p) {
     __m256i h = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
@@ -48,7 +53,7 @@ struct Vt {
 }  // namespace
 
 const Kernels& kernels_avx512() {
-  static const Kernels k{Isa::Avx512, &mm_rows, nullptr, &dot, &axpy};
+  static const Kernels k{Isa::Avx512, &mm_rows, nullptr, &dot, &axpy, &mm_r16_f32, nullptr};
   return k;
 }
 

@@ -23,6 +23,8 @@ struct Vt {
   static V w_f32(const uint8_t* p) { float f; std::memcpy(&f, p, 4); return f; }
   static V w_bf16(const uint8_t* p) { uint16_t h; std::memcpy(&h, p, 2); return bf16_to_f32(h); }
   static V w_f16(const uint8_t* p) { uint16_t h; std::memcpy(&h, p, 2); return f16_to_f32(h); }
+  static V pair_lo(const uint8_t* p) { uint16_t h; std::memcpy(&h, p, 2); return bf16_to_f32(h); }
+  static V pair_hi(const uint8_t* p) { uint16_t h; std::memcpy(&h, p + 2, 2); return bf16_to_f32(h); }
   // Same q * 2^-8 convention as the SIMD levels (exact: a power-of-two scaling of an e4m3 value).
   static V w_e4m3(const uint8_t* p) { return fp8_e4m3_to_f32(*p) * 0.00390625f; }
 };
@@ -32,7 +34,7 @@ struct Vt {
 }  // namespace
 
 const Kernels& kernels_scalar() {
-  static const Kernels k{Isa::Scalar, &mm_rows, nullptr, &dot, &axpy};
+  static const Kernels k{Isa::Scalar, &mm_rows, nullptr, &dot, &axpy, &mm_r16_f32, nullptr};
   return k;
 }
 

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "backend/cpu/kernels.h"
+#include "base/error.h"
 #include "ops/ref/ref_backend.h"
 
 namespace ds::cpu {
@@ -19,6 +20,8 @@ const Kernels& active_kernels() {
     Kernels k = kernels_avx512();
     k.isa = Isa::Avx512Bf16;
     k.mm_bf16 = &mm_bf16_rows_avx512bf16;
+    k.mm_r16_bf16 = &mm_r16_bf16_avx512bf16;
+    k.mm_r16_f32 = &mm_r16_f32_avx512vbmi;
     return k;
   }();
   switch (active_isa()) {
@@ -95,7 +98,9 @@ void matmul_kn_cols(const ops::MatmulParams& p, const Kernels& kern, int64_t c0,
 // One product made ready to run by ranges of its outputs [n0, n1) from any thread: x copied (for Fast, rounded to
 // bf16) into a zero-padded buffer so kernels load whole vectors past K without masks, and the kernel chosen.
 struct Prepared {
-  enum class Kind { Rows, Kn, Ref, Zero } kind = Kind::Rows;
+  // Rows: row-major weights (decode tiles for M <= 8, prefill panels above); Rows16: the CPU layout (one kernel for
+  // every M); Kn: W stored [K, N]; Ref: a case the kernels do not take; Zero: K == 0.
+  enum class Kind { Rows, Rows16, Kn, Ref, Zero } kind = Kind::Rows;
   const ops::MatmulParams* p = nullptr;
   MmJob j;
   MmRowsFn fn = nullptr;
@@ -120,12 +125,20 @@ Prepared prepare(const ops::MatmulParams& p, const Kernels& kern, uint32_t* xbuf
   const bool round_x = p.precision == ops::Precision::Fast;
   const bool fast = fast_kernel(p, kern);
   // Block scales: only on FP8, with column blocks that are whole k steps of the kernels.
-  const bool scale_ok = !p.w.scale || (dt == DType::F8_E4M3 && p.w.block_rows > 0 && p.w.block_cols > 0 &&
-                                       p.w.block_cols % (fast ? 32 : 16) == 0);
+  // Rows16 weights were placed only where the layout holds them (BF16 / F8_E4M3, scale blocks of whole 16-row blocks
+  // and column groups): see WeightArena::place.
+  const bool rows16 = p.w.layout == WeightLayout::Rows16;
+  const bool scale_ok = !p.w.scale || rows16 ||
+                        (dt == DType::F8_E4M3 && p.w.block_rows > 0 && p.w.block_cols > 0 &&
+                         p.w.block_cols % (fast ? 32 : 16) == 0);
   if (!known || !scale_ok) { r.kind = Prepared::Kind::Ref; return r; }
   if (p.K <= 0) { r.kind = Prepared::Kind::Zero; return r; }
-  r.row_bytes = p.K * dtype_size(dt);
-  if (p.w_kn) { r.kind = Prepared::Kind::Kn; return r; }
+  r.row_bytes = rows16 ? rows16_block_bytes(dt, p.K) / 16 : p.K * dtype_size(dt);
+  if (p.w_kn) {
+    DS_CHECK(!rows16, "matmul: a Rows16 weight cannot be used transposed (w_kn); it is prepared as MatmulOnly");
+    r.kind = Prepared::Kind::Kn;
+    return r;
+  }
 
   MmJob& j = r.j;
   j.M = p.M; j.K = p.K; j.Kp = round_up(p.K, 32);
@@ -133,7 +146,11 @@ Prepared prepare(const ops::MatmulParams& p, const Kernels& kern, uint32_t* xbuf
   j.scale = p.w.scale; j.scale_cols = p.w.scale_cols; j.row0 = p.w.row0;
   j.br = p.w.block_rows; j.bc = p.w.block_cols;
   j.y = p.y; j.ldy = p.ldy; j.accumulate = p.accumulate;
-  j.prefill = p.M > kDecodeMaxM;
+  j.prefill = p.M > kDecodeMaxM && !rows16;  // Rows16 kernels take every M with the same padded x rows
+  if (rows16) {
+    r.kind = Prepared::Kind::Rows16;
+    r.fn = fast ? kern.mm_r16_bf16 : kern.mm_r16_f32;
+  }
   if (fast) {
     uint16_t* xb = reinterpret_cast<uint16_t*>(xbuf);
     for (int64_t m = 0; m < p.M; ++m) {
@@ -152,7 +169,7 @@ Prepared prepare(const ops::MatmulParams& p, const Kernels& kern, uint32_t* xbuf
     }
     j.xp = xp;
   }
-  r.fn = fast ? kern.mm_bf16 : kern.mm_f32;
+  if (!rows16) r.fn = fast ? kern.mm_bf16 : kern.mm_f32;
   return r;
 }
 
@@ -177,6 +194,17 @@ void run_prefill(const Prepared& r, int n_threads) {
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nt_eff) if (nt_eff > 1)
   for (int64_t b = 0; b < n_panels; ++b)
     r.fn(j, b * NB, std::min(p.N, (b + 1) * NB), pbase + panel_floats * size_t(omp_get_thread_num()));
+}
+
+// Rows16 with many tokens: panels of 64 rows (a multiple of every block group), dynamic over the threads; each
+// panel runs all tokens over its rows while they are hot in cache.
+void run_rows16_panels(const Prepared& r, int n_threads) {
+  const ops::MatmulParams& p = *r.p;
+  constexpr int64_t NB = 64;
+  const int64_t n_panels = (p.N + NB - 1) / NB;
+  const int nt = int(std::min<int64_t>(p.M * p.N * p.K < (1 << 15) ? 1 : std::max(1, n_threads), n_panels));
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (nt > 1)
+  for (int64_t b = 0; b < n_panels; ++b) r.fn(r.j, b * NB, std::min(p.N, (b + 1) * NB), nullptr);
 }
 
 // Small-M products (several at once: independent products of one step) as one parallel pass: their outputs are
@@ -231,8 +259,9 @@ void matmul_batch(const ops::MatmulParams* ps, size_t n, int n_threads) {
       if (!p.accumulate)
         for (int64_t m = 0; m < p.M; ++m) std::fill_n(p.y + m * p.ldy, p.N, 0.0f);
     } else {
-      count_matmul(kern.isa, r.kind == Prepared::Kind::Rows && r.fn == kern.mm_bf16);
+      count_matmul(kern.isa, r.fn && (r.fn == kern.mm_bf16 || r.fn == kern.mm_r16_bf16));
       if (r.kind == Prepared::Kind::Rows && r.j.prefill) run_prefill(r, n_threads);
+      else if (r.kind == Prepared::Kind::Rows16 && p.M > kDecodeMaxM) run_rows16_panels(r, n_threads);
       else small.push_back(r);
     }
   }

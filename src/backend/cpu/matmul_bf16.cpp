@@ -12,7 +12,7 @@
 #include "backend/cpu/kernels.h"
 
 #pragma GCC push_options
-#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,avx2,fma,f16c")
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,avx512vbmi,avx2,fma,f16c")
 
 namespace ds::cpu {
 namespace {
@@ -134,7 +134,154 @@ void run(const MmJob& j, const uint8_t* w, int64_t ldw, int64_t K, float mult, i
   }
 }
 
+// ---- WeightLayout::Rows16 (base/weight.h) on this level: AVX512-BF16 products, AVX512-VBMI FP8 conversion. ----
+
+// Exact e4m3 -> bf16 by byte tables: vpermi2b looks the magnitude (7 bits) up in the 128-entry tables of the bf16
+// value's high and low byte, the sign is or-ed into the high byte, and unpacking the low / high 8 bytes of every
+// 16-byte lane gives the pairs (c0, c1) and (c2, c3) of the line's 16 rows (the layout places the bytes so).
+struct Fp8Tables {
+  __m512i hi0, hi1, lo0, lo1;
+  Fp8Tables() {
+    alignas(64) uint8_t hi[128], lo[128];
+    for (int m = 0; m < 128; ++m) {
+      const uint16_t b = f32_to_bf16(fp8_e4m3_to_f32(uint8_t(m)));
+      hi[m] = uint8_t(b >> 8);
+      lo[m] = uint8_t(b & 0xff);
+    }
+    hi0 = _mm512_load_si512(hi); hi1 = _mm512_load_si512(hi + 64);
+    lo0 = _mm512_load_si512(lo); lo1 = _mm512_load_si512(lo + 64);
+  }
+};
+
+inline void fp8_pairs(const uint8_t* line, const Fp8Tables& t, __m512i& a, __m512i& b) {
+  const __m512i x = _mm512_loadu_si512(line);
+  __m512i hi = _mm512_permutex2var_epi8(t.hi0, x, t.hi1);
+  const __m512i lo = _mm512_permutex2var_epi8(t.lo0, x, t.lo1);
+  hi = _mm512_ternarylogic_epi32(hi, x, _mm512_set1_epi8(char(0x80)), 0xF8);  // hi | (x & 0x80)
+  a = _mm512_unpacklo_epi8(lo, hi);
+  b = _mm512_unpackhi_epi8(lo, hi);
+}
+
+inline __m512 pair_lo(__m512i v) { return _mm512_castsi512_ps(_mm512_slli_epi32(v, 16)); }
+inline __m512 pair_hi(__m512i v) { return _mm512_castsi512_ps(_mm512_and_si512(v, _mm512_set1_epi32(int(0xffff0000u)))); }
+
+// One tile: tokens [MR] x blocks [NB] of 16 rows over all columns. BF16P: bf16 products (vdpbf16ps on x pairs),
+// else fp32 products (FMA on broadcast x). SC: FP8 block scales per bc-wide column block. Every output is one chain
+// over the columns in ascending order, the same for every M.
+template <DType WT, bool BF16P, int MR, int NB, bool SC>
+void r16_tile(const MmJob& j, int64_t m0, int mr, const uint8_t* w, int64_t bb, int64_t n, int64_t nvalid,
+              const Fp8Tables& tab) {
+  constexpr int G = WT == DType::BF16 ? 2 : 4;
+  __m512 acc[MR][NB], t[SC ? MR : 1][SC ? NB : 1];
+  for (int m = 0; m < MR; ++m)
+    for (int b = 0; b < NB; ++b) acc[m][b] = _mm512_setzero_ps();
+  const int64_t lines = (j.K + G - 1) / G, step = SC ? j.bc / G : lines;
+  const float* xf = j.xp + m0 * j.Kp;
+  const uint16_t* xh = j.xb + m0 * j.Kp;
+  for (int64_t l0 = 0; l0 < lines; l0 += step) {
+    const int64_t l1 = l0 + step < lines ? l0 + step : lines;
+    if constexpr (SC)
+      for (int m = 0; m < MR; ++m)
+        for (int b = 0; b < NB; ++b) t[m][b] = _mm512_setzero_ps();
+    for (int64_t l = l0; l < l1; ++l) {
+      __m512i pv[NB][G / 2];  // bf16 pair vectors: columns (c, c+1) [, (c+2, c+3)] of 16 rows
+      for (int b = 0; b < NB; ++b) {
+        const uint8_t* line = w + b * bb + l * 64;
+        if constexpr (WT == DType::BF16) pv[b][0] = _mm512_loadu_si512(line);
+        else fp8_pairs(line, tab, pv[b][0], pv[b][G / 2 - 1]);
+      }
+      for (int h = 0; h < G / 2; ++h)
+        for (int m = 0; m < MR; ++m) {
+          const int64_t c = l * G + 2 * h;
+          if constexpr (BF16P) {
+            uint32_t pair;
+            std::memcpy(&pair, xh + m * j.Kp + c, 4);
+            const __m512bh xv = as_bh(_mm512_set1_epi32(int(pair)));
+            for (int b = 0; b < NB; ++b) {
+              if constexpr (SC) t[m][b] = _mm512_dpbf16_ps(t[m][b], xv, as_bh(pv[b][h]));
+              else acc[m][b] = _mm512_dpbf16_ps(acc[m][b], xv, as_bh(pv[b][h]));
+            }
+          } else {
+            const __m512 x0 = _mm512_set1_ps(xf[m * j.Kp + c]), x1 = _mm512_set1_ps(xf[m * j.Kp + c + 1]);
+            for (int b = 0; b < NB; ++b) {
+              if constexpr (SC) t[m][b] = _mm512_fmadd_ps(x0, pair_lo(pv[b][h]), t[m][b]);
+              else acc[m][b] = _mm512_fmadd_ps(x0, pair_lo(pv[b][h]), acc[m][b]);
+            }
+            for (int b = 0; b < NB; ++b) {
+              if constexpr (SC) t[m][b] = _mm512_fmadd_ps(x1, pair_hi(pv[b][h]), t[m][b]);
+              else acc[m][b] = _mm512_fmadd_ps(x1, pair_hi(pv[b][h]), acc[m][b]);
+            }
+          }
+        }
+    }
+    if constexpr (SC)
+      for (int b = 0; b < NB; ++b) {
+        const __m512 s = _mm512_set1_ps(j.scale[((j.row0 + n + 16 * b) / j.br) * j.scale_cols + (l0 * G) / j.bc]);
+        for (int m = 0; m < MR; ++m) acc[m][b] = _mm512_fmadd_ps(t[m][b], s, acc[m][b]);
+      }
+  }
+  for (int m = 0; m < mr; ++m)
+    for (int b = 0; b < NB; ++b) {
+      const int64_t r = 16 * b;
+      const int nr = int(nvalid - r < 16 ? nvalid - r : 16);
+      if (nr <= 0) continue;
+      const __mmask16 k = __mmask16((1u << nr) - 1);
+      float* yo = j.y + (m0 + m) * j.ldy + n + r;
+      __m512 o = acc[m][b];
+      if (j.accumulate) o = _mm512_add_ps(_mm512_maskz_loadu_ps(k, yo), o);
+      _mm512_mask_storeu_ps(yo, k, o);
+    }
+}
+
+template <DType WT, bool BF16P, int MR, int NBX, bool SC>
+void r16_blocks(const MmJob& j, const uint8_t* wg, int64_t bb, int64_t n, int64_t nvalid, const Fp8Tables& tab) {
+  for (int64_t m0 = 0; m0 < j.M; m0 += MR) {
+    const int mr = int(j.M - m0 < MR ? j.M - m0 : MR);
+    // A tile of exactly mr tokens: never read x rows past M.
+    if (mr == MR) r16_tile<WT, BF16P, MR, NBX, SC>(j, m0, mr, wg, bb, n, nvalid, tab);
+    else if (mr == 1) r16_tile<WT, BF16P, 1, NBX, SC>(j, m0, mr, wg, bb, n, nvalid, tab);
+    else if (mr == 2) { if constexpr (MR > 2) r16_tile<WT, BF16P, 2, NBX, SC>(j, m0, mr, wg, bb, n, nvalid, tab); }
+    else if (mr == 3) { if constexpr (MR > 3) r16_tile<WT, BF16P, 3, NBX, SC>(j, m0, mr, wg, bb, n, nvalid, tab); }
+    else if (mr == 4) { if constexpr (MR > 4) r16_tile<WT, BF16P, 4, NBX, SC>(j, m0, mr, wg, bb, n, nvalid, tab); }
+    else if (mr == 5) { if constexpr (MR > 5) r16_tile<WT, BF16P, 5, NBX, SC>(j, m0, mr, wg, bb, n, nvalid, tab); }
+  }
+}
+
+// Rows [n0, n1) (n0 a multiple of 16): groups of NB blocks stay cache-hot while every token tile passes over them.
+template <DType WT, bool BF16P, bool SC>
+void r16_rows(const MmJob& j, int64_t n0, int64_t n1) {
+  // Registers: MR x NB accumulators (twice with SC), NB x G/2 pair vectors, 4 FP8 tables, x.
+  constexpr int NB = WT == DType::BF16 ? 4 : 2;
+  constexpr int MR = WT == DType::BF16 ? (SC ? 3 : 6) : 4;
+  static const Fp8Tables tab;
+  const int64_t bb = rows16_block_bytes(WT, j.K), blocks = (n1 - n0 + 15) / 16;
+  const uint8_t* w = static_cast<const uint8_t*>(j.w);
+  int64_t b = 0;
+  for (; b + NB <= blocks; b += NB) {
+    const int64_t n = n0 + 16 * b;
+    r16_blocks<WT, BF16P, MR, NB, SC>(j, w + (n / 16) * bb, bb, n, std::min<int64_t>(n1 - n, 16 * NB), tab);
+  }
+  for (; b < blocks; ++b) {
+    const int64_t n = n0 + 16 * b;
+    r16_blocks<WT, BF16P, MR, 1, SC>(j, w + (n / 16) * bb, bb, n, std::min<int64_t>(n1 - n, 16), tab);
+  }
+}
+
+template <bool BF16P>
+void r16_run(const MmJob& j, int64_t n0, int64_t n1) {
+  if (j.wt == DType::BF16) r16_rows<DType::BF16, BF16P, false>(j, n0, n1);
+  else if (j.scale) r16_rows<DType::F8_E4M3, BF16P, true>(j, n0, n1);
+  else r16_rows<DType::F8_E4M3, BF16P, false>(j, n0, n1);
+}
+
 }  // namespace
+
+void mm_r16_bf16_avx512bf16(const MmJob& j, int64_t n0, int64_t n1, void*) { r16_run<true>(j, n0, n1); }
+
+void mm_r16_f32_avx512vbmi(const MmJob& j, int64_t n0, int64_t n1, void* scratch) {
+  if (j.wt == DType::BF16) return kernels_avx512().mm_r16_f32(j, n0, n1, scratch);  // no conversion to speed up
+  r16_run<false>(j, n0, n1);
+}
 
 void mm_bf16_rows_avx512bf16(const MmJob& j, int64_t n0, int64_t n1, void* scratch) {
   const bool fp8 = j.wt == DType::F8_E4M3;

@@ -23,7 +23,7 @@ uint8_t* WeightArena::reserve(size_t bytes) {
 }
 
 const void* WeightArena::copy_range(const void* src, size_t bytes) {
-  auto it = copies_.find(src);
+  auto it = copies_.find({src, WeightLayout::RowMajor});
   if (it != copies_.end() && it->second.first >= bytes) return it->second.second;
   uint8_t* dst = reserve(bytes);
   // Large tensors are copied by all threads (each thread's first touch also places its huge pages).
@@ -34,15 +34,56 @@ const void* WeightArena::copy_range(const void* src, size_t bytes) {
     const size_t b = std::min(bytes, size_t(i) * part), e = std::min(bytes, b + part);
     if (e > b) std::memcpy(dst + b, static_cast<const uint8_t*>(src) + b, e - b);
   }
-  copies_[src] = {bytes, dst};
+  copies_[{src, WeightLayout::RowMajor}] = {bytes, dst};
   bytes_ += bytes;
   return dst;
 }
 
-WeightView WeightArena::place(const WeightView& w) {
+// Rows16 (base/weight.h), block by block on all threads: each 16-row block is written line by line from its rows.
+const void* WeightArena::repack_rows16(const WeightView& w) {
+  auto it = copies_.find({w.data, WeightLayout::Rows16});
+  if (it != copies_.end()) return it->second.second;
+  WeightView out = w;
+  out.layout = WeightLayout::Rows16;
+  const size_t bytes = size_t(out.bytes());
+  uint8_t* dst = reserve(bytes);
+  const int64_t R = w.rows, C = w.cols, blocks = (R + 15) / 16, bb = rows16_block_bytes(w.dtype, C);
+  const int nt = bytes < (size_t(8) << 20) ? 1 : nt_;
+  const bool bf16 = w.dtype == DType::BF16;
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+  for (int64_t b = 0; b < blocks; ++b) {
+    uint8_t* blk = dst + b * bb;
+    std::memset(blk, 0, size_t(bb));
+    for (int64_t i = 0; i < 16 && 16 * b + i < R; ++i) {
+      const int64_t r = 16 * b + i;
+      if (bf16) {
+        const uint16_t* row = static_cast<const uint16_t*>(w.data) + r * C;
+        for (int64_t c = 0; c < C; ++c) std::memcpy(blk + (c / 2) * 64 + 4 * i + 2 * (c % 2), row + c, 2);
+      } else {
+        const uint8_t* row = static_cast<const uint8_t*>(w.data) + r * C;
+        for (int64_t c = 0; c < C; ++c) blk[rows16_offset(w.dtype, C, i, c)] = row[c];
+      }
+    }
+  }
+  copies_[{w.data, WeightLayout::Rows16}] = {bytes, dst};
+  bytes_ += bytes;
+  return dst;
+}
+
+WeightView WeightArena::place(const WeightView& w, bool matmul_only) {
   if (!w.data) return w;
   WeightView v = w;
-  v.data = copy_range(w.data, size_t(w.numel()) * size_t(dtype_size(w.dtype)));
+  // Rows16 for BF16 / F8_E4M3 matrices used only by matmul, when FP8 block scales are whole 16-row blocks and
+  // whole column groups (every DeepSeek checkpoint: 128 x 128).
+  const bool rows16 = matmul_only && w.layout == WeightLayout::RowMajor && w.rows > 1 &&
+                      (w.dtype == DType::BF16 || w.dtype == DType::F8_E4M3) &&
+                      (!w.scale || (w.block_rows % 16 == 0 && w.block_cols % 4 == 0 && w.row0 % 16 == 0));
+  if (rows16) {
+    v.data = repack_rows16(w);
+    v.layout = WeightLayout::Rows16;
+  } else {
+    v.data = copy_range(w.data, size_t(w.numel()) * size_t(dtype_size(w.dtype)));
+  }
   if (w.scale) {
     // The whole scale grid up to the last block row this view touches (row0 may start mid-grid for slices).
     const int64_t grid_rows = (w.row0 + w.rows + w.block_rows - 1) / w.block_rows;

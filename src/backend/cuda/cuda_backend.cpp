@@ -73,7 +73,7 @@ class CudaBackend final : public ops::Backend {
     DS_CU(cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToHost, ctx_->stream));
     DS_CU(cudaStreamSynchronize(ctx_->stream));  // the host reads `dst` next
   }
-  WeightView prepare_weight(const WeightView& w) override { use(); return mem_->prepare_weight(w); }
+  WeightView prepare_weight(const WeightView& w, ops::WeightUse) override { use(); return mem_->prepare_weight(w); }
   std::string weights_placement() const override { return "copied into device memory"; }
   void sync() override {
     use();
