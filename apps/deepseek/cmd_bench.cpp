@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // `deepseek bench`: prefill and decode speed, stated against the hardware limits measured in the same run
 // (memory bandwidth for decode, vector-unit peak for prefill).
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 
@@ -21,13 +22,19 @@ struct BenchResult {
   double pp_tok_s = 0, pp_tflops = 0, tg_tok_s = 0, bytes_per_step = 0, tg_gbs = 0;
 };
 
-// Greedy decode of `steps` steps over `batch` sequences in one batched forward per step.
+// Greedy decode of `steps` steps over `batch` sequences in one batched forward per step. With `paired` (a read set),
+// every step is followed by a plain read of the same bytes, and the ratios read time / step time are collected:
+// the share of the bandwidth the machine had at that moment (robust where it drifts).
 double decode_batch(rt::Engine& e, std::vector<std::unique_ptr<model::KvCache>>& caches, std::vector<int32_t> last,
-                    int64_t steps) {
+                    int64_t steps, const std::vector<std::pair<const void*, size_t>>* paired, int threads,
+                    std::vector<double>* ratios, std::vector<double>* read_gbs) {
   const int64_t V = e.config().vocab_size;
   model::ForwardOutput out;
-  Timer t;
+  double total = 0, bytes = 0;
+  if (paired)
+    for (const auto& r : *paired) bytes += double(r.second);
   for (int64_t s = 0; s < steps; ++s) {
+    Timer t;
     model::Batch b;
     for (size_t i = 0; i < caches.size(); ++i) {
       b.tokens.push_back(last[i]);
@@ -35,8 +42,21 @@ double decode_batch(rt::Engine& e, std::vector<std::unique_ptr<model::KvCache>>&
     }
     e.model().forward(b, &out);
     for (size_t i = 0; i < caches.size(); ++i) last[i] = rt::argmax(out.logits.data() + int64_t(i) * V, V);
+    const double step = t.seconds();
+    total += step;
+    if (paired) {
+      const double rd = rt::read_seconds(*paired, threads);
+      ratios->push_back(rd / step);
+      read_gbs->push_back(bytes / rd / 1e9);
+    }
   }
-  return t.seconds();
+  return total;
+}
+
+double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
 }
 
 }  // namespace
@@ -46,7 +66,7 @@ int cmd_bench(int argc, char** argv) {
                "memory bandwidth measured in the same run, and prefill TFLOP/s against the measured compute peak.",
                "deepseek bench"};
   std::string model;
-  bool json = false, profile = false;
+  bool json = false, profile = false, paired = false;
   int64_t prompt = 512, gen = 64, batch = 1;
   RandomModelFlags rm;
   ComputeFlags cf;
@@ -57,6 +77,9 @@ int cmd_bench(int argc, char** argv) {
   app.add_option("--batch", batch, "sequences decoded together")->capture_default_str();
   app.add_flag("--json", json, "also print one JSON line with every figure");
   app.add_flag("--profile", profile, "time every op and print where decode spends its time (slows the run a little)");
+  app.add_flag("--paired", paired,
+               "after every decode step, read the same weight bytes plainly and report the median ratio (the share of "
+               "the bandwidth the machine had at that moment; robust where it drifts; doubles the decode time)");
   cf.add(app);
   CLI11_PARSE(app, argc, argv);
   DS_CHECK(model.empty() != rm.config.empty(), "give either --model DIR or --config FILE --random-weights");
@@ -102,7 +125,7 @@ int cmd_bench(int argc, char** argv) {
               model.empty() ? rm.config.c_str() : model.c_str(), (long long)c.num_hidden_layers, (long long)c.hidden_size,
               (long long)c.n_routed_experts, (long long)c.num_experts_per_tok, double(e->weight_bytes()) / 1e9,
               model.empty() ? rm.dtype.c_str() : "checkpoint", cf.precision.c_str());
-  std::printf("weights  %s\n", model.empty() ? "random, in huge-page memory" : e->backend().weights_placement().c_str());
+  std::printf("weights  %s%s\n", model.empty() ? "random; " : "", e->backend().weights_placement().c_str());
 
   const int64_t ctx = prompt + gen + 1;
   std::vector<int32_t> tokens(static_cast<size_t>(prompt));
@@ -134,7 +157,10 @@ int cmd_bench(int argc, char** argv) {
   r.pp_tok_s = double(prompt) / pp_time;
   r.pp_tflops = rt::prefill_flops(c, prompt) / pp_time / 1e12;
   if (e->profiler()) e->profiler()->reset();
-  const double tg_time = decode_batch(*e, caches, last, gen);
+  const auto read_set = rt::decode_read_set(c, e->model().weights());
+  std::vector<double> ratios, pair_gbs;
+  const bool pair = paired && !gpu;
+  const double tg_time = decode_batch(*e, caches, last, gen, pair ? &read_set : nullptr, threads, &ratios, &pair_gbs);
   r.tg_tok_s = double(gen * batch) / tg_time;
   const rt::DecodeBytes db = rt::decode_bytes(c, e->model().weights(), prompt + gen / 2, batch);
   r.bytes_per_step = db.total();
@@ -146,6 +172,10 @@ int cmd_bench(int argc, char** argv) {
               "%.1f GB/s = %.1f%% of %s bandwidth\n",
               (long long)batch, (long long)gen, r.tg_tok_s, r.bytes_per_step / 1e9, (db.total() - db.kv) / 1e9,
               db.kv / 1e9, r.tg_gbs, 100.0 * r.tg_gbs / bw.read_gbs, gpu ? "device copy" : "read");
+  if (pair)
+    std::printf("paired   a plain read of the same %.3f GB after every step: median read/step %.1f%% (read %.1f GB/s, "
+                "median of %zu steps)\n",
+                (db.total() - db.kv) / 1e9, 100.0 * median(ratios), median(pair_gbs), ratios.size());
   if (e->profiler()) {
     std::printf("prefill time by op (%lld tokens):\n%s", (long long)prompt, prefill_profile.c_str());
     std::printf("decode time by op (%lld steps):\n%s", (long long)gen, e->profiler()->report().c_str());

@@ -2,7 +2,7 @@
 // Decode matvec lab: how close the CPU backend's M = 1..4 products come to the memory's read bandwidth when they
 // stream a working set far larger than the caches (as a decode step does), measured against a plain read of the
 // same bytes in the same round (the machine's bandwidth drifts; the ratio does not).
-// usage: matvec_lab [--threads N] [--rounds R] [--mb MB] [--rows N] [--k K]
+// usage: matvec_lab [--threads N] [--rounds R] [--mb MB] [--rows N] [--k K] [--own]
 #include <immintrin.h>
 #include <omp.h>
 
@@ -48,8 +48,11 @@ double median(std::vector<double> v) {
 
 int main(int argc, char** argv) {
   int threads = 2, rounds = 9;
+  bool own = false;  // --own: the backend's own copy and layout (Rows16), as `--load copy` gives the model
   int64_t mb = 1024, N = 2816, K = 2048;
-  for (int i = 1; i + 1 < argc; i += 2) {
+  for (int i = 1; i < argc; ++i)
+    if (std::string(argv[i]) == "--own") own = true;
+  for (int i = 1; i + 1 < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--threads") threads = std::atoi(argv[i + 1]);
     else if (a == "--rounds") rounds = std::atoi(argv[i + 1]);
@@ -63,7 +66,7 @@ int main(int argc, char** argv) {
                         {DType::BF16, ops::Precision::Fast, 4, "bf16 fast M4"},
                         {DType::F8_E4M3, ops::Precision::Fast, 1, "fp8 fast M1"},
                         {DType::F8_E4M3, ops::Precision::F32, 1, "fp8 f32 M1"}};
-  auto be = cpu::make_cpu_backend(threads);
+  auto be = cpu::make_cpu_backend(threads, own);
   std::printf("matvec lab: %lld MB per pass of [%lld x %lld] matrices, %d threads, %d rounds\n", (long long)mb,
               (long long)N, (long long)K, threads, rounds);
   for (const Case& c : cases) {
@@ -77,18 +80,26 @@ int main(int argc, char** argv) {
     }
     std::vector<float> scale(size_t((N + 127) / 128 * ((K + 127) / 128)), 0.01f);
     std::vector<float> x(size_t(c.M * K), 0.5f), y(size_t(c.M * N));
+    std::vector<WeightView> views;
+    for (size_t m = 0; m < n_mat; ++m) {
+      WeightView v;
+      v.data = w.data() + m * mat; v.dtype = c.dt; v.rows = N; v.cols = K;
+      if (c.dt == DType::F8_E4M3) { v.scale = scale.data(); v.scale_cols = (K + 127) / 128; }
+      views.push_back(be->prepare_weight(v, ops::WeightUse::MatmulOnly));
+    }
     std::vector<double> ratio, gbs, probe;
     for (int r = 0; r < rounds; ++r) {
       double t0 = now();
-      volatile float s = read_all(w.data(), w.size(), threads);
-      (void)s;
+      float s = 0;  // a plain read of exactly what the kernels read (the backend's copies with --own)
+      for (const WeightView& v : views) s += read_all(static_cast<const uint8_t*>(v.data), size_t(v.bytes()), threads);
+      volatile float sink = s;
+      (void)sink;
       const double tp = now() - t0;
       t0 = now();
       for (size_t m = 0; m < n_mat; ++m) {
         ops::MatmulParams p;
         p.x = x.data(); p.ldx = K; p.y = y.data(); p.ldy = N; p.M = c.M; p.N = N; p.K = K; p.precision = c.prec;
-        p.w.data = w.data() + m * mat; p.w.dtype = c.dt; p.w.rows = N; p.w.cols = K;
-        if (c.dt == DType::F8_E4M3) { p.w.scale = scale.data(); p.w.scale_cols = (K + 127) / 128; }
+        p.w = views[m];
         be->matmul(p);
       }
       const double tk = now() - t0;

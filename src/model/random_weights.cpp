@@ -75,6 +75,14 @@ void RandomWeights::add(const std::string& name, DType dt, std::vector<int64_t> 
   tensors_[name] = std::move(e);
 }
 
+void RandomWeights::release(const void* data) {
+  for (auto& kv : tensors_)
+    if (kv.second.t.data == data && kv.second.mem.data()) {
+      kv.second.mem = HugePageBuffer();
+      return;
+    }
+}
+
 TensorLookup RandomWeights::lookup() const {
   return [this](const std::string& name, RawTensor* out) {
     auto it = tensors_.find(name);

@@ -22,6 +22,9 @@ class RandomWeights {
   TensorLookup lookup() const;
   std::vector<std::string> names() const;
   uint64_t bytes() const { return bytes_; }
+  // Frees the tensor whose data starts at `data` (a backend copied it): random weights are built at full size, so a
+  // backend's copy must not hold them twice. No-op for an unknown pointer.
+  void release(const void* data);
 
  private:
   struct Entry {

@@ -38,6 +38,31 @@ DecodeBytes decode_bytes(const io::ModelConfig& c, const model::Weights& w, int6
   return d;
 }
 
+std::vector<std::pair<const void*, size_t>> decode_read_set(const io::ModelConfig& c, const model::Weights& w) {
+  std::vector<std::pair<const void*, size_t>> out;
+  auto add = [&](const WeightView& v) {
+    if (v.data) out.emplace_back(v.data, size_t(v.bytes()));
+  };
+  auto add_expert = [&](const ops::ExpertWeights& e) {
+    add(e.gate);
+    add(e.up);
+    add(e.down);
+  };
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    const model::LayerWeights& L = w.layers[l];
+    for (const WeightView* v : {&L.q_proj, &L.q_a_proj, &L.q_a_layernorm, &L.q_b_proj, &L.kv_a_proj_with_mqa,
+                                &L.kv_a_layernorm, &L.kv_b_proj, &L.o_proj, &L.input_layernorm,
+                                &L.post_attention_layernorm, &L.gate_proj, &L.up_proj, &L.down_proj, &L.gate})
+      add(*v);
+    if (!L.moe) continue;
+    add_expert(L.shared);
+    for (int64_t e = 0; e < c.num_experts_per_tok && e < int64_t(L.experts.size()); ++e) add_expert(L.experts[size_t(e)]);
+  }
+  add(w.lm_head);
+  add(w.norm);
+  return out;
+}
+
 double prefill_flops(const io::ModelConfig& c, int64_t n) {
   const double D = double(c.hidden_size), H = double(c.num_attention_heads), N = double(n);
   const double r = double(c.kv_lora_rank), dr = double(c.qk_rope_head_dim), nope = double(c.qk_nope_head_dim);

@@ -3,6 +3,8 @@
 // from the config and the bound weights' real dtypes. Used by `deepseek bench` to state % of hardware limits.
 #pragma once
 #include <cstdint>
+#include <utility>
+#include <vector>
 
 #include "io/config.h"
 #include "model/weights.h"
@@ -22,6 +24,11 @@ struct DecodeBytes {
 
 // Bytes read by one decode step of `batch` sequences each with `ctx` cached tokens (main layers only, no MTP).
 DecodeBytes decode_bytes(const io::ModelConfig& c, const model::Weights& w, int64_t ctx, int64_t batch);
+
+// The weight bytes one decode step of one sequence reads, as ranges (the bound views' own layout): every weight a
+// token uses, with the first k routed experts of each MoE layer standing for the k it selects. Reading them plainly
+// between decode steps measures the bandwidth the step could have had at that moment (`bench --paired`).
+std::vector<std::pair<const void*, size_t>> decode_read_set(const io::ModelConfig& c, const model::Weights& w);
 
 // FLOPs of prefilling n tokens from an empty cache (linear layers with the selected experts, attention in the
 // multi-head form, logits of the last token only).

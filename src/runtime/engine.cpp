@@ -129,7 +129,11 @@ std::unique_ptr<Engine> Engine::random(const io::ModelConfig& cfg, DType linear_
   std::unique_ptr<Engine> e(new Engine());
   e->random_ = std::make_unique<model::RandomWeights>(cfg, linear_dtype);
   model::Weights w = model::bind_weights(cfg, e->random_->lookup(), e->random_->names(), "random weights");
-  e->init(cfg, opt, std::move(w), /*own_weights=*/false, nullptr);  // random weights already sit in huge pages
+  // The cpu backend takes its own copy in its own layout, as from a checkpoint (what a benchmark must measure); each
+  // random tensor is freed once copied.
+  model::RandomWeights* rw = e->random_.get();
+  const bool own = opt.backend == "cpu" && opt.load != "mmap";
+  e->init(cfg, opt, std::move(w), own, [rw](const void* p, size_t) { rw->release(p); });
   return e;
 }
 

@@ -10,6 +10,7 @@
 #include <thread>
 #include <vector>
 
+#include "backend/cpu/thread_pool.h"
 #include "base/error.h"
 #include "base/huge_pages.h"
 #include "base/timer.h"
@@ -148,6 +149,28 @@ MemBandwidth measure_host_bandwidth(int threads, size_t bytes) {
   bw.read_gbs = double(bytes) / tr / 1e9;
   bw.copy_gbs = 2.0 * double(bytes) / tc / 1e9;
   return bw;
+}
+
+double read_seconds(const std::vector<std::pair<const void*, size_t>>& ranges, int threads) {
+  threads = threads > 0 ? threads : hardware_threads();
+  __builtin_cpu_init();
+  const bool avx512 = __builtin_cpu_supports("avx512f");
+  volatile uint64_t sink = 0;
+  Timer t;
+  // On the CPU backend's own threads: extra threads would compete with its workers (which spin between ops).
+  cpu::parallel(threads, [&](int i) {
+    uint64_t s = 0;
+    for (const auto& [p, n] : ranges) {
+      // This thread's part, aligned to the 512-byte steps of the read loops (the unaligned ends are skipped).
+      const uintptr_t a = (reinterpret_cast<uintptr_t>(p) + 63) / 64 * 64, e = reinterpret_cast<uintptr_t>(p) + n;
+      if (e <= a) continue;
+      const size_t len = (e - a) / 512 * 512, part = len / size_t(threads) / 512 * 512;
+      const size_t b = part * size_t(i), m = i + 1 == threads ? len - b : part;
+      s += (avx512 ? read_sum512 : read_sum)(reinterpret_cast<const uint8_t*>(a) + b, m);
+    }
+    sink = sink + s;
+  });
+  return t.seconds();
 }
 
 ComputePeak measure_cpu_peak(int threads) {

@@ -3,6 +3,8 @@
 // of the vector units (fp32 FMA and AVX512-BF16 dot products), so results can be stated as % of the limit.
 #pragma once
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace ds::rt {
 
@@ -11,6 +13,9 @@ struct MemBandwidth {
   double copy_gbs = 0;  // (bytes read + bytes written) / s
 };
 MemBandwidth measure_host_bandwidth(int threads, size_t bytes = size_t(2) << 30);
+// Seconds to read every byte of `ranges` once, each range split over `threads` threads (the probe's read loop), run on
+// the CPU backend's thread pool.
+double read_seconds(const std::vector<std::pair<const void*, size_t>>& ranges, int threads);
 
 struct ComputePeak {
   double fp32_tflops = 0;

@@ -8,6 +8,7 @@
 
 #include "backend/cpu/cpu_ops.h"
 #include "backend/cpu/kernels.h"
+#include "backend/cpu/thread_pool.h"
 
 namespace ds::cpu {
 
@@ -31,17 +32,16 @@ void mla_decode(const ops::MlaDecodeParams& p, int n_threads) {
   const int64_t items = p.T * p.H, dq = p.rank + p.rope;
   const int nt = threads_for(items * p.S * dq * 2, items, n_threads);
   const int64_t bs = p.block_table ? p.block_size : std::max<int64_t>(p.S, 1);  // keys per contiguous run
-#pragma omp parallel num_threads(nt) if (nt > 1)
-  {
-    std::vector<float> sc(size_t(std::max<int64_t>(p.S, 1)));
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t it = 0; it < items; ++it) {
+  std::vector<std::vector<float>> scs(static_cast<size_t>(nt), std::vector<float>(size_t(std::max<int64_t>(p.S, 1))));
+  parallel_dynamic(items, nt, [&](int64_t it, int th) {
+    std::vector<float>& sc = scs[size_t(th)];
+    {
       const int64_t i = it / p.H, h = it % p.H;
       const int64_t n_keys = std::min(p.S, p.pos0 + i + 1);
       const float* q = p.q + i * p.ldq + h * dq;
       float* o = p.out + i * p.ldo + h * p.rank;
       std::fill_n(o, p.rank, 0.0f);
-      if (n_keys <= 0) continue;
+      if (n_keys <= 0) return;
       // Keys block by block (a contiguous cache is one block); the per-key operations and their order are the
       // same for every layout, so a paged cache gives bitwise the same result as a contiguous one.
       for (int64_t t0 = 0; t0 < n_keys; t0 += bs) {
@@ -57,24 +57,23 @@ void mla_decode(const ops::MlaDecodeParams& p, int n_threads) {
       }
       for (int64_t c = 0; c < p.rank; ++c) o[c] *= inv;
     }
-  }
+  });
 }
 
 void mla_prefill(const ops::MlaPrefillParams& p, int n_threads) {
   const Kernels& kern = active_kernels();
   const int64_t items = p.T * p.H, dq = p.nope + p.rope;
   const int nt = threads_for(items * p.S * (dq + p.dv), items, n_threads);
-#pragma omp parallel num_threads(nt) if (nt > 1)
-  {
-    std::vector<float> sc(size_t(std::max<int64_t>(p.S, 1)));
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t it = 0; it < items; ++it) {
+  std::vector<std::vector<float>> scs(static_cast<size_t>(nt), std::vector<float>(size_t(std::max<int64_t>(p.S, 1))));
+  parallel_dynamic(items, nt, [&](int64_t it, int th) {
+    std::vector<float>& sc = scs[size_t(th)];
+    {
       const int64_t i = it / p.H, h = it % p.H;
       const int64_t n_keys = std::min(p.S, p.pos0 + i + 1);
       const float* q = p.q + i * p.ldq + h * dq;
       float* o = p.out + i * p.ldo + h * p.dv;
       std::fill_n(o, p.dv, 0.0f);
-      if (n_keys <= 0) continue;
+      if (n_keys <= 0) return;
       for (int64_t t = 0; t < n_keys; ++t) {
         const float d = kern.dot(q, p.k_nope + t * p.ldk + h * p.hsk, p.nope) +
                         kern.dot(q + p.nope, p.k_pe + t * p.ldkpe, p.rope);
@@ -84,7 +83,7 @@ void mla_prefill(const ops::MlaPrefillParams& p, int n_threads) {
       for (int64_t t = 0; t < n_keys; ++t) kern.axpy(sc[t], p.v + t * p.ldv + h * p.hsv, o, p.dv);
       for (int64_t c = 0; c < p.dv; ++c) o[c] *= inv;
     }
-  }
+  });
 }
 
 }  // namespace ds::cpu

@@ -2,7 +2,7 @@
 // The CPU backend object: host memory, and every op routed to its threaded SIMD driver (route stays the reference).
 #include "backend/cpu/cpu_backend.h"
 
-#include <omp.h>
+#include <thread>
 
 #include <cstdio>
 #include <cstring>
@@ -18,7 +18,7 @@ namespace {
 class CpuBackend final : public ops::Backend {
  public:
   CpuBackend(int n_threads, bool own_weights)
-      : nt_(n_threads > 0 ? n_threads : omp_get_num_procs()) {
+      : nt_(n_threads > 0 ? n_threads : int(std::max(1u, std::thread::hardware_concurrency()))) {
     if (own_weights) arena_ = std::make_unique<WeightArena>(nt_);
   }
   std::string name() const override { return "cpu"; }

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "backend/cpu/cpu_ops.h"
+#include "backend/cpu/thread_pool.h"
 #include "base/dtype.h"
 
 namespace ds::cpu {
@@ -48,8 +49,7 @@ void weight_row(const WeightView& w, int64_t r, float* out, int64_t n) {
 void rms_norm(const ops::RmsNormParams& p, int n_threads) {
   std::vector<float> wv(size_t(p.n));
   weight_row(p.w, 0, wv.data(), p.n);
-#pragma omp parallel for num_threads(threads_for(p.M * p.n, n_threads)) schedule(static)
-  for (int64_t m = 0; m < p.M; ++m) {
+  parallel_for(p.M, threads_for(p.M * p.n, n_threads), [&](int64_t m) {
     const float* x = p.x + m * p.ldx;
     float* y = p.y + m * p.ldy;
     double ss = 0.0;
@@ -57,13 +57,12 @@ void rms_norm(const ops::RmsNormParams& p, int n_threads) {
     for (int64_t i = 0; i < p.n; ++i) ss += double(x[i]) * x[i];
     const float r = float(1.0 / std::sqrt(ss / double(p.n) + double(p.eps)));
     for (int64_t i = 0; i < p.n; ++i) y[i] = wv[i] * (x[i] * r);
-  }
+  });
 }
 
 void rope(const ops::RopeParams& p, int n_threads) {
   const int64_t half = p.dim / 2;
-#pragma omp parallel for num_threads(threads_for(p.M * p.n_heads * p.dim * 8, n_threads)) schedule(static)
-  for (int64_t m = 0; m < p.M; ++m) {
+  parallel_for(p.M, threads_for(p.M * p.n_heads * p.dim * 8, n_threads), [&](int64_t m) {
     // cos/sin once per token (shared by all heads), with the reference's fp32 angle.
     std::vector<float> cs(size_t(2 * half));
     const float pos = float(p.pos[m]);
@@ -81,35 +80,33 @@ void rope(const ops::RopeParams& p, int n_threads) {
         x[2 * j + 1] = a * s + b * c;
       }
     }
-  }
+  });
 }
 
 void silu_mul(const ops::SiluMulParams& p, int n_threads) {
-#pragma omp parallel for num_threads(threads_for(p.M * p.n * 8, n_threads)) schedule(static) collapse(2)
-  for (int64_t m = 0; m < p.M; ++m)
-    for (int64_t c = 0; c < p.n; c += 1024) {
-      const int64_t e = std::min<int64_t>(p.n, c + 1024);
-      for (int64_t i = c; i < e; ++i) {
-        const float g = p.g[m * p.ldg + i];
-        p.out[m * p.ldo + i] = g / (1.0f + std::exp(-g)) * p.u[m * p.ldu + i];
-      }
+  const int64_t chunks = (p.n + 1023) / 1024;
+  parallel_for(p.M * chunks, threads_for(p.M * p.n * 8, n_threads), [&](int64_t mc) {
+    const int64_t m = mc / chunks, c = (mc % chunks) * 1024, e = std::min<int64_t>(p.n, c + 1024);
+    for (int64_t i = c; i < e; ++i) {
+      const float g = p.g[m * p.ldg + i];
+      p.out[m * p.ldo + i] = g / (1.0f + std::exp(-g)) * p.u[m * p.ldu + i];
     }
+  });
 }
 
 void embed(const ops::EmbedParams& p, int n_threads) {
-#pragma omp parallel for num_threads(threads_for(p.M * p.table.cols, n_threads)) schedule(static)
-  for (int64_t m = 0; m < p.M; ++m) weight_row(p.table, p.ids[m], p.out + m * p.ldo, p.table.cols);
+  parallel_for(p.M, threads_for(p.M * p.table.cols, n_threads),
+               [&](int64_t m) { weight_row(p.table, p.ids[m], p.out + m * p.ldo, p.table.cols); });
 }
 
 void add(const ops::AddParams& p, int n_threads) {
-#pragma omp parallel for num_threads(threads_for(p.M * p.n, n_threads)) schedule(static)
-  for (int64_t m = 0; m < p.M; ++m) {
+  parallel_for(p.M, threads_for(p.M * p.n, n_threads), [&](int64_t m) {
     const float* a = p.a + m * p.lda;
     const float* b = p.b + m * p.ldb;
     float* y = p.y + m * p.ldy;
 #pragma omp simd
     for (int64_t i = 0; i < p.n; ++i) y[i] = a[i] + b[i];
-  }
+  });
 }
 
 void copy(const ops::CopyParams& p, int n_threads) {

@@ -37,6 +37,9 @@ using MmRowsFn = void (*)(const MmJob& job, int64_t n0, int64_t n1, void* scratc
 using DotFn = float (*)(const float* a, const float* b, int64_t n);
 // y[i] += a * x[i]
 using AxpyFn = void (*)(float a, const float* x, float* y, int64_t n);
+// out[0, n) = columns [c0, c0 + n) of a row-major row in dtype wt, exactly in fp32 (FP8: times srow[c / bc]).
+using ConvertColsFn = void (*)(DType wt, const void* row, int64_t c0, int64_t n, const float* srow, int64_t bc,
+                               float* out);
 
 struct Kernels {
   Isa isa = Isa::Scalar;
@@ -49,6 +52,7 @@ struct Kernels {
   // products (null below avx512bf16).
   MmRowsFn mm_r16_f32 = nullptr;
   MmRowsFn mm_r16_bf16 = nullptr;
+  ConvertColsFn convert_cols = nullptr;
 };
 
 const Kernels& kernels_scalar();

@@ -64,7 +64,7 @@ struct Vt {
 }  // namespace
 
 const Kernels& kernels_avx2() {
-  static const Kernels k{Isa::Avx2, &mm_rows, nullptr, &dot, &axpy, &mm_r16_f32, nullptr};
+  static const Kernels k{Isa::Avx2, &mm_rows, nullptr, &dot, &axpy, &mm_r16_f32, nullptr, &convert_cols};
   return k;
 }
 

@@ -53,7 +53,7 @@ struct Vt {
 }  // namespace
 
 const Kernels& kernels_avx512() {
-  static const Kernels k{Isa::Avx512, &mm_rows, nullptr, &dot, &axpy, &mm_r16_f32, nullptr};
+  static const Kernels k{Isa::Avx512, &mm_rows, nullptr, &dot, &axpy, &mm_r16_f32, nullptr, &convert_cols};
   return k;
 }
 

@@ -34,7 +34,7 @@ struct Vt {
 }  // namespace
 
 const Kernels& kernels_scalar() {
-  static const Kernels k{Isa::Scalar, &mm_rows, nullptr, &dot, &axpy, &mm_r16_f32, nullptr};
+  static const Kernels k{Isa::Scalar, &mm_rows, nullptr, &dot, &axpy, &mm_r16_f32, nullptr, &convert_cols};
   return k;
 }
 

@@ -3,13 +3,12 @@
 // decode (M <= 8: stream the weights once, outputs split across threads) or prefill (M > 8: weight panels converted
 // once, dynamic over panels), and runs the active ISA's kernels. Also the w_kn form (W stored [K, N]), batches of
 // independent small-M products run as one balanced parallel pass, and the kernel-table selection.
-#include <omp.h>
-
 #include <algorithm>
 #include <cstring>
 #include <vector>
 
 #include "backend/cpu/kernels.h"
+#include "backend/cpu/thread_pool.h"
 #include "base/error.h"
 #include "ops/ref/ref_backend.h"
 
@@ -43,33 +42,6 @@ T* scratch(std::vector<T>& v, size_t n) {
   return v.data();
 }
 
-// out[0, n) = W[r, c0 : c0 + n) exactly in fp32 (dtype switch hoisted out of the loop; FP8 block scale applied).
-void convert_row(const WeightView& w, int64_t r, int64_t c0, int64_t n, float* out) {
-  const int64_t base = r * w.cols + c0;
-  switch (w.dtype) {
-    case DType::F32: std::memcpy(out, static_cast<const float*>(w.data) + base, size_t(n) * 4); break;
-    case DType::BF16: {
-      const uint16_t* s = static_cast<const uint16_t*>(w.data) + base;
-      for (int64_t i = 0; i < n; ++i) out[i] = bf16_to_f32(s[i]);
-      break;
-    }
-    case DType::F16: {
-      const uint16_t* s = static_cast<const uint16_t*>(w.data) + base;
-      for (int64_t i = 0; i < n; ++i) out[i] = f16_to_f32(s[i]);
-      break;
-    }
-    default: {  // F8_E4M3 (the driver only routes known dtypes here)
-      const uint8_t* s = static_cast<const uint8_t*>(w.data) + base;
-      for (int64_t i = 0; i < n; ++i) out[i] = fp8_e4m3_to_f32(s[i]);
-      break;
-    }
-  }
-  if (w.scale) {
-    const float* srow = w.scale + ((w.row0 + r) / w.block_rows) * w.scale_cols;
-    for (int64_t i = 0; i < n; ++i) out[i] *= srow[(c0 + i) / w.block_cols];
-  }
-}
-
 // y[:, c0:c1) = x · W[:, c0:c1) with W [K, N] (single thread): k outer so each weight row segment is converted once
 // per column chunk; every y element is a sequential fp32 FMA chain over k (independent of chunking and threads).
 void matmul_kn_cols(const ops::MatmulParams& p, const Kernels& kern, int64_t c0, int64_t c1) {
@@ -81,7 +53,9 @@ void matmul_kn_cols(const ops::MatmulParams& p, const Kernels& kern, int64_t c0,
     const int64_t nc = std::min(C, c1 - cc);
     std::fill(acc.begin(), acc.end(), 0.0f);
     for (int64_t k = 0; k < K; ++k) {
-      convert_row(p.w, k, cc, nc, wrow.data());
+      const float* srow = p.w.scale ? p.w.scale + ((p.w.row0 + k) / p.w.block_rows) * p.w.scale_cols : nullptr;
+      kern.convert_cols(p.w.dtype, static_cast<const uint8_t*>(p.w.data) + k * p.w.cols * dtype_size(p.w.dtype), cc, nc,
+                        srow, p.w.block_cols, wrow.data());
       for (int64_t m = 0; m < M; ++m) {
         float xv = p.x[m * p.ldx + k];
         if (fast) xv = bf16_to_f32(f32_to_bf16(xv));
@@ -191,9 +165,9 @@ void run_prefill(const Prepared& r, int n_threads) {
   static thread_local std::vector<float> panels;
   const size_t panel_floats = size_t(NB * j.Kp * esz / 4 + 16);
   float* pbase = scratch(panels, panel_floats * size_t(nt_eff));
-#pragma omp parallel for schedule(dynamic, 1) num_threads(nt_eff) if (nt_eff > 1)
-  for (int64_t b = 0; b < n_panels; ++b)
-    r.fn(j, b * NB, std::min(p.N, (b + 1) * NB), pbase + panel_floats * size_t(omp_get_thread_num()));
+  parallel_dynamic(n_panels, nt_eff, [&](int64_t b, int t) {
+    r.fn(j, b * NB, std::min(p.N, (b + 1) * NB), pbase + panel_floats * size_t(t));
+  });
 }
 
 // Rows16 with many tokens: panels of 64 rows (a multiple of every block group), dynamic over the threads; each
@@ -203,14 +177,16 @@ void run_rows16_panels(const Prepared& r, int n_threads) {
   constexpr int64_t NB = 64;
   const int64_t n_panels = (p.N + NB - 1) / NB;
   const int nt = int(std::min<int64_t>(p.M * p.N * p.K < (1 << 15) ? 1 : std::max(1, n_threads), n_panels));
-#pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (nt > 1)
-  for (int64_t b = 0; b < n_panels; ++b) r.fn(r.j, b * NB, std::min(p.N, (b + 1) * NB), nullptr);
+  parallel_dynamic(n_panels, nt, [&](int64_t b, int) { r.fn(r.j, b * NB, std::min(p.N, (b + 1) * NB), nullptr); });
 }
 
 // Small-M products (several at once: independent products of one step) as one parallel pass: their outputs are
-// laid end to end and cut into one contiguous range per thread, balanced by the weight bytes each range streams.
-// Below ~512 KiB of weights in all, one thread finishes before a fork/join would pay off.
+// laid end to end and cut into pieces of about kPieceBytes of weights (whole 16-row groups: results never depend on
+// where a piece starts), handed out to the threads one at a time, so a thread slowed by a noisy neighbour or a
+// cold start takes fewer pieces instead of holding up the op. Below ~512 KiB of weights in all, one thread finishes
+// before the others could help.
 void run_small(const std::vector<Prepared>& rs, const Kernels& kern, int n_threads) {
+  constexpr int64_t kPieceBytes = 512 << 10;
   int64_t total = 0;
   for (const Prepared& r : rs) total += r.p->N * r.row_bytes;
   const int nt = total < (512 << 10) ? 1 : std::max(1, n_threads);
@@ -218,24 +194,16 @@ void run_small(const std::vector<Prepared>& rs, const Kernels& kern, int n_threa
     for (const Prepared& r : rs) run_range(r, kern, 0, r.p->N);
     return;
   }
-  // Thread t covers bytes [t * total / nt, (t + 1) * total / nt) of the concatenation, cut at multiples of 16
-  // outputs inside a product (results never depend on where a range starts).
   struct Piece { size_t job; int64_t n0, n1; };
-  std::vector<std::vector<Piece>> plan(static_cast<size_t>(nt));
-  int64_t before = 0;  // bytes of the products before job i
+  std::vector<Piece> pieces;
   for (size_t i = 0; i < rs.size(); ++i) {
-    const Prepared& r = rs[i];
-    const int64_t N = r.p->N, rb = r.row_bytes;
-    for (int t = 0; t < nt; ++t) {
-      const int64_t lo = total * t / nt - before, hi = total * (t + 1) / nt - before;  // byte range within job i
-      const int64_t n0 = std::clamp<int64_t>(round_up(std::max<int64_t>(lo, 0) / rb, 16), 0, N);
-      const int64_t n1 = std::clamp<int64_t>(round_up(std::max<int64_t>(hi, 0) / rb, 16), 0, N);
-      if (n1 > n0) plan[size_t(t)].push_back({i, n0, n1});
-    }
-    before += N * rb;
+    const int64_t N = rs[i].p->N, rows = std::max<int64_t>(16, round_up(kPieceBytes / rs[i].row_bytes, 16));
+    for (int64_t n0 = 0; n0 < N; n0 += rows) pieces.push_back({i, n0, std::min(N, n0 + rows)});
   }
-#pragma omp parallel num_threads(nt)
-  for (const Piece& pc : plan[size_t(omp_get_thread_num())]) run_range(rs[pc.job], kern, pc.n0, pc.n1);
+  parallel_dynamic(int64_t(pieces.size()), nt, [&](int64_t k, int) {
+    const Piece& pc = pieces[size_t(k)];
+    run_range(rs[pc.job], kern, pc.n0, pc.n1);
+  });
 }
 
 }  // namespace

@@ -248,11 +248,8 @@ void r16_blocks(const MmJob& j, const uint8_t* wg, int64_t bb, int64_t n, int64_
 }
 
 // Rows [n0, n1) (n0 a multiple of 16): groups of NB blocks stay cache-hot while every token tile passes over them.
-template <DType WT, bool BF16P, bool SC>
+template <DType WT, bool BF16P, bool SC, int MR, int NB>
 void r16_rows(const MmJob& j, int64_t n0, int64_t n1) {
-  // Registers: MR x NB accumulators (twice with SC), NB x G/2 pair vectors, 4 FP8 tables, x.
-  constexpr int NB = WT == DType::BF16 ? 4 : 2;
-  constexpr int MR = WT == DType::BF16 ? (SC ? 3 : 6) : 4;
   static const Fp8Tables tab;
   const int64_t bb = rows16_block_bytes(WT, j.K), blocks = (n1 - n0 + 15) / 16;
   const uint8_t* w = static_cast<const uint8_t*>(j.w);
@@ -267,11 +264,26 @@ void r16_rows(const MmJob& j, int64_t n0, int64_t n1) {
   }
 }
 
+// Tile shapes. Registers: MR x NB accumulators (twice with SC), NB x G/2 pair vectors, 4 FP8 tables, x. Decode
+// (M <= 2) takes more blocks at once: every output's chain is sequential over the columns, so independent blocks are
+// what hides the instruction latency and keeps enough memory streams in flight.
+template <DType WT, bool BF16P, bool SC>
+void r16_shape(const MmJob& j, int64_t n0, int64_t n1) {
+  if (j.M <= 2) {
+    constexpr int NB = WT == DType::BF16 ? (BF16P ? 8 : 6) : 4;
+    r16_rows<WT, BF16P, SC, 2, NB>(j, n0, n1);
+  } else {
+    constexpr int NB = WT == DType::BF16 ? 4 : 2;
+    constexpr int MR = WT == DType::BF16 ? (SC ? 3 : 6) : 4;
+    r16_rows<WT, BF16P, SC, MR, NB>(j, n0, n1);
+  }
+}
+
 template <bool BF16P>
 void r16_run(const MmJob& j, int64_t n0, int64_t n1) {
-  if (j.wt == DType::BF16) r16_rows<DType::BF16, BF16P, false>(j, n0, n1);
-  else if (j.scale) r16_rows<DType::F8_E4M3, BF16P, true>(j, n0, n1);
-  else r16_rows<DType::F8_E4M3, BF16P, false>(j, n0, n1);
+  if (j.wt == DType::BF16) r16_shape<DType::BF16, BF16P, false>(j, n0, n1);
+  else if (j.scale) r16_shape<DType::F8_E4M3, BF16P, true>(j, n0, n1);
+  else r16_shape<DType::F8_E4M3, BF16P, false>(j, n0, n1);
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 
 #include "backend/cpu/cpu_ops.h"
 #include "backend/cpu/kernels.h"
+#include "backend/cpu/thread_pool.h"
 #include "base/error.h"
 
 namespace ds::cpu {
@@ -44,8 +45,8 @@ void moe(const ops::MoeParams& p, int n_threads) {
   float* g = grow(g_s, TK * p.inter);
   float* u = grow(u_s, TK * p.inter);
   float* dn = grow(dn_s, TK * p.D);
-#pragma omp parallel for num_threads(TK * p.D < (1 << 16) ? 1 : n_threads) schedule(static)
-  for (int64_t i = 0; i < TK; ++i) std::memcpy(&xg[i * p.D], p.x + (order[i] / p.k) * p.ldx, size_t(p.D) * 4);
+  parallel_for(TK, TK * p.D < (1 << 16) ? 1 : n_threads,
+               [&](int64_t i) { std::memcpy(&xg[i * p.D], p.x + (order[i] / p.k) * p.ldx, size_t(p.D) * 4); });
   // Gate and up of every active expert as one batch (decode: one balanced parallel pass over all their weights;
   // an expert with many tokens runs as its own threaded product), then silu * up over all rows, then the downs.
   std::vector<ops::MatmulParams> mm;
@@ -75,15 +76,14 @@ void moe(const ops::MoeParams& p, int n_threads) {
   std::vector<int64_t> row_of(static_cast<size_t>(TK));
   for (int64_t i = 0; i < TK; ++i) row_of[size_t(order[i])] = i;
   // Combine in the reference's order: per token, slots j = 0..k-1.
-#pragma omp parallel for num_threads(p.T * p.D < (1 << 15) ? 1 : n_threads) schedule(static)
-  for (int64_t t = 0; t < p.T; ++t) {
+  parallel_for(p.T, p.T * p.D < (1 << 15) ? 1 : n_threads, [&](int64_t t) {
     float* y = p.y + t * p.ldy;
     for (int64_t j = 0; j < p.k; ++j) {
       const float w = p.weights[t * p.k + j];
       const float* o = dn + row_of[size_t(t * p.k + j)] * p.D;
       for (int64_t d = 0; d < p.D; ++d) y[d] += w * o[d];
     }
-  }
+  });
 }
 
 }  // namespace ds::cpu

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include "backend/cpu/weight_arena.h"
 
-#include <omp.h>
+#include "backend/cpu/thread_pool.h"
+
 
 #include <algorithm>
 #include <cstring>
@@ -29,11 +30,10 @@ const void* WeightArena::copy_range(const void* src, size_t bytes) {
   // Large tensors are copied by all threads (each thread's first touch also places its huge pages).
   const int nt = bytes < (size_t(8) << 20) ? 1 : nt_;
   const size_t part = (bytes / size_t(nt) + 63) / 64 * 64;
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
-  for (int i = 0; i < nt; ++i) {
+  parallel(nt, [&](int i) {
     const size_t b = std::min(bytes, size_t(i) * part), e = std::min(bytes, b + part);
     if (e > b) std::memcpy(dst + b, static_cast<const uint8_t*>(src) + b, e - b);
-  }
+  });
   copies_[{src, WeightLayout::RowMajor}] = {bytes, dst};
   bytes_ += bytes;
   return dst;
@@ -50,8 +50,7 @@ const void* WeightArena::repack_rows16(const WeightView& w) {
   const int64_t R = w.rows, C = w.cols, blocks = (R + 15) / 16, bb = rows16_block_bytes(w.dtype, C);
   const int nt = bytes < (size_t(8) << 20) ? 1 : nt_;
   const bool bf16 = w.dtype == DType::BF16;
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
-  for (int64_t b = 0; b < blocks; ++b) {
+  parallel_for(blocks, nt, [&](int64_t b) {
     uint8_t* blk = dst + b * bb;
     std::memset(blk, 0, size_t(bb));
     for (int64_t i = 0; i < 16 && 16 * b + i < R; ++i) {
@@ -64,7 +63,7 @@ const void* WeightArena::repack_rows16(const WeightView& w) {
         for (int64_t c = 0; c < C; ++c) blk[rows16_offset(w.dtype, C, i, c)] = row[c];
       }
     }
-  }
+  });
   copies_[{w.data, WeightLayout::Rows16}] = {bytes, dst};
   bytes_ += bytes;
   return dst;
