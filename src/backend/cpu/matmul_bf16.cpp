@@ -265,12 +265,12 @@ void r16_rows(const MmJob& j, int64_t n0, int64_t n1) {
 }
 
 // Tile shapes. Registers: MR x NB accumulators (twice with SC), NB x G/2 pair vectors, 4 FP8 tables, x. Decode
-// (M <= 2) takes more blocks at once: every output's chain is sequential over the columns, so independent blocks are
+// (M <= 2) takes 4 blocks at once: every output's chain is sequential over the columns, so independent blocks are
 // what hides the instruction latency and keeps enough memory streams in flight.
 template <DType WT, bool BF16P, bool SC>
 void r16_shape(const MmJob& j, int64_t n0, int64_t n1) {
   if (j.M <= 2) {
-    constexpr int NB = WT == DType::BF16 ? (BF16P ? 8 : 6) : 4;
+    constexpr int NB = 4;
     r16_rows<WT, BF16P, SC, 2, NB>(j, n0, n1);
   } else {
     constexpr int NB = WT == DType::BF16 ? 4 : 2;
