@@ -20,7 +20,10 @@ constexpr size_t kHuge = size_t(2) << 20;
 HugePageBuffer::HugePageBuffer(size_t bytes, const char* what) {
   if (bytes == 0) return;
   size_ = bytes;
-  map_size_ = (bytes + kHuge - 1) / kHuge * kHuge + kHuge;  // room to align the start
+  // Under half a huge page a buffer keeps 4 KiB pages: a 2 MiB page each would multiply small tensors' memory (an FP8
+  // scale grid is a few hundred bytes).
+  const bool huge = bytes >= kHuge / 2;
+  map_size_ = huge ? (bytes + kHuge - 1) / kHuge * kHuge + kHuge : bytes;  // room to align the start
   void* p = ::mmap(nullptr, map_size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (p == MAP_FAILED) {
     const int e = errno;
@@ -28,6 +31,10 @@ HugePageBuffer::HugePageBuffer(size_t bytes, const char* what) {
     fail("cannot allocate ", bytes, " bytes for the ", what, ": ", std::strerror(e));
   }
   map_ = p;
+  if (!huge) {
+    data_ = static_cast<uint8_t*>(p);
+    return;
+  }
   data_ = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(p) + kHuge - 1) & ~uintptr_t(kHuge - 1));
   (void)::madvise(data_, (bytes + kHuge - 1) / kHuge * kHuge, MADV_HUGEPAGE);
 }
