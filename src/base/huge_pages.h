@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 // Anonymous zero-filled memory aligned to 2 MiB and advised for transparent huge pages (Linux MADV_HUGEPAGE; best
 // effort: where the kernel gives 4 KiB pages the memory works the same, only the TLB reach is smaller); buffers under
-// 1 MiB are only page-aligned. Used for
-// what a decode step streams: the CPU backend's copy of the weights, random bench weights, the bandwidth probe.
+// 1 MiB are only page-aligned. Used for what a decode step streams: the CPU backend's copy of the weights, random
+// bench weights, the bandwidth probe.
 #pragma once
 #include <cstddef>
 #include <cstdint>
