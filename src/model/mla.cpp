@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 // Multi-head Latent Attention (deepseek_spec.md §1.3, §1.6). The latent cache holds the post-norm c_kv and the
-// post-RoPE k_pe. A chunk of several new tokens (prefill) uses the multi-head form: K/V are expanded from the cache
-// through kv_b_proj. A single new token (decode) uses the absorbed form: W_UK is folded into the query and W_UV
-// into the output, so attention reads only the 576-wide cache.
+// post-RoPE k_pe. Each chunk runs the form Model::attention_form chooses: the multi-head form (prompt chunks) expands
+// K/V from the cache through kv_b_proj; the absorbed form (decode, short verify chunks) folds W_UK into the query
+// and W_UV into the output, so attention reads only the 576-wide cache.
 #include <algorithm>
 #include <vector>
 
@@ -64,7 +64,7 @@ void Model::attention(int64_t l, const Batch& batch, int64_t T, const std::vecto
     }
     const float* qj = q + off * ldq;
     float* oj = attn + off * ldo;
-    if (n > 1) {
+    if (attention_form(p0, n) == AttentionForm::MultiHead) {
       // The multi-head form expands every cached row through kv_b_proj in one product, so the rows are first
       // gathered from their blocks into one contiguous [S, r + dr] buffer (exact copies: results do not depend on
       // the block layout).

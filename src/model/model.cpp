@@ -69,7 +69,7 @@ std::vector<int32_t> positions(const Batch& b, const std::vector<int64_t>& pos0)
 }  // namespace
 
 void Model::forward(const Batch& batch, ForwardOutput* out) {
-  const int64_t T = int64_t(batch.tokens.size()), D = cfg_.hidden_size, V = cfg_.vocab_size;
+  const int64_t T = int64_t(batch.tokens.size()), D = cfg_.hidden_size;
   int64_t sum = 0, max_s = 0;
   std::vector<int64_t> pos0;
   for (const SeqChunk& c : batch.seqs) {
@@ -92,70 +92,88 @@ void Model::forward(const Batch& batch, ForwardOutput* out) {
   for (int64_t l = 0; l < cfg_.num_hidden_layers; ++l) decoder_layer(l, batch, T, pos0, false);
   be_.rms_norm({s_->x->f32(), D, w_.norm, s_->xn->f32(), D, T, D, float(cfg_.rms_norm_eps)});
 
+  outputs(batch, s_->xn->f32(), s_->xn->f32(), w_.lm_head, out);
+  for (const SeqChunk& c : batch.seqs) c.cache->length += c.n;
+}
+
+void Model::outputs(const Batch& batch, const float* xn, const float* h, const WeightView& head, ForwardOutput* out) {
+  const int64_t D = cfg_.hidden_size, V = cfg_.vocab_size;
   // Gather the rows that need logits (all of a chunk, or its last token) into a compact [rows, D] block.
-  int64_t rows = 0, off = 0;
-  bool want_hidden = false;
+  int64_t rows = 0, off = 0, hrows = 0;
   for (const SeqChunk& c : batch.seqs) {
     const int64_t first = c.all_logits ? off : off + c.n - 1, n = c.all_logits ? c.n : 1;
-    be_.copy({s_->xn->f32() + first * D, D, s_->sel->f32() + rows * D, D, n, D});
+    be_.copy({xn + first * D, D, s_->sel->f32() + rows * D, D, n, D});
     rows += n;
     off += c.n;
-    want_hidden |= c.want_hidden;
+    if (c.want_hidden) hrows += c.n;
   }
   float* logits = s_->logits_for(be_, rows, V);
   ops::MatmulParams mm;
-  mm.x = s_->sel->f32(); mm.ldx = D; mm.w = w_.lm_head; mm.y = logits; mm.ldy = V;
+  mm.x = s_->sel->f32(); mm.ldx = D; mm.w = head; mm.y = logits; mm.ldy = V;
   mm.M = rows; mm.N = V; mm.K = D; mm.precision = opt_.precision;
   be_.matmul(mm);
   out->rows = rows;
   out->logits.resize(size_t(rows) * size_t(V));
   be_.download(out->logits.data(), logits, out->logits.size() * sizeof(float));
-  out->hidden.clear();
-  if (want_hidden) {
-    out->hidden.resize(size_t(rows) * size_t(D));
-    be_.download(out->hidden.data(), s_->sel->data(), out->hidden.size() * sizeof(float));
+  out->hidden.resize(size_t(hrows) * size_t(D));
+  off = 0;
+  hrows = 0;
+  for (const SeqChunk& c : batch.seqs) {
+    if (c.want_hidden)
+      be_.download(out->hidden.data() + hrows * D, h + off * D, size_t(c.n) * size_t(D) * sizeof(float));
+    hrows += c.want_hidden ? c.n : 0;
+    off += c.n;
   }
-  for (const SeqChunk& c : batch.seqs) c.cache->length += c.n;
 }
 
 void Model::forward_mtp(KvCache* cache, const std::vector<int32_t>& next_tokens, const float* hidden, int64_t n,
                         std::vector<float>* logits_out) {
-  DS_CHECK(has_mtp(), "this checkpoint has no MTP layer (num_nextn_predict_layers = ", cfg_.num_nextn_predict_layers,
-           ", no model.layers.", cfg_.num_hidden_layers, ".* tensors)");
   DS_CHECK(int64_t(next_tokens.size()) == n && n > 0, "MTP input: ", next_tokens.size(), " tokens for ", n, " rows");
-  DS_CHECK(cache->mtp_length + n <= cache->capacity(), "MTP context is full");
-  check_tokens(next_tokens.data(), n);
-  const int64_t l = cfg_.num_hidden_layers, D = cfg_.hidden_size, V = cfg_.vocab_size;
-  const LayerWeights& w = w_.layers[l];
-  cache->prepare_write(cache->mtp_length, n, true);
-  ensure_scratch(n, cache->mtp_length + n);
   Batch b;
   b.tokens = next_tokens;
   b.seqs.push_back({cache, n, true, false});
-  s_->upload_tables(be_, b);
-  const std::vector<int64_t> pos0 = {cache->mtp_length};
-  const auto pos = positions(b, pos0);
+  ForwardOutput out;
+  forward_mtp(b, hidden, &out);
+  logits_out->swap(out.logits);
+}
+
+void Model::forward_mtp(const Batch& batch, const float* hidden, ForwardOutput* out) {
+  DS_CHECK(has_mtp(), "this checkpoint has no MTP layer (num_nextn_predict_layers = ", cfg_.num_nextn_predict_layers,
+           ", no model.layers.", cfg_.num_hidden_layers, ".* tensors)");
+  const int64_t T = int64_t(batch.tokens.size()), l = cfg_.num_hidden_layers, D = cfg_.hidden_size;
+  int64_t sum = 0, max_s = 0;
+  std::vector<int64_t> pos0;
+  for (const SeqChunk& c : batch.seqs) {
+    DS_CHECK(c.cache && c.n > 0, "MTP batch chunk without a cache or tokens");
+    DS_CHECK(c.cache->mtp_length + c.n <= c.cache->capacity(), "MTP context is full: ", c.cache->mtp_length, " + ",
+             c.n, " tokens exceed the context size ", c.cache->capacity());
+    pos0.push_back(c.cache->mtp_length);
+    sum += c.n;
+    max_s = std::max(max_s, c.cache->mtp_length + c.n);
+  }
+  DS_CHECK(sum == T && T > 0, "MTP batch has ", T, " tokens but its chunks cover ", sum);
+  check_tokens(batch.tokens.data(), T);
+  const LayerWeights& w = w_.layers[l];
+  for (const SeqChunk& c : batch.seqs) c.cache->prepare_write(c.cache->mtp_length, c.n, true);
+  ensure_scratch(T, max_s);
+  s_->upload_tables(be_, batch);
+  const auto pos = positions(batch, pos0);
   be_.upload(s_->pos->data(), pos.data(), pos.size() * sizeof(int32_t));
 
   // x = eh_proj([enorm(embed(t_{i+1})) ; hnorm(h_i)]): embedding first, as the checkpoints are laid out.
   float* cat = s_->cat->f32();
-  embed_tokens(next_tokens.data(), n, w.embed_tokens.data ? w.embed_tokens : w_.embed_tokens, s_->xn->f32());
-  be_.rms_norm({s_->xn->f32(), D, w.enorm, cat, 2 * D, n, D, float(cfg_.rms_norm_eps)});
-  be_.upload(s_->sel->data(), hidden, size_t(n) * size_t(D) * sizeof(float));
-  be_.rms_norm({s_->sel->f32(), D, w.hnorm, cat + D, 2 * D, n, D, float(cfg_.rms_norm_eps)});
+  embed_tokens(batch.tokens.data(), T, w.embed_tokens.data ? w.embed_tokens : w_.embed_tokens, s_->xn->f32());
+  be_.rms_norm({s_->xn->f32(), D, w.enorm, cat, 2 * D, T, D, float(cfg_.rms_norm_eps)});
+  be_.upload(s_->sel->data(), hidden, size_t(T) * size_t(D) * sizeof(float));
+  be_.rms_norm({s_->sel->f32(), D, w.hnorm, cat + D, 2 * D, T, D, float(cfg_.rms_norm_eps)});
   ops::MatmulParams mm;
   mm.x = cat; mm.ldx = 2 * D; mm.w = w.eh_proj; mm.y = s_->x->f32(); mm.ldy = D;
-  mm.M = n; mm.N = D; mm.K = 2 * D; mm.precision = ops::Precision::F32;  // feeds a router: see ModelOptions
+  mm.M = T; mm.N = D; mm.K = 2 * D; mm.precision = ops::Precision::F32;  // feeds a router: see ModelOptions
   be_.matmul(mm);
-  decoder_layer(l, b, n, pos0, true);
-  be_.rms_norm({s_->x->f32(), D, w.shared_head_norm, s_->xn->f32(), D, n, D, float(cfg_.rms_norm_eps)});
-  float* logits = s_->logits_for(be_, n, V);
-  mm.x = s_->xn->f32(); mm.ldx = D; mm.w = w.shared_head_head.data ? w.shared_head_head : w_.lm_head;
-  mm.y = logits; mm.ldy = V; mm.M = n; mm.N = V; mm.K = D; mm.precision = opt_.precision;
-  be_.matmul(mm);
-  logits_out->resize(size_t(n) * size_t(V));
-  be_.download(logits_out->data(), logits, logits_out->size() * sizeof(float));
-  cache->mtp_length += n;
+  decoder_layer(l, batch, T, pos0, true);
+  be_.rms_norm({s_->x->f32(), D, w.shared_head_norm, s_->xn->f32(), D, T, D, float(cfg_.rms_norm_eps)});
+  outputs(batch, s_->xn->f32(), s_->x->f32(), w.shared_head_head.data ? w.shared_head_head : w_.lm_head, out);
+  for (const SeqChunk& c : batch.seqs) c.cache->mtp_length += c.n;
 }
 
 }  // namespace ds::model

@@ -15,12 +15,22 @@
 
 namespace ds::model {
 
+// How a chunk's attention runs (deepseek_spec.md §1.6). Both forms compute the same function; they differ in cost
+// and in the last bits of the result.
+enum class AttentionForm {
+  MultiHead,  // K and V of every cached row expanded through kv_b_proj, then per-head attention: prompt chunks
+  Absorbed,   // W_UK folded into the query, W_UV into the output; reads only the latent cache: decode, verify chunks
+};
+// The longest chunk appended to a non-empty cache that still runs the absorbed form (a speculative verify chunk is
+// 1 + at most 4 drafts; the MTP layer's catch-up after one is as long).
+constexpr int64_t kMaxAbsorbedChunk = 8;
+
 // Part of a batch: `n` new tokens of one sequence, appended to `cache` at positions cache->length.. .
 struct SeqChunk {
   KvCache* cache = nullptr;
   int64_t n = 0;
   bool all_logits = false;  // logits for every new token (else only the last)
-  bool want_hidden = false; // also return final-normed hidden states of the same rows (MTP input)
+  bool want_hidden = false; // also return the hidden states of every new token (MTP input)
 };
 
 struct Batch {
@@ -30,7 +40,9 @@ struct Batch {
 
 struct ForwardOutput {
   std::vector<float> logits;  // [rows, vocab]: per chunk, n rows (all_logits) or 1 row
-  std::vector<float> hidden;  // [rows, hidden] when any chunk wants hidden states
+  // [Σ n of the chunks with want_hidden, hidden_size], in chunk order: the main model's final-normed hidden states
+  // (forward), or the MTP layer's output before its shared_head norm (forward_mtp: what a chained draft feeds back).
+  std::vector<float> hidden;
   int64_t rows = 0;
 };
 
@@ -67,13 +79,24 @@ class Model {
   // A cache of `capacity` tokens on a private pool just large enough for it (one sequence: CLI, bench, tests).
   std::unique_ptr<KvCache> new_cache(int64_t capacity) const;
 
+  // The attention form of a chunk of n new tokens after `cached` rows: the model's rule, which callers that must
+  // reproduce a computation bit for bit (prefix reuse) ask instead of re-deriving it. A single token, or a short
+  // chunk (<= kMaxAbsorbedChunk) appended to a non-empty cache, is absorbed: a verify chunk reads the latent cache
+  // once, and each of its rows gets the bits it would get decoded alone.
+  static AttentionForm attention_form(int64_t cached, int64_t n) {
+    return n == 1 || (cached > 0 && n <= kMaxAbsorbedChunk) ? AttentionForm::Absorbed : AttentionForm::MultiHead;
+  }
+
   // One forward pass over the batch; advances each chunk's cache length by its n.
   // Throws ds::Error if a chunk would overflow its cache or a token id is out of range.
   void forward(const Batch& batch, ForwardOutput* out);
 
-  // MTP logits for one sequence: rows i = 0..n-1 take the main model's final-normed hidden state h_i [n, hidden]
-  // and the next token next_tokens[i]; appended to the cache's MTP layer at positions cache->mtp_length...
-  // Output [n, vocab] predicts the token after next.
+  // The MTP layer over a batch: chunk j's rows i (positions cache->mtp_length..) take a hidden state h_i (rows of
+  // `hidden` [Σ n, hidden_size], in chunk order: the main model's final-normed state, or the MTP layer's own output
+  // for a chained draft) and the token after it, batch.tokens (t_{i+1}); their logits predict t_{i+2}. Advances each
+  // chunk's cache->mtp_length by its n.
+  void forward_mtp(const Batch& batch, const float* hidden, ForwardOutput* out);
+  // One sequence, logits of every row [n, vocab].
   void forward_mtp(KvCache* cache, const std::vector<int32_t>& next_tokens, const float* hidden, int64_t n,
                    std::vector<float>* logits);
 
@@ -82,6 +105,9 @@ class Model {
   void ensure_scratch(int64_t T, int64_t S);
   void decoder_layer(int64_t l, const Batch& batch, int64_t T, const std::vector<int64_t>& pos0, bool mtp);
   void attention(int64_t l, const Batch& batch, int64_t T, const std::vector<int64_t>& pos0, bool mtp);
+  // The final rows: logits of what each chunk asks for through `head` (lm_head or the MTP shared head) from the
+  // normed rows `xn`, and the hidden rows `h` of the chunks that want them.
+  void outputs(const Batch& batch, const float* xn, const float* h, const WeightView& head, ForwardOutput* out);
   void ffn(int64_t l, int64_t T);
   void embed_tokens(const int32_t* tokens, int64_t T, const WeightView& table, float* out);
   void check_tokens(const int32_t* tokens, int64_t n) const;

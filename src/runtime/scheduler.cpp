@@ -188,13 +188,13 @@ std::vector<int32_t> Scheduler::lookup_prefix(const std::vector<int32_t>& P) {
     if (id < 0) break;
     hit.push_back(id);
   }
-  // The rest of the prompt must be computed in the same attention form as from scratch. From scratch, chunks end
-  // at multiples of C and only a last chunk of one token uses the absorbed (decode) form. Resuming at r, the first
-  // chunk [r, min(next multiple of C, n)) is a single token that a fresh run would have computed in a longer chunk
-  // exactly when it has length 1 and r is not itself a multiple of C: give back blocks until that is not so.
+  // The rest of the prompt must be computed in the same attention forms as from scratch, where chunks end at
+  // multiples of C: resuming at r, the first chunk [r, end) must get the form that the from-scratch chunk [r0, end)
+  // got (the model's rule, Model::attention_form). Give back blocks until it does.
+  using model::Model;
   while (!hit.empty()) {
-    const int64_t r = int64_t(hit.size()) * bs, end = std::min((r / C + 1) * C, n);
-    if (!(end - r == 1 && r % C != 0)) break;
+    const int64_t r = int64_t(hit.size()) * bs, r0 = r / C * C, end = std::min(r0 + C, n);
+    if (Model::attention_form(r, end - r) == Model::attention_form(r0, end - r0)) break;
     pool_->release(hit.back());
     hit.pop_back();
   }
@@ -438,8 +438,10 @@ void Scheduler::step() {
       const auto& P = s.req->prompt_;
       const int64_t n = items_[j].end - s.prompt_pos;
       computed += uint64_t(n);
-      // A one-token chunk runs the absorbed form: its row differs in the last bits from the multi-head form's.
-      if (n >= 2 && s.prefill_rows == s.prompt_pos) s.prefill_rows = items_[j].end;
+      // Only multi-head rows are published: a later prompt computes them in that form from scratch.
+      if (model::Model::attention_form(s.prompt_pos, n) == model::AttentionForm::MultiHead &&
+          s.prefill_rows == s.prompt_pos)
+        s.prefill_rows = items_[j].end;
       s.prompt_pos = items_[j].end;
       publish_blocks(s);
       if (s.prompt_pos < int64_t(P.size())) continue;

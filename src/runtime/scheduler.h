@@ -153,7 +153,7 @@ class Scheduler {
  private:
   struct Slot {
     std::unique_ptr<model::KvCache> cache;  // block table into pool_; empty while the slot is free
-    int64_t prefill_rows = 0;       // leading rows computed by the multi-head form (reused or prompt chunks of >= 2)
+    int64_t prefill_rows = 0;       // leading rows computed by the multi-head form (reused, or prompt chunks the model runs in that form)
     int64_t published = 0;          // leading blocks published in (or adopted from) the prefix cache
     bool publishing = true;         // false once a publish found the same content already there
     std::shared_ptr<GenRequest> req;
