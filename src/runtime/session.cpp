@@ -26,13 +26,20 @@ std::vector<float> Session::prefill(const std::vector<int32_t>& tokens, bool all
     b.seqs.push_back({cache_.get(), int64_t(n), all_logits, hidden != nullptr});
     engine_.model().forward(b, &out);
     if (all_logits || last) logits.insert(logits.end(), out.logits.begin(), out.logits.end());
-    if (hidden && (all_logits || last)) hidden->insert(hidden->end(), out.hidden.begin(), out.hidden.end());
+    if (hidden) hidden->insert(hidden->end(), out.hidden.begin(), out.hidden.end());
   }
   history_.insert(history_.end(), tokens.begin(), tokens.end());
   return logits;
 }
 
 std::vector<float> Session::decode(int32_t token) { return prefill({token}); }
+
+void Session::rollback(int64_t n) {
+  DS_CHECK(n >= 0 && n <= length(), "rollback to ", n, " of ", length(), " positions");
+  cache_->length = n;
+  cache_->mtp_length = std::min(cache_->mtp_length, n);
+  history_.resize(size_t(n));
+}
 
 void Session::reset() {
   cache_->clear();  // gives the blocks back to the session's private pool

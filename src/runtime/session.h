@@ -17,12 +17,14 @@ class Session {
 
   // Appends `tokens` (prefill, split into chunks of at most max_chunk) and returns the logits of the last position
   // ([vocab]) or of every new position ([n, vocab]) when all_logits. `hidden`, when given, receives the final-normed
-  // hidden states of the same rows ([rows, hidden_size]).
+  // hidden states of every new position ([n, hidden_size]).
   std::vector<float> prefill(const std::vector<int32_t>& tokens, bool all_logits = false,
                              std::vector<float>* hidden = nullptr);
   // Appends one token and returns the next-token logits [vocab].
   std::vector<float> decode(int32_t token);
   void reset();
+  // Forgets the positions >= n (a rejected speculative tail): the cache keeps its blocks, the MTP rows past n go too.
+  void rollback(int64_t n);
 
   int64_t length() const { return cache_->length; }
   int64_t capacity() const { return cache_->capacity(); }
