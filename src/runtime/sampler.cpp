@@ -136,11 +136,7 @@ void Sampler::top_k_set(const float* l, int64_t V, int64_t k) {
   }
 }
 
-int32_t Sampler::sample(const float* logits, int64_t V, const std::vector<int32_t>& history) {
-  const float* l = penalised(logits, V, history);
-  if (p_.temperature == 0.0f) return argmax(l, V);
-  const float mx = max_value(l, V);
-  if (!std::isfinite(mx)) return argmax(l, V);  // nothing finite to weigh
+int64_t Sampler::select(const float* l, int64_t V, float mx) {
   const float inv_t = 1.0f / p_.temperature;
   const int64_t k = p_.top_k > 0 ? std::min<int64_t>(p_.top_k, V) : V;
   // Candidates: the top-k set, or every token; weights exp((l - max) / T) indexed by token id (the max weighs 1).
@@ -174,6 +170,15 @@ int32_t Sampler::sample(const float* logits, int64_t V, const std::vector<int32_
     n = std::partition(cand_.begin(), cand_.begin() + n, [&](int32_t i) { return prob_[size_t(i)] >= thr; }) -
         cand_.begin();
   }
+  return n;
+}
+
+int32_t Sampler::sample(const float* logits, int64_t V, const std::vector<int32_t>& history) {
+  const float* l = penalised(logits, V, history);
+  if (p_.temperature == 0.0f) return argmax(l, V);
+  const float mx = max_value(l, V);
+  if (!std::isfinite(mx)) return argmax(l, V);  // nothing finite to weigh
+  const int64_t n = select(l, V, mx);
   // Walk the kept candidates in the order selection left them: a fixed function of the logits, so a seed still
   // gives the same draw (sorting up to the whole vocabulary by id would cost more than everything else here).
   double mass = 0;
@@ -189,5 +194,26 @@ int32_t Sampler::sample(const float* logits, int64_t V, const std::vector<int32_
     if (prob_[size_t(cand_[size_t(i)])] > 0) return cand_[size_t(i)];
   return argmax(l, V);
 }
+
+void Sampler::distribution(const float* logits, int64_t V, const std::vector<int32_t>& history,
+                           std::vector<std::pair<int32_t, double>>* out) {
+  out->clear();
+  const float* l = penalised(logits, V, history);
+  const float mx = p_.temperature == 0.0f ? 0.0f : max_value(l, V);
+  if (p_.temperature == 0.0f || !std::isfinite(mx)) {
+    out->push_back({argmax(l, V), 1.0});
+    return;
+  }
+  const int64_t n = select(l, V, mx);
+  double mass = 0;
+  for (int64_t i = 0; i < n; ++i) mass += prob_[size_t(cand_[size_t(i)])];
+  for (int64_t i = 0; i < n; ++i) {
+    const int32_t id = cand_[size_t(i)];
+    if (prob_[size_t(id)] > 0) out->push_back({id, prob_[size_t(id)] / mass});
+  }
+  if (out->empty()) out->push_back({argmax(l, V), 1.0});
+}
+
+double Sampler::uniform() { return std::uniform_real_distribution<double>(0.0, 1.0)(rng_); }
 
 }  // namespace ds::rt

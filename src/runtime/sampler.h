@@ -35,10 +35,19 @@ class Sampler {
   int32_t sample(const float* logits, int64_t vocab, const std::vector<int32_t>& history);
   // Greedy and without penalties: the token is argmax of the raw logits.
   bool plain_greedy() const;
+  bool greedy() const { return p_.temperature == 0.0f; }
+  // The distribution sample() draws from, after penalties, temperature, top-k, top-p and min-p: (id, probability)
+  // pairs summing to 1, in no particular order; greedy: the argmax alone. Speculative sampling weighs a draft by it.
+  void distribution(const float* logits, int64_t vocab, const std::vector<int32_t>& history,
+                    std::vector<std::pair<int32_t, double>>* out);
+  // A uniform draw in [0, 1) from this sampler's seeded stream.
+  double uniform();
 
  private:
   const float* penalised(const float* logits, int64_t V, const std::vector<int32_t>& history);
   void top_k_set(const float* l, int64_t V, int64_t k);  // cand_ := the k largest (any order)
+  // The kept candidates cand_[0, n) of penalised logits `l` (max `mx`), their weights in prob_ by id; returns n.
+  int64_t select(const float* l, int64_t V, float mx);
 
   SamplingParams p_;
   std::mt19937_64 rng_;
