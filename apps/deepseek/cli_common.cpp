@@ -64,4 +64,15 @@ rt::SamplingParams SamplingFlags::params(const std::string& model_dir) const {
   return p;
 }
 
+void print_spec_stats(const rt::SpecStats& st) {
+  if (st.steps == 0) return;
+  std::fprintf(stderr, "speculative: %llu verify steps, %.2f tokens per step | drafted %llu, accepted %llu (%.1f%%)",
+               (unsigned long long)st.steps, st.tokens_per_step(), (unsigned long long)st.drafted,
+               (unsigned long long)st.accepted, 100.0 * st.acceptance());
+  for (int k = 0; k < rt::kMaxDraft && st.drafted_at[size_t(k)]; ++k)
+    std::fprintf(stderr, " | draft %d: %.1f%%", k + 1,
+                 100.0 * double(st.accepted_at[size_t(k)]) / double(st.drafted_at[size_t(k)]));
+  std::fprintf(stderr, "\n");
+}
+
 }  // namespace ds::app

@@ -8,6 +8,7 @@
 
 #include "runtime/engine.h"
 #include "runtime/sampler.h"
+#include "runtime/speculative.h"
 
 namespace ds::app {
 
@@ -18,6 +19,7 @@ struct ComputeFlags {
   int64_t ctx = 0;
   bool verbose = false;
   std::string load = "auto";
+  int draft = -1;
 
   void add(CLI::App& app) {
     app.add_option("--backend", backend, "compute backend: cpu | ref (scalar reference) | cuda")->capture_default_str();
@@ -32,6 +34,13 @@ struct ComputeFlags {
                    "than RAM), auto = copy when the weights fit in 80% of the available memory")
         ->capture_default_str();
     app.add_flag("-v,--verbose", verbose, "log progress and timings to stderr");
+  }
+  // --draft for the commands that generate.
+  void add_draft(CLI::App& app) {
+    app.add_option("--draft", draft,
+                   "speculative decoding with the checkpoint's MTP layer: tokens drafted per step (1-4; 0 = off; "
+                   "default 1 when the checkpoint has an MTP layer). Lossless: greedy output is identical and "
+                   "sampled output has the same distribution");
   }
   rt::EngineOptions engine_options() const;
 };
@@ -74,5 +83,8 @@ struct SamplingFlags {
   // Model defaults come from generation_config.json (temperature, top_p) in `model_dir` when present.
   rt::SamplingParams params(const std::string& model_dir) const;
 };
+
+// `-v` summary of speculative decoding (nothing when no step drafted).
+void print_spec_stats(const rt::SpecStats& st);
 
 }  // namespace ds::app

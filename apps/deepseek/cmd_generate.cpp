@@ -11,6 +11,7 @@
 #include "base/timer.h"
 #include "io/npy.h"
 #include "runtime/session.h"
+#include "runtime/speculative.h"
 #include "tokenizer/tokenizer.h"
 
 namespace ds::app {
@@ -33,6 +34,7 @@ int cmd_generate(int argc, char** argv) {
   app.add_flag("--no-bos", no_bos, "do not prepend the BOS token to a text prompt");
   app.add_flag("--no-parse-special", no_special, "treat special-token text in the prompt as plain text");
   cf.add(app);
+  cf.add_draft(app);
   sf.add(app);
   CLI11_PARSE(app, argc, argv);
   DS_CHECK(!tokens_path.empty() || !prompt.empty(), "give the prompt with --tokens FILE.npy or --prompt TEXT");
@@ -63,19 +65,30 @@ int cmd_generate(int argc, char** argv) {
   const int64_t V = e->config().vocab_size;
   TextOut out(tokenizer.get());
 
+  rt::SpecStream stream(s, sampler, cf.draft);
   Timer t_pre;
-  std::vector<float> logits = s.prefill(tokens);
+  stream.prefill(tokens);
   const double pre_s = t_pre.seconds();
-  std::vector<int32_t> generated;
+  std::vector<int32_t> generated, step;
   Timer t_dec;
-  for (int64_t i = 0; i < n; ++i) {
-    const int32_t next = sampler.sample(logits.data(), V, s.history());
-    generated.push_back(next);
-    const bool eos = std::find(e->eos_ids().begin(), e->eos_ids().end(), next) != e->eos_ids().end();
-    if (eos && !ignore_eos) break;
-    out.push(next);
-    if (i + 1 == n || s.length() >= s.capacity()) break;
-    logits = s.decode(next);
+  bool done = n == 0;
+  while (!done) {
+    step.clear();
+    stream.next(&step, n - int64_t(generated.size()));
+    for (int32_t next : step) {
+      generated.push_back(next);
+      const bool eos = std::find(e->eos_ids().begin(), e->eos_ids().end(), next) != e->eos_ids().end();
+      if (eos && !ignore_eos) {
+        done = true;
+        break;
+      }
+      out.push(next);
+      if (int64_t(generated.size()) == n) {
+        done = true;
+        break;
+      }
+    }
+    done = done || stream.room() <= 0;
   }
   out.finish();
   std::fflush(stdout);
@@ -84,9 +97,11 @@ int cmd_generate(int argc, char** argv) {
     std::vector<int64_t> ids(generated.begin(), generated.end());
     io::npy_write_i64(out_ids, ids.data(), {int64_t(ids.size())});
   }
-  if (cf.verbose)
+  if (cf.verbose) {
     std::fprintf(stderr, "\nprompt %zu tokens: %.1f tok/s | generated %zu tokens: %.1f tok/s\n", tokens.size(),
                  double(tokens.size()) / pre_s, generated.size(), double(generated.size()) / std::max(dec_s, 1e-9));
+    print_spec_stats(stream.stats());
+  }
   return 0;
 }
 
