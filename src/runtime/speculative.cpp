@@ -243,6 +243,7 @@ void SpecStream::next(std::vector<int32_t>* out, int64_t max_n) {
   hist.push_back(pending_);
   jobs[0].history = &hist;
   drafter_.run(jobs);
+  if (hook_) hook_(st_.drafts, st_.q);
   const int64_t P = s_.length();
   std::vector<int32_t> chunk = {pending_};
   chunk.insert(chunk.end(), st_.drafts.begin(), st_.drafts.end());

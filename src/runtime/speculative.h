@@ -12,6 +12,7 @@
 #pragma once
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <utility>
 #include <vector>
 
@@ -99,6 +100,11 @@ class SpecStream {
   // Tokens next() can still produce before the context is full (each needs the one before it in the cache).
   int64_t room() const;
   const SpecStats& stats() const { return stats_; }
+  // Tests: sees (and may change) every step's drafts before they are verified, e.g. to force rejections. When
+  // sampling, the drafts' distributions come along and must stay what the changed drafts were drawn from.
+  using DraftHook = std::function<void(std::vector<int32_t>& drafts,
+                                       std::vector<std::vector<std::pair<int32_t, double>>>& q)>;
+  void set_draft_hook(DraftHook h) { hook_ = std::move(h); }
 
  private:
   Session& s_;
@@ -110,6 +116,7 @@ class SpecStream {
   std::vector<float> logits_;  // the last prefill's logits (the first token is sampled from them)
   int32_t pending_ = -1;       // sampled, not yet in the cache
   std::vector<std::pair<int32_t, int>> kept_;
+  DraftHook hook_;
 };
 
 // `--draft` resolved against the model: a negative request (the default) means 1 when the model has an MTP layer,

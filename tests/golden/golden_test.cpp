@@ -9,6 +9,7 @@
 #include "golden/golden_checks.h"
 #include "runtime/engine.h"
 #include "runtime/session.h"
+#include "runtime/speculative.h"
 
 namespace ds::test {
 namespace {
@@ -65,6 +66,33 @@ TEST_P(Golden, F32GreedyMatchesReference) {
   ASSERT_FALSE(want.empty());
   rt::Session s(*e);
   EXPECT_EQ(greedy_continuation(s, tokens, want.size()), want);
+}
+
+// Speculation with the MTP layer must not change a greedy token, with 1..4 drafts per step, nor when every draft is
+// made wrong (each step then takes the rejection path).
+TEST_P(Golden, F32GreedyWithSpeculationMatchesReference) {
+  const Case c = GetParam();
+  auto e = load(c, ops::Precision::F32);
+  if (!e->model().has_mtp()) GTEST_SKIP() << c.fixture << " has no MTP layer: nothing drafts";
+  const auto tokens = read_tokens(fixture_dir(c.fixture) + "/tokens.npy");
+  const auto want = read_tokens(fixture_dir(c.fixture) + "/greedy.npy");
+  ASSERT_FALSE(want.empty());
+  for (int n_draft = 1; n_draft <= rt::kMaxDraft; ++n_draft)
+    for (bool wrong : {false, true}) {
+      rt::Session s(*e);
+      rt::Sampler greedy(rt::SamplingParams{0.0f});
+      rt::SpecStream spec(s, greedy, n_draft);
+      if (wrong)
+        spec.set_draft_hook([&](std::vector<int32_t>& d, auto&) {
+          for (int32_t& t : d) t = (t + 1) % int32_t(e->config().vocab_size);
+        });
+      spec.prefill(tokens);
+      std::vector<int32_t> got;
+      while (got.size() < want.size()) spec.next(&got, int64_t(want.size() - got.size()));
+      EXPECT_EQ(got, want) << n_draft << " drafts per step" << (wrong ? ", every draft wrong" : "");
+      EXPECT_GT(spec.stats().steps, 0u);
+      if (wrong) EXPECT_EQ(spec.stats().accepted, 0u);
+    }
 }
 
 TEST_P(Golden, F32MtpLogitsMatchReference) {
