@@ -57,6 +57,7 @@ int cmd_serve(int argc, char** argv) {
   app.add_option("--timeout", so.read_timeout_s, "seconds a client may stay idle while sending or receiving")->capture_default_str();
   app.add_option("--shutdown-grace", grace, "seconds running requests may finish after SIGINT/SIGTERM")->capture_default_str();
   cf.add(app);
+  cf.add_draft(app);
   so.limits.max_tokens = 0;
   CLI11_PARSE(app, argc, argv);
   DS_CHECK(model.empty() != rm.config.empty(), "give either --model DIR or --config FILE --random-weights --tokenizer DIR");
@@ -78,6 +79,7 @@ int cmd_serve(int argc, char** argv) {
   DS_CHECK(e->config().vocab_size >= int64_t(tokenizer.vocab_size()), "the tokenizer has ", tokenizer.vocab_size(),
            " tokens but the model's vocabulary only ", e->config().vocab_size);
   sc.ctx = cf.ctx > 0 ? cf.ctx : e->default_ctx();
+  sc.draft = rt::resolve_draft(e->model(), cf.draft);
   if (so.limits.max_tokens <= 0) so.limits.max_tokens = sc.ctx;
   const std::string src = model.empty() ? rm.config : model;
   so.model_name = !alias.empty() ? alias : std::filesystem::path(src).lexically_normal().filename().string();
@@ -92,8 +94,9 @@ int cmd_serve(int argc, char** argv) {
   const int port = srv.bind();
   const auto st = sched.stats();
   std::fprintf(stderr, "deepseek serve: model %s, %d slots x %lld tokens, KV pool %lld blocks x %lld tokens, "
-               "listening on http://%s:%d\n", so.model_name.c_str(), sc.parallel, (long long)sc.ctx,
-               (long long)st.kv_blocks_total, (long long)st.kv_block_size, so.host.c_str(), port);
+               "MTP drafts per step %d, listening on http://%s:%d\n", so.model_name.c_str(), sc.parallel,
+               (long long)sc.ctx, (long long)st.kv_blocks_total, (long long)st.kv_block_size, sc.draft,
+               so.host.c_str(), port);
   std::fflush(stderr);
   std::thread watcher([&] {
     while (!g_signal) std::this_thread::sleep_for(std::chrono::milliseconds(50));

@@ -66,6 +66,8 @@ Scheduler::Scheduler(Engine& engine, const SchedulerOptions& opt)
   stats_.kv_block_size = bs;
   threads_ = opt_.threads > 0 ? opt_.threads : int(std::max(1u, std::thread::hardware_concurrency()));
   stats_.kv_blocks_total = n_blocks;
+  DS_CHECK(opt_.draft >= 0, "--draft must be >= 0");
+  if (resolve_draft(engine_.model(), opt_.draft) > 0) drafter_ = std::make_unique<Drafter>(engine_.model());
   thread_ = std::thread([this] { loop(); });
 }
 
@@ -153,6 +155,8 @@ void Scheduler::finish(Slot& s, Finish f, const std::string& err) {
   s.history.clear();
   s.next_token = -1;
   s.swapped = false;
+  s.draft.clear();
+  s.n_draft = 0;
   std::vector<float>().swap(s.swap);
   {
     std::lock_guard<std::mutex> lk(qm_);
@@ -230,6 +234,10 @@ bool Scheduler::admit(const std::shared_ptr<GenRequest>& r) {
   s.next_token = -1;
   s.admitted = ++admissions_;
   s.swapped = false;
+  s.draft.clear();
+  s.n_draft = 0;
+  // The reused blocks' MTP rows are the publisher's: the MTP layer continues after them.
+  if (drafter_) s.cache->mtp_length = reuse;
   {
     std::lock_guard<std::mutex> lk(r->ch_->m);
     r->cached_tokens = reuse;
@@ -287,6 +295,7 @@ void Scheduler::emit(Slot& s, Pick& pick) {
   notify(r);
   s.history.push_back(id);
   s.next_token = id;
+  if (drafter_) s.draft.add_next(&id, 1);  // the token after the MTP row of the position before it
   ++s.generated;
   if (s.generated >= p.max_tokens || s.cache->length + 1 > s.cache->capacity()) finish(s, Finish::Length);
 }
@@ -309,6 +318,9 @@ void Scheduler::reserve_decode_rows() {
   for (size_t i : order_) {
     Slot& s = slots_[i];
     if (!s.req || s.swapped || s.prompt_pos < int64_t(s.req->prompt_.size())) continue;
+    // Rows for the next token and this step's drafts; drafts only where the pool has the blocks without preempting.
+    s.n_draft = drafts_for(s);
+    if (s.n_draft > 0 && !s.cache->reserve(s.cache->length + 1 + s.n_draft)) s.n_draft = 0;
     while (!s.cache->reserve(s.cache->length + 1)) {
       Slot* v = preemption_victim(s);
       if (!v) {  // nothing else holds blocks: this sequence alone outgrew the pool; end it as if its context were full
@@ -323,6 +335,73 @@ void Scheduler::reserve_decode_rows() {
       if (v == &s) break;
     }
   }
+}
+
+int Scheduler::drafts_for(const Slot& s) const {
+  if (!drafter_) return 0;
+  const int64_t room = s.cache->capacity() - s.cache->length - 1, left = s.req->params_.max_tokens - s.generated - 1;
+  return int(std::max<int64_t>(0, std::min<int64_t>({int64_t(opt_.draft), room, left})));
+}
+
+// The MTP layer for every running sequence at once: the rows of the positions computed since (whose next token is
+// known), then the drafts of the decoding sequences that verify some this step.
+void Scheduler::run_drafter() {
+  draft_jobs_.clear();
+  for (auto& s : slots_) {
+    if (!s.req || s.swapped) continue;
+    const bool decoding = s.prompt_pos >= int64_t(s.req->prompt_.size());
+    const int n = decoding ? s.n_draft : 0;
+    if (n == 0 && std::min<int64_t>(s.draft.rows, int64_t(s.draft.next.size())) == 0) continue;
+    DraftJob j;
+    j.cache = s.cache.get();
+    j.state = &s.draft;
+    j.n_draft = n;
+    j.sampler = s.sampler.get();
+    j.history = &s.history;
+    draft_jobs_.push_back(j);
+  }
+  if (draft_jobs_.empty()) return;
+  try {
+    drafter_->run(draft_jobs_);
+  } catch (const std::exception& e) {
+    log_warn("scheduler: MTP draft failed: ", e.what());
+    for (auto& s : slots_)
+      if (s.req && !s.swapped) finish(s, Finish::Error, "the MTP draft failed");
+    return;
+  }
+  for (auto& s : slots_)
+    if (s.req && s.n_draft > 0) s.n_draft = int(s.draft.drafts.size());
+}
+
+// A decoding sequence's verify chunk: keep the accepted drafts and the main model's own token, roll the caches
+// back past the rest, and emit the kept tokens in order (each with the logprobs of the row it came from).
+void Scheduler::accept_step(Slot& s, const float* rows, const float* hidden) {
+  const int n = s.n_draft;
+  const int64_t P = s.cache->length - 1 - n, D = engine_.config().hidden_size;
+  kept_.clear();
+  const int a = accept_drafts(rows, vocab_, s.draft, *s.sampler, s.history, &kept_);
+  s.cache->length = P + a + 1;
+  s.cache->mtp_length = s.draft.mtp_committed;
+  s.draft.add_hidden(hidden, a + 1, D);
+  SpecStats st;
+  st.steps = 1;
+  st.drafted = uint64_t(n);
+  st.accepted = uint64_t(a);
+  st.emitted = kept_.size();
+  for (int k = 0; k < n; ++k) st.drafted_at[size_t(k)] = 1, st.accepted_at[size_t(k)] = k < a ? 1 : 0;
+  {
+    std::lock_guard<std::mutex> lk(qm_);
+    stats_.spec.add(st);
+  }
+  const int top = s.req->params_.top_logprobs;
+  for (const auto& [t, row] : kept_) {
+    Pick pk;
+    pk.id = t;
+    fill_logprobs(rows + size_t(row) * size_t(vocab_), vocab_, top, &pk);
+    emit(s, pk);
+    if (!s.req) break;  // ended (end of sequence, max_tokens)
+  }
+  s.n_draft = 0;
 }
 
 // The youngest running sequence holding blocks, `needy` included; nullptr when no other sequence holds any (then
@@ -391,11 +470,14 @@ void Scheduler::step() {
   b.seqs.clear();
   items_.clear();
   reserve_decode_rows();
+  if (drafter_) run_drafter();
+  const bool hid = drafter_ != nullptr;  // the MTP layer's input: every computed row's hidden state
   for (size_t i = 0; i < slots_.size(); ++i) {
     Slot& s = slots_[i];
     if (!s.req || s.swapped || s.prompt_pos < int64_t(s.req->prompt_.size())) continue;
     b.tokens.push_back(s.next_token);
-    b.seqs.push_back({s.cache.get(), 1, false, false});
+    if (s.n_draft > 0) b.tokens.insert(b.tokens.end(), s.draft.drafts.begin(), s.draft.drafts.end());
+    b.seqs.push_back({s.cache.get(), 1 + s.n_draft, s.n_draft > 0, hid});
     items_.push_back({i, true, 0});
   }
   int64_t budget = opt_.batch_tokens;
@@ -411,7 +493,7 @@ void Scheduler::step() {
     const int64_t len = end - s.prompt_pos;
     if (len > budget && any_prefill) continue;
     b.tokens.insert(b.tokens.end(), P.begin() + s.prompt_pos, P.begin() + end);
-    b.seqs.push_back({s.cache.get(), len, false, false});
+    b.seqs.push_back({s.cache.get(), len, false, hid});
     items_.push_back({i, false, end});
     budget -= len;
     any_prefill = true;
@@ -431,13 +513,28 @@ void Scheduler::step() {
   uint64_t computed = 0;
   jobs_.clear();
   job_slot_.clear();
+  const int64_t D = engine_.config().hidden_size;
+  size_t lrow = 0, hrow = 0;  // this item's first logits and hidden rows
   for (size_t j = 0; j < items_.size(); ++j) {
     Slot& s = slots_[items_[j].slot];
+    const model::SeqChunk& c = b.seqs[j];
+    const float* rows = out_.logits.data() + lrow * size_t(vocab_);
+    const float* hidden = hid ? out_.hidden.data() + hrow * size_t(D) : nullptr;
+    lrow += c.all_logits ? size_t(c.n) : 1;
+    hrow += hid ? size_t(c.n) : 0;
     if (!s.req) continue;
+    if (items_[j].decode && s.n_draft > 0) {
+      accept_step(s, rows, hidden);
+      continue;
+    }
+    if (hid) s.draft.add_hidden(hidden, c.n, D);
     if (!items_[j].decode) {
       const auto& P = s.req->prompt_;
       const int64_t n = items_[j].end - s.prompt_pos;
       computed += uint64_t(n);
+      if (hid)  // the token after each row, where the prompt has it (the last row's is the first sampled token)
+        s.draft.add_next(P.data() + s.prompt_pos + 1, std::min<int64_t>(items_[j].end + 1, int64_t(P.size())) -
+                                                          (s.prompt_pos + 1));
       // Only multi-head rows are published: a later prompt computes them in that form from scratch.
       if (model::Model::attention_form(s.prompt_pos, n) == model::AttentionForm::MultiHead &&
           s.prefill_rows == s.prompt_pos)
@@ -447,7 +544,7 @@ void Scheduler::step() {
       if (s.prompt_pos < int64_t(P.size())) continue;
     }
     PickJob job;
-    job.logits = out_.logits.data() + j * size_t(vocab_);
+    job.logits = rows;
     job.sampler = s.sampler->plain_greedy() ? nullptr : s.sampler.get();  // plain greedy: argmax, no row copy
     job.history = &s.history;
     job.top_logprobs = s.req->params_.top_logprobs;

@@ -14,6 +14,11 @@
 // swapped out (its rows copied to host memory, its blocks given back) and swapped back in, bit for bit, once blocks
 // are free; swapped sequences resume before new requests are admitted. Only a sequence that is alone and still
 // does not fit ends early (finish_reason length).
+// Speculation (opt.draft > 0): before each forward the MTP layer runs for every sequence at once (its rows for the
+// positions computed in the last step, then the drafts); each decoding sequence then verifies its next token and
+// drafts as one chunk of 1 + n tokens in the same forward, and keeps what runtime/speculative.h accepts. A chunk's
+// rows are bitwise the rows plain decoding gives, so greedy outputs do not change. MTP rows in blocks reused from the
+// prefix cache are whatever the publisher wrote (they only steer drafts, never outputs).
 // Thread-safety: submit/cancel/stats from any thread; events are delivered through a Channel (mutex + condvar).
 #pragma once
 #include <array>
@@ -30,6 +35,7 @@
 
 #include "runtime/engine.h"
 #include "runtime/sampler.h"
+#include "runtime/speculative.h"
 #include "runtime/token_pick.h"
 
 namespace ds::rt {
@@ -93,6 +99,7 @@ struct SchedulerOptions {
   int64_t chunk = 64;         // prefill chunk alignment (tokens)
   int queue_max = 64;         // waiting requests beyond the slots
   int threads = 0;            // threads for the per-step token choice (0: all cores)
+  int draft = 0;              // MTP drafts per decoding sequence and step (0: no speculation; needs an MTP layer)
 };
 
 // Prometheus-style cumulative histogram with fixed bounds (seconds).
@@ -122,6 +129,7 @@ struct SchedulerStats {
   uint64_t prefix_hit_requests = 0, kv_evictions = 0, kv_full_stops = 0;
   uint64_t kv_preemptions = 0;        // sequences swapped out to free blocks
   int64_t kv_swapped_requests = 0;    // sequences swapped out now
+  SpecStats spec;                     // speculative decoding (runtime/speculative.h)
   Histogram ttft, itl;
 };
 
@@ -166,6 +174,8 @@ class Scheduler {
     bool swapped = false;           // preempted: rows in `swap`, no blocks held
     std::vector<float> swap;        // [swap_blocks, block_stride] the blocks' content while swapped out
     int64_t swap_blocks = 0, swap_length = 0, swap_mtp_length = 0;
+    DraftState draft;               // speculation: MTP rows waiting, this step's drafts
+    int n_draft = 0;                // drafts verified this step
   };
   void loop();
   void step();
@@ -179,6 +189,9 @@ class Scheduler {
   bool resume_swapped();  // true while some sequence is still swapped out
   void finish(Slot& s, Finish f, const std::string& err = {});
   void emit(Slot& s, Pick& pick);
+  int drafts_for(const Slot& s) const;  // drafts a decoding sequence may verify this step
+  void run_drafter();
+  void accept_step(Slot& s, const float* rows, const float* hidden);
   void notify(GenRequest& r);
   void wake();
 
@@ -207,6 +220,9 @@ class Scheduler {
   std::vector<size_t> job_slot_;
   std::vector<size_t> order_;      // running slots, oldest admission first
   std::vector<Pick> picks_;
+  std::unique_ptr<Drafter> drafter_;
+  std::vector<DraftJob> draft_jobs_;
+  std::vector<std::pair<int32_t, int>> kept_;
   std::thread thread_;
   friend class GenRequest;
 };

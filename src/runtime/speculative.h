@@ -79,7 +79,8 @@ class Drafter {
 };
 
 // The verify step's decision for one sequence. `rows` [1 + drafts, vocab]: the main model's logits for the chunk
-// (its sampled next token, then the drafts). `history`: the tokens before the chunk's first (penalties). Appends the
+// (its sampled next token, then the drafts). `history`: the tokens up to the chunk's first, included (penalties).
+// Appends the
 // tokens to keep (accepted drafts, then the main model's own) to `out` with the row each comes from, and fills the
 // state's MTP rows for the next step (the verify chunk's hidden states `hidden` [1 + drafts, width] of the kept
 // positions). Returns the number of drafts accepted.

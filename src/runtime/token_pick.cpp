@@ -5,18 +5,21 @@
 
 namespace ds::rt {
 
+void fill_logprobs(const float* logits, int64_t V, int top, Pick* p) {
+  p->top.clear();
+  if (top < 0) return;
+  const double lse = log_sum_exp(logits, V);
+  p->logprob = float(double(logits[p->id]) - lse);
+  if (top > 0) {
+    top_logits(logits, V, top, &p->top);
+    for (auto& [id, v] : p->top) v = float(double(v) - lse);
+  }
+}
+
 namespace {
 void pick_one(const PickJob& j, int64_t V, Pick* p) {
   p->id = j.sampler ? j.sampler->sample(j.logits, V, *j.history) : argmax(j.logits, V);
-  p->top.clear();
-  if (j.top_logprobs < 0) return;
-  // Logprobs of the raw distribution (before penalties and temperature), as the OpenAI API reports them.
-  const double lse = log_sum_exp(j.logits, V);
-  p->logprob = float(double(j.logits[p->id]) - lse);
-  if (j.top_logprobs > 0) {
-    top_logits(j.logits, V, j.top_logprobs, &p->top);
-    for (auto& [id, v] : p->top) v = float(double(v) - lse);
-  }
+  fill_logprobs(j.logits, V, j.top_logprobs, p);
 }
 
 }  // namespace

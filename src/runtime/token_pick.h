@@ -25,6 +25,10 @@ struct Pick {
   std::vector<std::pair<int32_t, float>> top;      // (id, logprob), most likely first
 };
 
+// The logprob of p->id and the `top` most likely alternatives, from the raw `logits` [vocab] (before penalties and
+// temperature, as the OpenAI API reports them); top < 0: nothing.
+void fill_logprobs(const float* logits, int64_t vocab, int top, Pick* p);
+
 // out->size() becomes jobs.size(); out's vectors are reused between calls.
 void pick_tokens(const std::vector<PickJob>& jobs, int64_t vocab, int threads, std::vector<Pick>* out);
 

@@ -707,6 +707,23 @@ std::string Server::Impl::metrics() {
   gauge("deepseek_decode_overhead_ratio", "overhead / (forward + overhead) over pure decode steps",
         s.decode_forward_seconds + s.decode_overhead_seconds > 0
             ? s.decode_overhead_seconds / (s.decode_forward_seconds + s.decode_overhead_seconds) : 0.0);
+  gauge("deepseek_spec_verify_steps_total", "speculative verify chunks (one per decoding sequence and step with drafts)",
+        double(s.spec.steps), "counter");
+  gauge("deepseek_spec_draft_tokens_total", "MTP draft tokens verified", double(s.spec.drafted), "counter");
+  gauge("deepseek_spec_accepted_tokens_total", "MTP draft tokens accepted", double(s.spec.accepted), "counter");
+  gauge("deepseek_spec_acceptance_ratio", "accepted / drafted", s.spec.acceptance());
+  gauge("deepseek_spec_tokens_per_step", "mean tokens a verify chunk yields (accepted drafts + the model's own)",
+        s.spec.tokens_per_step());
+  o << "# HELP deepseek_spec_accepted_by_position_total accepted drafts by draft position (1 = the token after "
+       "next)\n# TYPE deepseek_spec_accepted_by_position_total counter\n";
+  for (int k = 0; k < rt::kMaxDraft; ++k)
+    o << "deepseek_spec_accepted_by_position_total{position=\"" << k + 1 << "\"} " << s.spec.accepted_at[size_t(k)]
+      << '\n';
+  o << "# HELP deepseek_spec_drafted_by_position_total drafts verified by draft position\n"
+       "# TYPE deepseek_spec_drafted_by_position_total counter\n";
+  for (int k = 0; k < rt::kMaxDraft; ++k)
+    o << "deepseek_spec_drafted_by_position_total{position=\"" << k + 1 << "\"} " << s.spec.drafted_at[size_t(k)]
+      << '\n';
   hist("deepseek_time_to_first_token_seconds", "submit to first generated token", s.ttft);
   hist("deepseek_inter_token_latency_seconds", "time between consecutive tokens of a request", s.itl);
   {
