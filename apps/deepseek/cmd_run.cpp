@@ -13,6 +13,7 @@
 #include "base/error.h"
 #include "base/timer.h"
 #include "runtime/session.h"
+#include "runtime/speculative.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/reasoning.h"
 #include "tokenizer/tokenizer.h"
@@ -64,6 +65,7 @@ int cmd_run(int argc, char** argv) {
   app.add_flag("--thinking", think, "V3.1-style templates: reasoning mode on");
   app.add_flag("--no-thinking", no_think, "V3.1-style templates: reasoning mode off");
   cf.add(app);
+  cf.add_draft(app);
   sf.add(app);
   CLI11_PARSE(app, argc, argv);
   DS_CHECK(!(think && no_think), "--thinking and --no-thinking exclude each other");
@@ -102,28 +104,38 @@ int cmd_run(int argc, char** argv) {
     }
     DS_CHECK(int64_t(prompt.size()) + 1 < s.capacity(), "the conversation (", prompt.size(),
              " tokens) no longer fits the context of ", s.capacity(), " tokens; use /reset or a larger --ctx");
-    std::vector<float> logits = s.prefill(std::vector<int32_t>(prompt.begin() + common, prompt.end()));
+    rt::SpecStream stream(s, sampler, cf.draft);
+    stream.prefill(std::vector<int32_t>(prompt.begin() + common, prompt.end()));
     tok::ReasoningParser rparse(tokenizer, tok::prompt_opens_reasoning(rp.text));
     Display d;
     std::string answer;
     Timer t;
     int64_t produced = 0;
-    for (; produced < n; ++produced) {
-      const int32_t next = sampler.sample(logits.data(), e->config().vocab_size, s.history());
-      if (std::find(eos.begin(), eos.end(), next) != eos.end()) break;
-      const tok::ReasoningDelta delta = rparse.push(next);
-      d.reasoning(delta.reasoning);
-      d.answer(delta.content);
-      answer += delta.content;
-      if (s.length() + 1 >= s.capacity()) break;
-      logits = s.decode(next);
+    std::vector<int32_t> step;
+    for (bool done = false; !done && produced < n && stream.room() > 1;) {
+      step.clear();
+      stream.next(&step, n - produced);
+      for (int32_t next : step) {
+        if (std::find(eos.begin(), eos.end(), next) != eos.end()) {
+          done = true;
+          break;
+        }
+        ++produced;
+        const tok::ReasoningDelta delta = rparse.push(next);
+        d.reasoning(delta.reasoning);
+        d.answer(delta.content);
+        answer += delta.content;
+      }
     }
     const tok::ReasoningDelta rest = rparse.flush();
     d.reasoning(rest.reasoning);
     d.answer(rest.content);
     answer += rest.content;
     d.end();
-    if (cf.verbose) std::fprintf(stderr, "[%lld tokens, %.1f tok/s]\n", (long long)produced, double(produced) / t.seconds());
+    if (cf.verbose) {
+      std::fprintf(stderr, "[%lld tokens, %.1f tok/s]\n", (long long)produced, double(produced) / t.seconds());
+      print_spec_stats(stream.stats());
+    }
     messages.push_back({{"role", "assistant"}, {"content", answer}});
   };
 

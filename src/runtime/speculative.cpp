@@ -204,6 +204,9 @@ void SpecStream::prefill(const std::vector<int32_t>& tokens) {
   DS_CHECK(pending_ < 0, "prefill after generating: put the pending token in first");
   const int64_t D = s_.engine().config().hidden_size;
   std::vector<float> hidden;
+  // A cache that already holds positions without MTP rows (a conversation's earlier turns): the MTP layer continues
+  // from here; the rows it skips only steer drafts, never outputs.
+  if (n_draft_ > 0 && st_.rows == 0) s_.cache().mtp_length = s_.length();
   logits_ = s_.prefill(tokens, false, n_draft_ > 0 ? &hidden : nullptr);
   if (n_draft_ == 0) return;
   st_.add_hidden(hidden.data(), int64_t(tokens.size()), D);

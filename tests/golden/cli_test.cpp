@@ -67,6 +67,30 @@ TEST(Cli, GenerateGreedyMatchesReference) {
   fs::remove(ids);
 }
 
+// generate and run with MTP speculation (on by default for a checkpoint with an MTP layer) print what plain decoding
+// prints; -v reports the drafts.
+TEST(Cli, SpeculationChangesNoOutput) {
+  for (const std::string fixture : {"tiny-v3", "tiny-v3-fp8"}) {
+    const std::string m = fixture_dir(fixture);
+    const auto want = read_tokens(m + "/greedy.npy");
+    for (const char* draft : {"", "--draft 0", "--draft 4"}) {
+      const fs::path ids = tmp("_spec_ids.npy");
+      const CmdResult r = run("generate --model " + m + " --tokens " + m + "/tokens.npy --greedy --precision f32 -v -n " +
+                              std::to_string(want.size()) + " --out-ids " + ids.string() + " " + draft);
+      ASSERT_EQ(r.code, 0) << r.out;
+      EXPECT_EQ(read_tokens(ids.string()), want) << fixture << " " << draft;
+      EXPECT_EQ(r.out.find("speculative:") != std::string::npos, std::string(draft) != "--draft 0") << r.out;
+      fs::remove(ids);
+    }
+  }
+  const std::string r1 = std::string(DS_SOURCE_DIR) + "/models/tiny-r1";
+  const std::string ask = "run --model " + r1 + " --greedy 'What is 347+589?' --draft ";
+  const CmdResult plain = run(ask + "0"), spec = run(ask + "2");
+  ASSERT_EQ(plain.code, 0) << plain.out;
+  EXPECT_NE(plain.out.find("936"), std::string::npos) << plain.out;
+  EXPECT_EQ(spec.out, plain.out);
+}
+
 // An error is exactly one line, "error: " and a message naming what was wrong, on exit code 1.
 void expect_one_error_line(const CmdResult& r, std::initializer_list<std::string> pieces) {
   EXPECT_EQ(r.code, 1) << r.out;
@@ -85,6 +109,10 @@ TEST(Cli, ErrorsAreOneClearLine) {
   expect_one_error_line(run("logits --model " + m + " --tokens " + m + "/tokens.npy --out /tmp/x.npy --precision half"),
                         {"--precision 'half'", "f32, fast"});
   expect_one_error_line(run("generate --model " + m + " --prompt hello"), {"--prompt needs a tokenizer.json", m});
+  expect_one_error_line(run("generate --model " + fixture_dir("tiny-v2") + " --tokens " + m + "/tokens.npy --draft 2"),
+                        {"--draft 2", "no MTP layer"});
+  expect_one_error_line(run("generate --model " + m + " --tokens " + m + "/tokens.npy --draft 5"),
+                        {"--draft 5", "[0, 4]"});
   // A usage mistake (unknown command) exits 2 with the command named and the list of commands.
   CmdResult r = run("nosuchcommand");
   EXPECT_EQ(r.code, 2);
