@@ -24,7 +24,7 @@ rt::EngineOptions ComputeFlags::engine_options() const {
   return o;
 }
 
-std::unique_ptr<rt::Engine> RandomModelFlags::engine(const rt::EngineOptions& eo, bool keep_mtp) const {
+std::unique_ptr<rt::Engine> RandomModelFlags::engine(const rt::EngineOptions& eo, bool keep_mtp, bool need_mtp) const {
   DS_CHECK(random, "--config needs --random-weights (the shapes only come from the config)");
   io::ModelConfig c = io::load_config(config);
   if (layers > 0) {
@@ -33,6 +33,7 @@ std::unique_ptr<rt::Engine> RandomModelFlags::engine(const rt::EngineOptions& eo
     c.first_k_dense_replace = std::min(c.first_k_dense_replace, layers);
   }
   if (!keep_mtp) c.num_nextn_predict_layers = 0;
+  if (need_mtp && c.num_nextn_predict_layers == 0) c.num_nextn_predict_layers = 1;
   DS_CHECK(dtype == "bf16" || dtype == "fp8", "--dtype '", dtype, "' is not one of: bf16, fp8");
   std::fprintf(stderr, "building random weights...\n");
   return rt::Engine::random(c, dtype == "fp8" ? DType::F8_E4M3 : DType::BF16, eo);

@@ -58,8 +58,9 @@ struct RandomModelFlags {
     app.add_option("--dtype", dtype, "random weights' dtype for linear layers: bf16 | fp8")->capture_default_str();
     app.add_option("--layers", layers, "keep only the first N decoder layers (with --config), to fit in memory");
   }
-  // The engine; `keep_mtp` false drops the MTP layer (decode benchmarks do not run it).
-  std::unique_ptr<rt::Engine> engine(const rt::EngineOptions& eo, bool keep_mtp) const;
+  // The engine; `keep_mtp` false drops the MTP layer (decode benchmarks do not run it); `need_mtp` adds one MTP
+  // layer of the main layers' shape where the config has none (V2 shapes; speculation benchmarks).
+  std::unique_ptr<rt::Engine> engine(const rt::EngineOptions& eo, bool keep_mtp, bool need_mtp = false) const;
 };
 
 struct SamplingFlags {

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 
 #include "apps/deepseek/cli_common.h"
 #include "apps/deepseek/commands.h"
@@ -13,6 +14,7 @@
 #include "runtime/hw_probe.h"
 #include "runtime/profiling_backend.h"
 #include "runtime/session.h"
+#include "runtime/speculative.h"
 
 namespace ds::app {
 
@@ -59,6 +61,90 @@ double median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
+// Speculation at the cache's context (its prompt already in): the median time of a plain 1-token decode step, of a
+// (1 + n)-token verify step, and of the MTP draft (a catch-up chunk of 1 + n rows, then n - 1 chained rows), each
+// repeated `reps` times at the same position (the rows are rolled back after each). Then the speed-up they imply at
+// an acceptance: measured by greedy speculative decoding of `gen` tokens on a checkpoint, stated (`accept` per draft
+// position) on random weights, where drafts are meaningless.
+void bench_speculation(rt::Engine& e, model::KvCache& cache, const std::vector<int32_t>& prompt, int n, double accept,
+                       bool measure, int64_t gen, int reps) {
+  model::Model& m = e.model();
+  const int64_t D = e.config().hidden_size, P = cache.length;
+  // The MTP layer's rows for the prompt (what prefill would have filled).
+  {
+    rt::Session s(e, P + gen + n + 2);
+    std::vector<float> h;
+    s.prefill(prompt, false, &h);
+    model::Batch b;
+    b.tokens.assign(prompt.begin() + 1, prompt.end());
+    b.tokens.push_back(1);
+    b.seqs.push_back({&cache, P, false, false});
+    cache.mtp_length = 0;
+    model::ForwardOutput o;
+    m.forward_mtp(b, h.data(), &o);
+  }
+  auto timed = [&](const std::function<void()>& f) {
+    std::vector<double> t;
+    for (int r = 0; r < reps; ++r) {
+      Timer tm;
+      f();
+      t.push_back(tm.seconds());
+    }
+    return median(t);
+  };
+  model::ForwardOutput out;
+  auto step = [&](int64_t len) {
+    model::Batch b;
+    for (int64_t i = 0; i < len; ++i) b.tokens.push_back(int32_t((7 + i * 31) % e.config().vocab_size));
+    b.seqs.push_back({&cache, len, len > 1, true});
+    m.forward(b, &out);
+    cache.length = P;
+  };
+  const double t1 = timed([&] { step(1); }), tv = timed([&] { step(1 + n); });
+  rt::Drafter drafter(m);
+  rt::DraftState st;
+  rt::Sampler greedy(rt::SamplingParams{0.0f});
+  std::vector<int32_t> hist(prompt);
+  std::vector<float> hidden(size_t((1 + n) * D), 0.01f);
+  const double td = timed([&] {
+    st.clear();
+    st.add_hidden(hidden.data(), 1 + n, D);
+    for (int k = 0; k <= n; ++k) st.add_next(&hist[size_t(k)], 1);
+    cache.mtp_length = P - 1 - n;
+    std::vector<rt::DraftJob> jobs(1);
+    jobs[0] = {&cache, &st, n, &greedy, &hist};
+    drafter.run(jobs);
+    cache.mtp_length = P;
+  });
+  double expected = 1;  // tokens per step: 1 + the chance that drafts 1..k all stand, summed over k
+  std::string how;
+  if (measure) {
+    rt::Session s(e, P + gen + n + 2);
+    rt::SpecStream ss(s, greedy, n);
+    ss.prefill(prompt);
+    std::vector<int32_t> got;
+    while (int64_t(got.size()) < gen && ss.room() > 1) ss.next(&got, gen - int64_t(got.size()));
+    const rt::SpecStats& sp = ss.stats();
+    for (int k = 0; k < n; ++k)
+      expected += sp.drafted_at[size_t(k)] ? double(sp.accepted_at[size_t(k)]) / double(sp.drafted_at[size_t(k)]) : 0;
+    char buf[96];
+    std::snprintf(buf, sizeof buf, "measured over %lld greedy tokens (%.1f%% of drafts accepted)", (long long)got.size(),
+                  100.0 * sp.acceptance());
+    how = buf;
+  } else {
+    double a = 1;
+    for (int k = 0; k < n; ++k) expected += (a *= accept);
+    char buf[96];
+    std::snprintf(buf, sizeof buf, "stated: %.0f%% per draft position (random weights draft nothing real)", 100 * accept);
+    how = buf;
+  }
+  std::printf("speculate %d draft%s at context %lld: decode step %.2f ms | verify step (1+%d tokens) %.2f ms = %.3fx "
+              "| draft %.2f ms | verify + draft = %.3fx a decode step\n",
+              n, n > 1 ? "s" : "", (long long)P, t1 * 1e3, n, tv * 1e3, tv / t1, td * 1e3, (tv + td) / t1);
+  std::printf("          acceptance %s: %.2f tokens per step -> %.2fx decode speed\n", how.c_str(), expected,
+              expected * t1 / (tv + td));
+}
+
 }  // namespace
 
 int cmd_bench(int argc, char** argv) {
@@ -68,6 +154,8 @@ int cmd_bench(int argc, char** argv) {
   std::string model;
   bool json = false, profile = false, paired = false;
   int64_t prompt = 512, gen = 64, batch = 1;
+  int draft = 0;
+  double accept = 0.85;
   RandomModelFlags rm;
   ComputeFlags cf;
   app.add_option("-m,--model", model, "checkpoint folder");
@@ -80,8 +168,16 @@ int cmd_bench(int argc, char** argv) {
   app.add_flag("--paired", paired,
                "after every decode step, read the same weight bytes plainly and report the median ratio (the share of "
                "the bandwidth the machine had at that moment; robust where it drifts; doubles the decode time)");
+  app.add_option("--draft", draft,
+                 "also time speculation with N MTP drafts (1-4): a decode step, a (1+N)-token verify step and the "
+                 "draft at the prompt's context, and the speed-up they imply (random weights without an MTP layer "
+                 "get one of the main layers' shape)")->capture_default_str();
+  app.add_option("--accept", accept, "with --draft on random weights: the acceptance per draft position to assume")
+      ->capture_default_str();
   cf.add(app);
   CLI11_PARSE(app, argc, argv);
+  DS_CHECK(draft >= 0 && draft <= rt::kMaxDraft, "--draft ", draft, " is out of range [0, ", rt::kMaxDraft, "]");
+  DS_CHECK(accept >= 0 && accept <= 1, "--accept must be in [0, 1]");
   DS_CHECK(model.empty() != rm.config.empty(), "give either --model DIR or --config FILE --random-weights");
   DS_CHECK(prompt >= 1 && gen >= 1 && batch >= 1, "--prompt, --gen and --batch must be >= 1");
   DS_CHECK(model.empty() || rm.layers == 0, "--layers applies to --config --random-weights only");
@@ -110,7 +206,7 @@ int cmd_bench(int argc, char** argv) {
   if (!model.empty()) {
     e = rt::Engine::load(model, eo);
   } else {
-    e = rm.engine(eo, /*keep_mtp=*/false);  // decode benchmarks do not run the MTP module
+    e = rm.engine(eo, /*keep_mtp=*/draft > 0, /*need_mtp=*/draft > 0);  // plain decode does not run the MTP layer
   }
   const io::ModelConfig& c = e->config();
   const bool bf16_peak = eo.precision == ops::Precision::Fast && peak.bf16_tflops > 0;
@@ -179,6 +275,16 @@ int cmd_bench(int argc, char** argv) {
   if (e->profiler()) {
     std::printf("prefill time by op (%lld tokens):\n%s", (long long)prompt, prefill_profile.c_str());
     std::printf("decode time by op (%lld steps):\n%s", (long long)gen, e->profiler()->report().c_str());
+  }
+  if (draft > 0) {
+    DS_CHECK(e->model().has_mtp(), "--draft: ", model, " has no MTP layer to draft with");
+    auto cache = e->model().new_cache(ctx + draft + 2);
+    model::Batch pb;
+    pb.tokens = tokens;
+    pb.seqs.push_back({cache.get(), prompt, false, false});
+    model::ForwardOutput out;
+    e->model().forward(pb, &out);
+    bench_speculation(*e, *cache, tokens, draft, accept, !model.empty(), gen, 9);
   }
   const rt::Resident rss = rt::resident_memory();
   std::printf("memory   resident %.2f GB (peak %.2f GB) for %.2f GB of weights\n", rss.now / 1e9, rss.peak / 1e9,

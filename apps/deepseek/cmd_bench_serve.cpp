@@ -47,7 +47,7 @@ int cmd_bench_serve(int argc, char** argv) {
                "deepseek bench-serve"};
   std::string host = "127.0.0.1", api_key, model;
   int port = 8080, concurrency = 8, requests = 0, prompt_tokens = 64, max_tokens = 32;
-  int64_t vocab = 32000;
+  int64_t vocab = 32000, vocab_low = 1000;
   bool json_out = false;
   double temperature = 0, top_p = 1;
   app.add_option("--host", host)->capture_default_str();
@@ -57,14 +57,16 @@ int cmd_bench_serve(int argc, char** argv) {
   app.add_option("-n,--requests", requests, "requests in all (default: 4 x concurrency)");
   app.add_option("--prompt-tokens", prompt_tokens, "prompt length (random token ids)")->capture_default_str();
   app.add_option("--max-tokens", max_tokens, "tokens generated per request")->capture_default_str();
-  app.add_option("--vocab", vocab, "token ids are drawn from [1000, vocab)")->capture_default_str();
+  app.add_option("--vocab", vocab, "token ids are drawn from [low, vocab)")->capture_default_str();
+  app.add_option("--vocab-low", vocab_low, "the lowest token id drawn (ids below it are often special tokens)")
+      ->capture_default_str();
   app.add_option("--temperature", temperature, "sampling temperature (0: greedy)")->capture_default_str();
   app.add_option("--top-p", top_p, "nucleus sampling mass")->capture_default_str();
   app.add_flag("--json", json_out, "one JSON object instead of a table");
   CLI11_PARSE(app, argc, argv);
   DS_CHECK(concurrency >= 1 && concurrency <= 1024, "--concurrency must be in [1, 1024]");
   if (requests <= 0) requests = 4 * concurrency;
-  DS_CHECK(vocab > 1000, "--vocab must be > 1000");
+  DS_CHECK(vocab_low >= 0 && vocab > vocab_low, "--vocab must be > --vocab-low (", vocab_low, ")");
 
   httplib::Headers hdr;
   if (!api_key.empty()) hdr.emplace("Authorization", "Bearer " + api_key);
@@ -89,7 +91,7 @@ int cmd_bench_serve(int argc, char** argv) {
       const int i = next++;
       if (i >= requests) break;
       nlohmann::json prompt = nlohmann::json::array();
-      for (int k = 0; k < prompt_tokens; ++k) prompt.push_back(1000 + int64_t(rng() % uint32_t(vocab - 1000)));
+      for (int k = 0; k < prompt_tokens; ++k) prompt.push_back(vocab_low + int64_t(rng() % uint32_t(vocab - vocab_low)));
       const nlohmann::json body = {{"prompt", prompt}, {"max_tokens", max_tokens}, {"temperature", temperature}, {"top_p", top_p},
                                    {"ignore_eos", true}, {"stream", true},
                                    {"stream_options", {{"include_usage", true}}}};
@@ -148,6 +150,9 @@ int cmd_bench_serve(int argc, char** argv) {
   const double d_ovh_us = dsteps > 0 ? delta("deepseek_decode_overhead_seconds_total") * 1e6 / dsteps : 0;
   const double d_fwd_us = dsteps > 0 ? delta("deepseek_decode_forward_seconds_total") * 1e6 / dsteps : 0;
   const double d_pct = d_fwd_us + d_ovh_us > 0 ? 100 * d_ovh_us / (d_fwd_us + d_ovh_us) : 0;
+  // Speculation (servers with --draft > 0): drafts and acceptance over this run.
+  const double sp_steps = delta("deepseek_spec_verify_steps_total"), sp_drafted = delta("deepseek_spec_draft_tokens_total");
+  const double sp_accepted = delta("deepseek_spec_accepted_tokens_total");
   const int ok = requests - failed.load();
   nlohmann::json r = {{"concurrency", concurrency}, {"requests", ok}, {"failed", failed.load()},
                       {"prompt_tokens", prompt_tokens}, {"max_tokens", max_tokens}, {"temperature", temperature},
@@ -160,7 +165,8 @@ int cmd_bench_serve(int argc, char** argv) {
                       {"overhead_pct_of_step", fwd_us + ovh_us > 0 ? 100 * ovh_us / (fwd_us + ovh_us) : 0},
                       {"pick_us_per_step", pick_us}, {"decode_steps", dsteps},
                       {"decode_overhead_us_per_step", d_ovh_us}, {"decode_forward_us_per_step", d_fwd_us},
-                      {"decode_overhead_pct_of_step", d_pct}};
+                      {"decode_overhead_pct_of_step", d_pct}, {"spec_verify_steps", sp_steps},
+                      {"spec_drafted", sp_drafted}, {"spec_accepted", sp_accepted}};
   if (json_out) {
     std::printf("%s\n", r.dump().c_str());
   } else {
@@ -173,6 +179,9 @@ int cmd_bench_serve(int argc, char** argv) {
                 pick_us, fwd_us, fwd_us + ovh_us > 0 ? 100 * ovh_us / (fwd_us + ovh_us) : 0.0);
     std::printf("  decode steps: overhead %.1f us/step vs forward %.1f us/step (%.2f%%) over %.0f steps\n", d_ovh_us,
                 d_fwd_us, d_pct, dsteps);
+    if (sp_drafted > 0)
+      std::printf("  speculation: %.0f drafts, %.1f%% accepted, %.2f tokens per verify step\n", sp_drafted,
+                  100 * sp_accepted / sp_drafted, (sp_accepted + sp_steps) / sp_steps);
   }
   return failed.load() == 0 ? 0 : 1;
 }
