@@ -24,7 +24,7 @@ int cmd_generate(int argc, char** argv) {
   bool ignore_eos = false, no_bos = false, no_special = false;
   ComputeFlags cf;
   SamplingFlags sf;
-  app.add_option("-m,--model", model, "checkpoint folder")->required();
+  app.add_option("-m,--model", model, "checkpoint folder, or a .gguf file (deepseek2; F32, F16, BF16 tensors for now; prompt as --tokens)")->required();
   auto* tk = app.add_option("--tokens", tokens_path, "prompt token ids, .npy int64 or int32 [T]");
   auto* pr = app.add_option("-p,--prompt", prompt, "prompt text (tokenized with the folder's tokenizer.json)");
   tk->excludes(pr);
@@ -62,7 +62,6 @@ int cmd_generate(int argc, char** argv) {
   const int64_t ctx = cf.ctx > 0 ? cf.ctx : std::max<int64_t>(e->default_ctx(), int64_t(tokens.size()) + n);
   rt::Session s(*e, ctx);
   rt::Sampler sampler(sp);
-  const int64_t V = e->config().vocab_size;
   TextOut out(tokenizer.get());
 
   rt::SpecStream stream(s, sampler, cf.draft);

@@ -11,7 +11,7 @@ namespace ds::app {
 int cmd_info(int argc, char** argv) {
   CLI::App app{"Print a model's configuration, weights and memory needs.", "deepseek info"};
   std::string model;
-  app.add_option("-m,--model", model, "Hugging Face checkpoint folder (config.json + safetensors)")->required();
+  app.add_option("-m,--model", model, "Hugging Face checkpoint folder (config.json + safetensors), or a .gguf file")->required();
   CLI11_PARSE(app, argc, argv);
   rt::EngineOptions o;
   auto e = rt::Engine::load(model, o);

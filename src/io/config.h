@@ -75,6 +75,10 @@ struct ModelConfig {
 // `source` names the file in error messages.
 ModelConfig parse_config(const Json& j, const std::string& source);
 ModelConfig load_config(const std::string& path);
+// The config of a GGUF model (`deepseek2` architecture metadata, as llama.cpp's converters write it), validated as a
+// config.json is. MTP layers in the file are not bound (num_nextn_predict_layers = 0).
+class GgufModel;
+ModelConfig config_from_gguf(const GgufModel& m);
 // One line per field, for `deepseek info`.
 std::string describe(const ModelConfig& c);
 

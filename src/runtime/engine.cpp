@@ -13,6 +13,8 @@
 #include "base/error.h"
 #include "base/log.h"
 #include "io/checkpoint.h"
+#include "io/gguf.h"
+#include "model/gguf_weights.h"
 #include "model/random_weights.h"
 #include "ops/ref/ref_backend.h"
 #ifdef DS_HAVE_CUDA
@@ -62,8 +64,55 @@ bool cuda_usable(std::string* why) {
 #endif
 }
 
+// Binds loaded weights to the backend: the cpu backend copies them into huge-page memory when they fit (releasing the
+// source pages tensor by tensor through `release`), or computes from the mapping.
+void Engine::init_loaded(const io::ModelConfig& cfg, const EngineOptions& opt, model::Weights w,
+                         const std::function<void(const void*, size_t)>& release, bool bar) {
+  // Where the cpu backend computes from: its own huge-page copy, or the file mapping (see EngineOptions::load).
+  DS_CHECK(opt.load == "auto" || opt.load == "copy" || opt.load == "mmap", "--load '", opt.load,
+           "' is not one of: auto, copy, mmap");
+  const uint64_t avail = available_memory();
+  const bool own = opt.backend == "cpu" &&
+                   (opt.load == "copy" || (opt.load == "auto" && avail > 0 && double(w.bytes) <= 0.8 * double(avail)));
+  if (opt.backend == "cpu") {
+    char msg[200];
+    std::snprintf(msg, sizeof msg, "weights: %.2f GB %s (--load %s; %.1f GB of memory available)", double(w.bytes) / 1e9,
+                  own ? "copied into huge-page memory" : "read through the file mapping", opt.load.c_str(),
+                  double(avail) / 1e9);
+    log_info(msg);
+  }
+  uint64_t copied = 0;
+  const uint64_t total = w.bytes;
+  auto done = [&release, &copied, total, bar](const void* p, size_t n) {
+    release(p, n);  // this process no longer needs the mapped pages
+    copied += n;
+    if (bar) {
+      const int width = 40, filled = int(width * std::min(1.0, double(copied) / double(total)));
+      std::fprintf(stderr, "\rcopying weights [%.*s%*s] %.2f / %.2f GB", filled, "########################################",
+                   width - filled, "", double(copied) / 1e9, double(total) / 1e9);
+      std::fflush(stderr);
+    }
+  };
+  init(cfg, opt, std::move(w), own, done);
+  if (own && bar) std::fprintf(stderr, "\n");
+}
+
+std::unique_ptr<Engine> Engine::load_gguf(const std::string& path, const EngineOptions& opt) {
+  std::unique_ptr<Engine> e(new Engine());
+  e->dir_ = path;
+  e->gguf_ = io::GgufModel::open(path);
+  const io::ModelConfig cfg = io::config_from_gguf(*e->gguf_);
+  e->gguf_weights_ = std::make_unique<model::GgufWeights>(*e->gguf_, cfg);
+  const model::GgufWeights* gw = e->gguf_weights_.get();
+  model::Weights w = model::bind_weights(cfg, gw->lookup(), gw->names(), path);
+  e->init_loaded(cfg, opt, std::move(w), [gw](const void* p, size_t n) { gw->release(p, n); },
+                 opt.progress && isatty(2));
+  return e;
+}
+
 std::unique_ptr<Engine> Engine::load(const std::string& dir, const EngineOptions& opt) {
   namespace fs = std::filesystem;
+  if (fs::is_regular_file(dir) && fs::path(dir).extension() == ".gguf") return load_gguf(dir, opt);
   DS_CHECK(fs::is_directory(dir), "model folder '", dir, "' does not exist or is not a directory");
   const std::string cfg_path = (fs::path(dir) / "config.json").string();
   DS_CHECK(fs::exists(cfg_path), "model folder '", dir, "' has no config.json");
@@ -80,33 +129,7 @@ std::unique_ptr<Engine> Engine::load(const std::string& dir, const EngineOptions
     return true;
   };
   model::Weights w = model::bind_weights(cfg, lookup, ck->names(), dir);
-  // Where the cpu backend computes from: its own huge-page copy, or the file mapping (see EngineOptions::load).
-  DS_CHECK(opt.load == "auto" || opt.load == "copy" || opt.load == "mmap", "--load '", opt.load,
-           "' is not one of: auto, copy, mmap");
-  const uint64_t avail = available_memory();
-  const bool own = opt.backend == "cpu" &&
-                   (opt.load == "copy" || (opt.load == "auto" && avail > 0 && double(w.bytes) <= 0.8 * double(avail)));
-  if (opt.backend == "cpu") {
-    char msg[200];
-    std::snprintf(msg, sizeof msg, "weights: %.2f GB %s (--load %s; %.1f GB of memory available)", double(w.bytes) / 1e9,
-                  own ? "copied into huge-page memory" : "read through the file mapping", opt.load.c_str(),
-                  double(avail) / 1e9);
-    log_info(msg);
-  }
-  uint64_t copied = 0;
-  const uint64_t total = w.bytes;
-  auto done = [ck, &copied, total, bar](const void* p, size_t n) {
-    ck->release(p, n);  // this process no longer needs the mapped pages
-    copied += n;
-    if (bar) {
-      const int width = 40, filled = int(width * std::min(1.0, double(copied) / double(total)));
-      std::fprintf(stderr, "\rcopying weights [%.*s%*s] %.2f / %.2f GB", filled, "########################################",
-                   width - filled, "", double(copied) / 1e9, double(total) / 1e9);
-      std::fflush(stderr);
-    }
-  };
-  e->init(cfg, opt, std::move(w), own, done);
-  if (own && bar) std::fprintf(stderr, "\n");
+  e->init_loaded(cfg, opt, std::move(w), [ck](const void* p, size_t n) { ck->release(p, n); }, bar);
   // generation_config.json may name further end-of-sequence ids.
   const fs::path gen = fs::path(dir) / "generation_config.json";
   if (fs::exists(gen)) {

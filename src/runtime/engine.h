@@ -3,6 +3,7 @@
 // runtime API used by the CLI and the server.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -10,8 +11,8 @@
 #include "io/config.h"
 #include "model/model.h"
 
-namespace ds::io { class Checkpoint; }
-namespace ds::model { class RandomWeights; }
+namespace ds::io { class Checkpoint; class GgufModel; }
+namespace ds::model { class RandomWeights; class GgufWeights; }
 
 namespace ds::rt {
 
@@ -32,7 +33,8 @@ ops::Precision parse_precision(const std::string& s);
 
 class Engine {
  public:
-  // Opens a Hugging Face checkpoint folder (config.json + safetensors shards), validating every tensor.
+  // Opens a Hugging Face checkpoint folder (config.json + safetensors shards), validating every tensor, or a GGUF
+  // file (`deepseek2`; the first part of a split set; F32/F16/BF16 tensors for now).
   static std::unique_ptr<Engine> load(const std::string& model_dir, const EngineOptions& opt);
   // Random weights for `cfg` (bench): linear_dtype BF16 or F8_E4M3.
   static std::unique_ptr<Engine> random(const io::ModelConfig& cfg, DType linear_dtype, const EngineOptions& opt);
@@ -54,6 +56,11 @@ class Engine {
   Engine() = default;
   void init(const io::ModelConfig& cfg, const EngineOptions& opt, model::Weights w, bool own_weights,
             const model::WeightSourceDone& copied);
+  void init_loaded(const io::ModelConfig& cfg, const EngineOptions& opt, model::Weights w,
+                   const std::function<void(const void*, size_t)>& release, bool bar);
+  static std::unique_ptr<Engine> load_gguf(const std::string& path, const EngineOptions& opt);
+  std::unique_ptr<io::GgufModel> gguf_;
+  std::unique_ptr<model::GgufWeights> gguf_weights_;
   std::string dir_;
   std::unique_ptr<io::Checkpoint> ckpt_;
   std::unique_ptr<model::RandomWeights> random_;
