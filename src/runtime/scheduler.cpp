@@ -364,9 +364,14 @@ void Scheduler::run_drafter() {
   try {
     drafter_->run(draft_jobs_);
   } catch (const std::exception& e) {
-    log_warn("scheduler: MTP draft failed: ", e.what());
-    for (auto& s : slots_)
-      if (s.req && !s.swapped) finish(s, Finish::Error, "the MTP draft failed");
+    // Drafts only ever steer speed: a failed draft (e.g. no free block to copy a shared block's MTP rows into) drops
+    // this step's drafts and the MTP rows waiting, and every sequence decodes on as if it had never drafted.
+    log_warn("scheduler: MTP draft failed, decoding this step without drafts: ", e.what());
+    for (DraftJob& j : draft_jobs_) {
+      j.state->clear();
+      j.cache->mtp_length = j.cache->length;
+    }
+    for (auto& s : slots_) s.n_draft = 0;
     return;
   }
   for (auto& s : slots_)

@@ -82,3 +82,14 @@ test('stop strings and max_tokens cut the same text with speculation', async () 
     }
   }
 });
+
+// The same long prompt 8 times at once: later requests share the first one's prompt blocks while it still writes its
+// MTP rows into them (copy on write, or drafts dropped for a step when the small pool has no block for the copy).
+test('identical concurrent prompts (shared prefix blocks) give identical answers with speculation', async () => {
+  const q = problems[3] + ' ' + 'Think step by step. '.repeat(12);
+  const [a] = await Promise.all([answer(servers.plain.url, q)]);
+  const got = await Promise.all(Array.from({ length: 8 }, () => answer(servers.d2.url, q)));
+  for (const g of got) assert.deepEqual(g, a);
+  const m = await metrics(servers.d2.url);
+  assert.equal(m['deepseek_requests_finished_total{reason="error"}'], 0);
+});
