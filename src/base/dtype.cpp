@@ -15,6 +15,10 @@ constexpr DTypeInfo kInfo[] = {
     {DType::U16, "U16", 2},         {DType::U32, "U32", 4},         {DType::U64, "U64", 8},
     {DType::F8_E8M0, "F8_E8M0", 1},
 };
+constexpr std::string_view kBlockNames[] = {"Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q8_1", "Q2_K", "Q3_K", "Q4_K",
+                                            "Q5_K", "Q6_K", "Q8_K", "IQ2_XXS", "IQ2_XS", "IQ3_XXS", "IQ1_S", "IQ4_NL",
+                                            "IQ3_S", "IQ2_S", "IQ4_XS", "IQ1_M"};
+static_assert(sizeof(kBlockNames) / sizeof(kBlockNames[0]) == size_t(DType::IQ1_M) - size_t(DType::Q4_0) + 1);
 
 constexpr float pow2(int e) {
   float v = 1.0f;
@@ -61,8 +65,11 @@ int dtype_size(DType t) {
 
 std::string_view dtype_name(DType t) {
   for (const auto& i : kInfo) if (i.t == t) return i.name;
+  if (is_block_dtype(t)) return kBlockNames[size_t(t) - size_t(DType::Q4_0)];
   return "?";
 }
+
+bool is_block_dtype(DType t) { return t >= DType::Q4_0 && t <= DType::IQ1_M; }
 
 bool parse_dtype(std::string_view s, DType* out) {
   for (const auto& i : kInfo) {

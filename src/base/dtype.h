@@ -7,14 +7,22 @@
 
 namespace ds {
 
-enum class DType : uint8_t { F32, F16, BF16, F8_E4M3, F8_E5M2, F64, I64, I32, I16, I8, U8, BOOL, U16, U32, U64, F8_E8M0 };
+// Element types of checkpoints (safetensors), then ggml's block formats (GGUF weights and the int8 activation blocks
+// their dot products use). A block format stores a row as whole blocks of `block` elements; see base/quant.h.
+enum class DType : uint8_t {
+  F32, F16, BF16, F8_E4M3, F8_E5M2, F64, I64, I32, I16, I8, U8, BOOL, U16, U32, U64, F8_E8M0,
+  Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q8_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q8_K,
+  IQ2_XXS, IQ2_XS, IQ3_XXS, IQ1_S, IQ4_NL, IQ3_S, IQ2_S, IQ4_XS, IQ1_M,
+};
 
-// Size in bytes of one element.
+// Size in bytes of one element; 0 for block formats (use row_bytes / quant_format from base/quant.h).
 int dtype_size(DType t);
-// The safetensors spelling ("BF16", "F8_E4M3", ...).
+// The safetensors spelling ("BF16", "F8_E4M3", ...), or ggml's type name for block formats ("Q4_K", ...).
 std::string_view dtype_name(DType t);
-// Parses a safetensors dtype string; returns false for unknown strings.
+// Parses a safetensors dtype string; returns false for unknown strings (block formats are not safetensors dtypes).
 bool parse_dtype(std::string_view s, DType* out);
+// True for ggml block formats.
+bool is_block_dtype(DType t);
 
 inline float bits_to_f32(uint32_t u) { float f; std::memcpy(&f, &u, 4); return f; }
 inline uint32_t f32_to_bits(float f) { uint32_t u; std::memcpy(&u, &f, 4); return u; }

@@ -1,0 +1,39 @@
+// SPDX-License-Identifier: MIT
+// Integer dot products of ggml block weights with int8 activation blocks (base/quant.h: the format's `act`, Q8_0 or
+// Q8_K), one table per ISA level. A kernel multiplies one weight row with M activation rows, decoding each weight
+// block once:
+//
+//   out[m * ldo] = Σ_b dot(weight block b of the row, activation block b of row m)   for m < M
+//
+// with each block's dot taken in integers and scaled in fp32 exactly as the format defines (for the K-quants the
+// min term uses the activation block sums). The result equals the fp64 dot of the dequantised weight row with the
+// dequantised activations up to fp32 rounding (tests/ops/qdot_test.cpp: within 1e-5 * Σ|w_i a_i| + 1e-6).
+//
+// Activations must come from quantize_act (their int8 quants lie in [-127, 127]: the SIMD kernels multiply signed
+// weights as |w| x sign(w)·a, and negating -128 would wrap).
+//
+// Levels: scalar covers every block weight format (the grid i-quants IQ1_*, IQ2_*, IQ3_* by dequantising each block
+// with its to_f32 and summing in fp64). avx2 and avx512 (AVX-512 BW/VL + VNNI) have kernels of their own for Q8_0,
+// Q4_0, Q5_0, IQ4_NL, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K and IQ4_XS; qdot_for gives the scalar kernel for the others.
+#pragma once
+#include <cstdint>
+
+#include "backend/cpu/isa.h"
+#include "base/dtype.h"
+
+namespace ds::cpu {
+
+// w: one row of n elements in the weight format; a: M rows of n / act_block activation blocks, row m at
+// a + m * a_stride bytes; out[m * ldo] receives the dot for row m (overwritten).
+using QDotFn = void (*)(const void* w, const void* a, int64_t a_stride, int M, int64_t n, float* out, int64_t ldo);
+
+// The kernel for weight format wt at each level; null where that level has none (the driver then takes the next
+// lower level; the scalar level covers every block format).
+QDotFn qdot_scalar(DType wt);
+QDotFn qdot_avx2(DType wt);
+QDotFn qdot_avx512(DType wt);  // AVX-512 BW + VNNI (only used where the CPU has avx512vnni)
+
+// The best kernel for wt at ISA level `isa` (and below); null if wt is not a block format.
+QDotFn qdot_for(DType wt, Isa isa);
+
+}  // namespace ds::cpu
