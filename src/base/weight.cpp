@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "base/error.h"
+#include "base/quant.h"
 
 namespace ds {
 
@@ -24,9 +25,11 @@ int64_t rows16_offset(DType dt, int64_t cols, int64_t r, int64_t c) {
   return line + 16 * (w / 8) + 8 * pair + w % 8;
 }
 
+int64_t WeightView::row_bytes() const { return ds::row_bytes(dtype, cols); }
+
 int64_t WeightView::bytes() const {
   if (layout == WeightLayout::Rows16) return (rows + 15) / 16 * rows16_block_bytes(dtype, cols);
-  return rows * cols * dtype_size(dtype);
+  return rows * row_bytes();
 }
 
 WeightView WeightView::row_slice(int64_t r, int64_t n) const {
@@ -35,7 +38,7 @@ WeightView WeightView::row_slice(int64_t r, int64_t n) const {
     DS_CHECK(r % 16 == 0, "row slice at ", r, " of a Rows16 weight: slices start at multiples of 16 rows");
     v.data = static_cast<const uint8_t*>(data) + (r / 16) * rows16_block_bytes(dtype, cols);
   } else {
-    v.data = static_cast<const uint8_t*>(data) + r * cols * dtype_size(dtype);
+    v.data = static_cast<const uint8_t*>(data) + r * row_bytes();
   }
   v.rows = n;
   v.row0 = row0 + r;
@@ -45,6 +48,14 @@ WeightView WeightView::row_slice(int64_t r, int64_t n) const {
 float WeightView::at(int64_t r, int64_t c) const {
   const int64_t i = r * cols + c;
   float v = 0.0f;
+  if (is_block_dtype(dtype)) {
+    const QuantFormat* f = quant_format(dtype);
+    DS_CHECK(f && layout == WeightLayout::RowMajor, "weight format ", dtype_name(dtype), " is not supported for compute");
+    float blk[256];
+    DS_ASSERT(f->block <= 256);
+    f->to_f32(static_cast<const uint8_t*>(data) + r * row_bytes() + (c / f->block) * f->block_bytes, blk, f->block);
+    return blk[c % f->block];
+  }
   if (layout == WeightLayout::Rows16) {
     const uint8_t* p = static_cast<const uint8_t*>(data) + rows16_offset(dtype, cols, r, c);
     if (dtype == DType::BF16) {
@@ -67,6 +78,19 @@ float WeightView::at(int64_t r, int64_t c) const {
   }
   if (scale) v *= scale[((row0 + r) / block_rows) * scale_cols + c / block_cols];
   return v;
+}
+
+void WeightView::row_f32(int64_t r, float* out) const {
+  const QuantFormat* f = quant_format(dtype);
+  if (layout != WeightLayout::RowMajor || !f) {
+    for (int64_t c = 0; c < cols; ++c) out[c] = at(r, c);  // Rows16, or the reference's error for other types
+    return;
+  }
+  f->to_f32(static_cast<const uint8_t*>(data) + r * row_bytes(), out, cols);
+  if (scale) {
+    const float* srow = scale + ((row0 + r) / block_rows) * scale_cols;
+    for (int64_t c = 0; c < cols; ++c) out[c] *= srow[c / block_cols];
+  }
 }
 
 }  // namespace ds

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
-// WeightView: a weight matrix (or vector) as it sits in the checkpoint, in its own dtype.
-// Nothing here owns memory; views point into mmapped files or backend-owned buffers.
+// WeightView: a weight matrix (or vector) as it sits in the checkpoint, in its own format.
+// Nothing here owns memory; views point into mmapped files or backend-owned buffers. The format (`dtype`) is
+// described by base/quant.h: plain element types (F32, F16, BF16, F8_E4M3) or ggml block formats (Q8_0, Q4_K, ...),
+// whose rows are whole blocks (cols a multiple of the block) at a stride of row_bytes(dtype, cols).
 #pragma once
 #include <cstdint>
 
@@ -9,7 +11,7 @@
 namespace ds {
 
 // How the elements of a [rows, cols] weight are laid out in memory.
-//  RowMajor: row r at r * cols elements (as checkpoints store them).
+//  RowMajor: row r at r * row_bytes(dtype, cols) bytes (as checkpoints store them; for plain types r * cols elements).
 //  Rows16: the CPU backend's matmul layout for BF16 and F8_E4M3 (cpu/weight_arena.h): blocks of 16 rows, each a run
 //    of 64-byte lines; a line holds one group of G = 4 / element-size consecutive columns for all 16 rows (BF16: the
 //    pair (c, c+1) of row i in bytes 4i..4i+3; F8_E4M3: the four columns of a quad placed so that table lookup and
@@ -22,7 +24,7 @@ int64_t rows16_block_bytes(DType dt, int64_t cols);
 int64_t rows16_offset(DType dt, int64_t cols, int64_t r, int64_t c);
 
 struct WeightView {
-  const void* data = nullptr;  // [rows, cols] in `dtype`, laid out as `layout` says (RowMajor: row stride = cols)
+  const void* data = nullptr;  // [rows, cols] in `dtype`, laid out as `layout` says
   DType dtype = DType::F32;
   int64_t rows = 0;  // 1-D tensors: rows = 1, cols = length
   int64_t cols = 0;
@@ -37,12 +39,16 @@ struct WeightView {
 
   bool quantized() const { return scale != nullptr; }
   int64_t numel() const { return rows * cols; }
+  // Bytes of one row (RowMajor).
+  int64_t row_bytes() const;
   // Bytes the elements occupy in this layout (Rows16 pads to whole blocks and lines).
   int64_t bytes() const;
   // Rows [r, r+n) of this matrix, still indexing the same scale grid (Rows16: r a multiple of 16).
   WeightView row_slice(int64_t r, int64_t n) const;
   // Exact value of element (r, c) in fp32 (slow; for references and tests).
   float at(int64_t r, int64_t c) const;
+  // Row r (all cols) dequantised exactly to fp32, block scales applied.
+  void row_f32(int64_t r, float* out) const;
 };
 
 }  // namespace ds

@@ -109,7 +109,9 @@ Weights bind_weights(const io::ModelConfig& c, const TensorLookup& lookup, const
     v.dtype = t.dtype;
     v.rows = s.shape.size() == 2 ? s.shape[0] : 1;
     v.cols = s.shape.back();
-    w.bytes += uint64_t(v.numel()) * dtype_size(t.dtype);
+    DS_CHECK(!is_block_dtype(t.dtype) || s.shape.size() == 2, source, ": tensor '", s.name, "' is ",
+             dtype_name(t.dtype), ": block formats are for matrices, this is a vector (expected F32, F16 or BF16)");
+    w.bytes += uint64_t(v.bytes());
     const std::string scale_name = s.name + "_scale_inv";
     RawTensor sc;
     const bool has_scale = s.linear && lookup(scale_name, &sc);
@@ -130,7 +132,7 @@ Weights bind_weights(const io::ModelConfig& c, const TensorLookup& lookup, const
       v.block_rows = int32_t(c.weight_block_rows);
       v.block_cols = int32_t(c.weight_block_cols);
       w.bytes += uint64_t(want[0] * want[1]) * 4;
-    } else {
+    } else if (!is_block_dtype(t.dtype)) {
       DS_CHECK(is_float_dtype(t.dtype), source, ": tensor '", s.name, "' has dtype ", dtype_name(t.dtype),
                t.dtype == DType::F8_E4M3 ? " without its block scale '" + scale_name + "'" : std::string(),
                " (expected BF16, F16 or F32", s.linear ? ", or F8_E4M3 with a _scale_inv" : "", ")");
@@ -171,7 +173,7 @@ void prepare_weights(Weights* w, ops::Backend& be, const WeightSourceDone& done)
     if (!v.data) return;
     const WeightView src = v;
     v = be.prepare_weight(v, use);
-    if (done && v.data != src.data) done(src.data, size_t(src.numel()) * size_t(dtype_size(src.dtype)));
+    if (done && v.data != src.data) done(src.data, size_t(src.bytes()));
   };
   auto prep_expert = [&](ops::ExpertWeights& e) {
     prep(e.gate, mm);

@@ -8,7 +8,7 @@ namespace ds::rt {
 namespace {
 double bytes_of(const WeightView& v) {
   if (!v.data) return 0;
-  double b = double(v.numel()) * dtype_size(v.dtype);
+  double b = double(v.bytes());
   if (v.scale) b += double((v.rows + v.block_rows - 1) / v.block_rows) * double(v.scale_cols) * 4.0;
   return b;
 }

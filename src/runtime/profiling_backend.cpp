@@ -30,13 +30,13 @@ std::string matmul_key(const ops::MatmulParams& p) {
 }  // namespace
 
 void ProfilingBackend::matmul(const ops::MatmulParams& p) {
-  timed("matmul " + matmul_key(p), [&] { in_->matmul(p); }, double(p.w.numel()) * dtype_size(p.w.dtype));
+  timed("matmul " + matmul_key(p), [&] { in_->matmul(p); }, double(p.w.bytes()));
 }
 
 void ProfilingBackend::matmul_batch(const ops::MatmulParams* ps, size_t n) {
   if (n == 0) return;
   double bytes = 0;
-  for (size_t i = 0; i < n; ++i) bytes += double(ps[i].w.numel()) * dtype_size(ps[i].w.dtype);
+  for (size_t i = 0; i < n; ++i) bytes += double(ps[i].w.bytes());
   timed("matmul x" + std::to_string(n) + " " + matmul_key(ps[0]), [&] { in_->matmul_batch(ps, n); }, bytes);
 }
 

@@ -19,6 +19,40 @@ TEST(CpuMatmul, OddShapesAllDtypes) {
         for (int64_t K : {5, 33, 130, 300}) run_case({d.dt, d.scaled, M, N, K});
 }
 
+// ggml block formats (base/quant.h): every weight format, rows of 1-3 blocks and more, odd N, decode and prefill M,
+// F32 (exactly dequantised rows, fp32 dots) and Fast (int8 activation blocks: ref quantises x the same way, so
+// the integer dots leave only fp32 sum order), accumulate. Each ISA level on the host (check_op).
+constexpr DType kBlockTypes[] = {DType::Q4_0,    DType::Q4_1,   DType::Q5_0,    DType::Q5_1,  DType::Q8_0,
+                                 DType::IQ4_NL,  DType::Q2_K,   DType::Q3_K,    DType::Q4_K,  DType::Q5_K,
+                                 DType::Q6_K,    DType::IQ4_XS, DType::IQ2_XXS, DType::IQ2_XS, DType::IQ2_S,
+                                 DType::IQ3_XXS, DType::IQ3_S,  DType::IQ1_S,   DType::IQ1_M};
+
+TEST(CpuMatmul, BlockFormats) {
+  for (DType dt : kBlockTypes) {
+    const int64_t B = quant_format(dt)->block;
+    for (ops::Precision prec : {ops::Precision::F32, ops::Precision::Fast})
+      for (int64_t M : {1, 3, 8, 13})
+        for (int64_t N : {6, 37})  // several outputs: a lone dot of offset weights (Q4_1) may cancel to ~0
+          for (int64_t nb : {1, 3}) run_case({dt, false, M, N, nb * B, M == 3, false, prec});
+    run_case({dt, false, 2, 129, 8 * B, false, false, ops::Precision::Fast});  // threaded split
+  }
+}
+
+// Embedding rows gathered from a block-format table (token_embd is quantised like the other matrices).
+TEST(CpuMatmul, BlockFormatEmbedding) {
+  for (DType dt : kBlockTypes) {
+    Rng rng(11);
+    const int64_t cols = 512;
+    OwnedWeight t = make_weight(rng, dt, 40, cols);
+    const std::vector<int32_t> ids = {0, 39, 17, 17, 5};
+    check_op(std::string("embed ") + std::string(dtype_name(dt)), kExactish, [&](ops::Backend& be, Mem& m) {
+      float* o = m.put(std::vector<float>(size_t(5 * 520), 0.25f));
+      be.embed(ops::EmbedParams{m.w(t.view), m.put(ids), o, 520, 5});
+      return m.get(o, size_t(5 * 520));
+    });
+  }
+}
+
 TEST(CpuMatmul, AccumulateAndAllDecodeM) {
   for (const DtCase& d : kDtypes)
     for (int64_t M = 1; M <= 9; ++M) run_case({d.dt, d.scaled, M, 37, 161, true});

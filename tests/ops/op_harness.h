@@ -21,6 +21,7 @@
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cpu/isa.h"
 #include "base/dtype.h"
+#include "base/quant.h"
 #include "base/weight.h"
 #include "ops/ref/ref_backend.h"
 
@@ -45,13 +46,51 @@ struct OwnedWeight {
   WeightView view;
 };
 
+// ggml block formats: random bytes, with every fp16 scale field (and IQ1_M's scale spread over the high nibbles of
+// its four sub-block scales) set to a finite moderate value, so that blocks hold all index/sign/sub-scale patterns
+// and dequantise to finite values of magnitude ~1.
+inline void randomize_blocks(Rng& rng, DType dt, uint8_t* p, int64_t n_blocks) {
+  const QuantFormat* f = quant_format(dt);
+  auto put_f16 = [&](uint8_t* b, int off) {
+    const uint16_t h = f32_to_f16(rng.uni(2e-3f, 2e-2f));
+    std::memcpy(b + off, &h, 2);
+  };
+  for (int64_t i = 0; i < n_blocks; ++i) {
+    uint8_t* b = p + i * f->block_bytes;
+    for (int j = 0; j < f->block_bytes; ++j) b[j] = uint8_t(rng.idx(256));
+    switch (dt) {
+      case DType::Q4_1: case DType::Q5_1: case DType::Q4_K: case DType::Q5_K: put_f16(b, 0); put_f16(b, 2); break;
+      case DType::Q2_K: put_f16(b, 80); put_f16(b, 82); break;
+      case DType::Q3_K: put_f16(b, 108); break;
+      case DType::Q6_K: put_f16(b, 208); break;
+      case DType::IQ1_M: {
+        const uint16_t h = f32_to_f16(rng.uni(2e-3f, 2e-2f));
+        for (int k = 0; k < 4; ++k) {
+          uint16_t sc;
+          std::memcpy(&sc, b + 48 + 2 * k, 2);
+          sc = uint16_t((sc & 0x0fff) | (((h >> (4 * k)) & 0xf) << 12));
+          std::memcpy(b + 48 + 2 * k, &sc, 2);
+        }
+        break;
+      }
+      default: put_f16(b, 0); break;  // Q4_0, Q5_0, Q8_0, IQ4_NL and the i-quants: d first
+    }
+  }
+}
+
 // Random [rows, cols] weights in `dt`. FP8: random non-NaN bytes (all exponents, subnormals included);
-// `scaled` adds a 128x128 block-scale grid (partial edge blocks when rows/cols are not multiples of 128).
+// `scaled` adds a 128x128 block-scale grid (partial edge blocks when rows/cols are not multiples of 128). Block
+// formats: randomize_blocks (cols a multiple of the block).
 inline OwnedWeight make_weight(Rng& rng, DType dt, int64_t rows, int64_t cols, bool scaled = false) {
   OwnedWeight w;
   const int64_t n = rows * cols;
-  w.bytes.resize(size_t(n * dtype_size(dt)) + 1);
-  for (int64_t i = 0; i < n; ++i) {
+  if (is_block_dtype(dt)) {
+    w.bytes.resize(size_t(rows * row_bytes(dt, cols)) + 1);
+    randomize_blocks(rng, dt, w.bytes.data(), rows * cols / quant_format(dt)->block);
+  } else {
+    w.bytes.resize(size_t(n * dtype_size(dt)) + 1);
+  }
+  for (int64_t i = 0; i < n && !is_block_dtype(dt); ++i) {
     const float v = rng.uni();
     switch (dt) {
       case DType::F32: std::memcpy(&w.bytes[i * 4], &v, 4); break;

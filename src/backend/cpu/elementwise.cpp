@@ -16,33 +16,13 @@ namespace {
 // Threads only when the op is large enough to amortise the fork.
 int threads_for(int64_t elems, int n_threads) { return elems < (1 << 15) ? 1 : n_threads; }
 
-// row[0, n) of a weight table (row r) in fp32, as WeightView::at would give it.
+// row[0, n) of a weight table (row r) in fp32, as WeightView::at would give it (any format, block scales applied).
 void weight_row(const WeightView& w, int64_t r, float* out, int64_t n) {
-  switch (w.dtype) {
-    case DType::F32: std::memcpy(out, static_cast<const float*>(w.data) + r * w.cols, size_t(n) * 4); break;
-    case DType::BF16: {
-      const uint16_t* s = static_cast<const uint16_t*>(w.data) + r * w.cols;
-      for (int64_t i = 0; i < n; ++i) out[i] = bf16_to_f32(s[i]);
-      break;
-    }
-    case DType::F16: {
-      const uint16_t* s = static_cast<const uint16_t*>(w.data) + r * w.cols;
-      for (int64_t i = 0; i < n; ++i) out[i] = f16_to_f32(s[i]);
-      break;
-    }
-    case DType::F8_E4M3: {
-      const uint8_t* s = static_cast<const uint8_t*>(w.data) + r * w.cols;
-      for (int64_t i = 0; i < n; ++i) out[i] = fp8_e4m3_to_f32(s[i]);
-      break;
-    }
-    default:
-      for (int64_t i = 0; i < n; ++i) out[i] = w.at(r, i);  // throws the reference's error
-      return;
+  if (n == w.cols) {
+    w.row_f32(r, out);
+    return;
   }
-  if (w.scale) {
-    const float* srow = w.scale + ((w.row0 + r) / w.block_rows) * w.scale_cols;
-    for (int64_t i = 0; i < n; ++i) out[i] *= srow[i / w.block_cols];
-  }
+  for (int64_t i = 0; i < n; ++i) out[i] = w.at(r, i);
 }
 }  // namespace
 

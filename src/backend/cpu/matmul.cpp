@@ -8,8 +8,10 @@
 #include <vector>
 
 #include "backend/cpu/kernels.h"
+#include "backend/cpu/qdot.h"
 #include "backend/cpu/thread_pool.h"
 #include "base/error.h"
+#include "base/quant.h"
 #include "ops/ref/ref_backend.h"
 
 namespace ds::cpu {
@@ -73,12 +75,19 @@ void matmul_kn_cols(const ops::MatmulParams& p, const Kernels& kern, int64_t c0,
 // bf16) into a zero-padded buffer so kernels load whole vectors past K without masks, and the kernel chosen.
 struct Prepared {
   // Rows: row-major weights (decode tiles for M <= 8, prefill panels above); Rows16: the CPU layout (one kernel for
-  // every M); Kn: W stored [K, N]; Ref: a case the kernels do not take; Zero: K == 0.
-  enum class Kind { Rows, Rows16, Kn, Ref, Zero } kind = Kind::Rows;
+  // every M); Kn: W stored [K, N]; Block: ggml block weights, row by row (base/quant.h); Ref: a case the kernels do
+  // not take; Zero: K == 0.
+  enum class Kind { Rows, Rows16, Kn, Block, Ref, Zero } kind = Kind::Rows;
   const ops::MatmulParams* p = nullptr;
   MmJob j;
   MmRowsFn fn = nullptr;
   int64_t row_bytes = 0;  // weight bytes per output column (what a decode step streams)
+  // Block: Precision::Fast multiplies int8 activation blocks (qdot, x quantised into xq, one row per a_stride bytes);
+  // Precision::F32 dequantises each weight row exactly and takes fp32 dots with x (j.xp).
+  QDotFn qdot = nullptr;
+  const QuantFormat* fmt = nullptr;
+  const uint8_t* xq = nullptr;
+  int64_t a_stride = 0;
 };
 
 bool fast_kernel(const ops::MatmulParams& p, const Kernels& kern) {
@@ -89,10 +98,64 @@ bool fast_kernel(const ops::MatmulParams& p, const Kernels& kern) {
 // Bytes of x scratch (in units of uint32) that prepare() needs for p.
 size_t x_scratch_words(const ops::MatmulParams& p) { return size_t(p.M * round_up(std::max<int64_t>(p.K, 1), 32)); }
 
+// Block weights (prepare() made the x rows): the products of weight rows [n0, n1) with every x row.
+void run_block_rows(const Prepared& r, const Kernels& kern, int64_t n0, int64_t n1) {
+  const ops::MatmulParams& p = *r.p;
+  static thread_local std::vector<float> wrow, dots;
+  float* out = scratch(dots, size_t(p.M));
+  if (!r.qdot) scratch(wrow, size_t(p.K));
+  const uint8_t* w = static_cast<const uint8_t*>(p.w.data);
+  for (int64_t n = n0; n < n1; ++n) {
+    const uint8_t* row = w + n * r.row_bytes;
+    if (r.qdot) {
+      r.qdot(row, r.xq, r.a_stride, int(p.M), p.K, out, 1);
+    } else {
+      r.fmt->to_f32(row, wrow.data(), p.K);
+      for (int64_t m = 0; m < p.M; ++m) out[m] = kern.dot(r.j.xp + m * r.j.Kp, wrow.data(), p.K);
+    }
+    for (int64_t m = 0; m < p.M; ++m) {
+      float* y = p.y + m * p.ldy + n;
+      *y = p.accumulate ? *y + out[m] : out[m];
+    }
+  }
+}
+
+// Block weights: x rows for the kernels. Fast: quantised to the format's activation blocks (base/quant.h, the
+// same blocks ref::matmul models); F32: copied zero-padded like the Rows path.
+void prepare_block(Prepared& r, const Kernels& kern, uint32_t* xbuf) {
+  const ops::MatmulParams& p = *r.p;
+  r.kind = Prepared::Kind::Block;
+  r.fmt = quant_format(p.w.dtype);
+  r.row_bytes = p.w.row_bytes();
+  r.j.Kp = round_up(p.K, 32);
+  if (p.precision == ops::Precision::Fast) {
+    r.qdot = qdot_for(p.w.dtype, kern.isa);
+    DS_CHECK(r.qdot, "matmul: no integer dot product for weight format ", dtype_name(p.w.dtype));
+    r.a_stride = row_bytes(r.fmt->act, p.K);
+    uint8_t* xq = reinterpret_cast<uint8_t*>(xbuf);
+    for (int64_t m = 0; m < p.M; ++m) quantize_act(r.fmt->act, p.x + m * p.ldx, xq + m * r.a_stride, p.K);
+    r.xq = xq;
+  } else {
+    float* xp = reinterpret_cast<float*>(xbuf);
+    for (int64_t m = 0; m < p.M; ++m) {
+      std::memcpy(xp + m * r.j.Kp, p.x + m * p.ldx, size_t(p.K) * 4);
+      std::fill(xp + m * r.j.Kp + p.K, xp + (m + 1) * r.j.Kp, 0.0f);
+    }
+    r.j.xp = xp;
+  }
+}
+
 Prepared prepare(const ops::MatmulParams& p, const Kernels& kern, uint32_t* xbuf) {
   Prepared r;
   r.p = &p;
   const DType dt = p.w.dtype;
+  if (is_block_dtype(dt)) {
+    // Block weights are row-major rows of whole blocks; read transposed they go to the reference.
+    if (p.w_kn || p.w.layout != WeightLayout::RowMajor || p.w.scale || !quant_format(dt)) r.kind = Prepared::Kind::Ref;
+    else if (p.K <= 0) r.kind = Prepared::Kind::Zero;
+    else prepare_block(r, kern, xbuf);
+    return r;
+  }
   const bool known = dt == DType::F32 || dt == DType::BF16 || dt == DType::F16 || dt == DType::F8_E4M3;
   // Precision::Fast means bf16-rounded activations in the products, on every ISA level and weight dtype (as ref and
   // cuda define it); with a bf16 kernel for the weight dtype they are also multiplied as bf16, else in fp32.
@@ -150,6 +213,7 @@ Prepared prepare(const ops::MatmulParams& p, const Kernels& kern, uint32_t* xbuf
 // Outputs [n0, n1) of a prepared small-M product, on the calling thread.
 void run_range(const Prepared& r, const Kernels& kern, int64_t n0, int64_t n1) {
   if (r.kind == Prepared::Kind::Kn) matmul_kn_cols(*r.p, kern, n0, n1);
+  else if (r.kind == Prepared::Kind::Block) run_block_rows(r, kern, n0, n1);
   else r.fn(r.j, n0, n1, nullptr);
 }
 
@@ -188,7 +252,7 @@ void run_rows16_panels(const Prepared& r, int n_threads) {
 void run_small(const std::vector<Prepared>& rs, const Kernels& kern, int n_threads) {
   constexpr int64_t kPieceBytes = 512 << 10;
   int64_t total = 0;
-  for (const Prepared& r : rs) total += r.p->N * r.row_bytes;
+  for (const Prepared& r : rs) total += r.p->N * r.row_bytes * (r.kind == Prepared::Kind::Block ? r.p->M : 1);
   const int nt = total < (512 << 10) ? 1 : std::max(1, n_threads);
   if (nt == 1) {
     for (const Prepared& r : rs) run_range(r, kern, 0, r.p->N);

@@ -81,7 +81,7 @@ WeightView WeightArena::place(const WeightView& w, bool matmul_only) {
     v.data = repack_rows16(w);
     v.layout = WeightLayout::Rows16;
   } else {
-    v.data = copy_range(w.data, size_t(w.numel()) * size_t(dtype_size(w.dtype)));
+    v.data = copy_range(w.data, size_t(w.bytes()));
   }
   if (w.scale) {
     // The whole scale grid up to the last block row this view touches (row0 may start mid-grid for slices).

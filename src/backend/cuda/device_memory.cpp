@@ -95,7 +95,9 @@ const void* DeviceMemory::upload_host_range(const void* host, size_t bytes) {
 
 WeightView DeviceMemory::prepare_weight(const WeightView& w) {
   if (!w.data) return w;
-  const size_t bytes = size_t(w.numel()) * size_t(dtype_size(w.dtype));
+  DS_CHECK(!is_block_dtype(w.dtype), "cuda: weights in the ggml block format ", dtype_name(w.dtype),
+           " (a quantised GGUF) are not supported by the CUDA backend yet; run them with --backend cpu");
+  const size_t bytes = size_t(w.bytes());
   if (ctx_->contains(w.data, bytes)) return w;  // already ours (a prepared view, or a buffer)
   WeightView d = w;
   d.data = upload_host_range(w.data, bytes);
@@ -115,7 +117,7 @@ void DeviceMemory::check_device(const void* p, size_t bytes, const char* op, con
 }
 
 void DeviceMemory::check_weight(const WeightView& w, const char* op) const {
-  check_device(w.data, size_t(w.numel()) * size_t(dtype_size(w.dtype)), op, "weight");
+  check_device(w.data, size_t(w.bytes()), op, "weight");
   if (w.scale) {
     const int64_t grid_rows = (w.row0 + w.rows + w.block_rows - 1) / w.block_rows;
     check_device(w.scale, size_t(grid_rows * w.scale_cols) * sizeof(float), op, "weight scale grid");

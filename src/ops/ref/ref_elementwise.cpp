@@ -43,8 +43,7 @@ void silu_mul(const ops::SiluMulParams& p) {
 }
 
 void embed(const ops::EmbedParams& p) {
-  for (int64_t m = 0; m < p.M; ++m)
-    for (int64_t i = 0; i < p.table.cols; ++i) p.out[m * p.ldo + i] = p.table.at(p.ids[m], i);
+  for (int64_t m = 0; m < p.M; ++m) p.table.row_f32(p.ids[m], p.out + m * p.ldo);
 }
 
 void add(const ops::AddParams& p) {
