@@ -4,20 +4,34 @@
 #include <cstring>
 
 #include "base/error.h"
+#include "base/quant.h"
 
 namespace ds::model {
 
 namespace {
 
+// The weight format of a tensor: F32, F16, BF16 or a ggml block format with a descriptor (base/quant.h), found by
+// ggml's type name.
 DType dtype_of(const io::GgufModel& m, const io::GgufTensor& t) {
-  switch (t.type) {
-    case 0: return DType::F32;
-    case 1: return DType::F16;
-    case 30: return DType::BF16;
-    default:
-      fail(m.first().path(), ": tensor '", t.name, "' is ", io::ggml_type_info(t.type)->name,
-           ": quantised GGUF tensor types are not supported yet (F32, F16 and BF16 files load)");
+  const std::string_view name = io::ggml_type_info(t.type)->name;
+  for (int i = 0; i <= int(DType::IQ1_M); ++i) {
+    const DType d = DType(i);
+    if (dtype_name(d) == name && (d == DType::F32 || d == DType::F16 || d == DType::BF16 || is_block_dtype(d)) &&
+        quant_format(d))
+      return d;
   }
+  fail(m.first().path(), ": tensor '", t.name, "' has ggml type ", name,
+       ", which deepseek.cpp does not compute with (F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K-Q6_K, IQ1_S, "
+       "IQ1_M, IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS, IQ3_S, IQ4_NL, IQ4_XS load)");
+}
+
+// All elements of a tensor in fp32, exactly (its rows dequantised one by one).
+std::vector<float> to_f32(const io::GgufModel& m, const io::GgufTensor& t) {
+  const QuantFormat* f = quant_format(dtype_of(m, t));
+  const int64_t cols = t.ne[0], rows = t.numel() / cols, rb = row_bytes(f->type, cols);
+  std::vector<float> out(size_t(rows * cols));
+  for (int64_t r = 0; r < rows; ++r) f->to_f32(t.data + r * rb, out.data() + r * cols, cols);
+  return out;
 }
 
 // ggml ne (fastest first) -> row-major shape (slowest first).
@@ -63,7 +77,7 @@ GgufWeights::GgufWeights(const io::GgufModel& m, const io::ModelConfig& c) : m_(
       DS_CHECK(t->ne.size() == 3 && t->ne[2] == c.n_routed_experts, src, ": ", t->name, " must be [", c.n_routed_experts,
                " experts, rows, cols]");
       const DType dt = dtype_of(m, *t);
-      const size_t per = size_t(t->ne[0] * t->ne[1]) * size_t(dtype_size(dt));
+      const size_t per = size_t(row_bytes(dt, t->ne[0]) * t->ne[1]);
       for (int64_t e = 0; e < t->ne[2]; ++e)
         t_[f + "experts." + std::to_string(e) + "." + w + "_proj.weight"] =
             RawTensor{t->data + size_t(e) * per, dt, {t->ne[1], t->ne[0]}};
@@ -76,19 +90,29 @@ GgufWeights::GgufWeights(const io::GgufModel& m, const io::ModelConfig& c) : m_(
       DS_CHECK(kb->ne == (std::vector<int64_t>{nope, r, H}) && vb->ne == (std::vector<int64_t>{r, v, H}), src,
                ": layer ", l, ": attn_k_b / attn_v_b shapes do not match the config (nope ", nope, ", rank ", r,
                ", v ", v, ", heads ", H, ")");
-      const DType dk = dtype_of(m, *kb), dv = dtype_of(m, *vb);
-      DS_CHECK(dk == dv, src, ": layer ", l, ": attn_k_b and attn_v_b have different types");
-      const size_t es = size_t(dtype_size(dk));
+      // Elements are moved one by one (attn_k_b is transposed), so block formats (whose blocks run along the
+      // other axis) are dequantised to F32 first, exactly; both halves then share one element type.
+      DType dt = dtype_of(m, *kb);
+      const uint8_t *kd = kb->data, *vd = vb->data;
+      std::vector<float> kf, vf;
+      if (dt != dtype_of(m, *vb) || is_block_dtype(dt)) {
+        kf = to_f32(m, *kb);
+        vf = to_f32(m, *vb);
+        kd = reinterpret_cast<const uint8_t*>(kf.data());
+        vd = reinterpret_cast<const uint8_t*>(vf.data());
+        dt = DType::F32;
+      }
+      const size_t es = size_t(dtype_size(dt));
       owned_.emplace_back(size_t(H * (nope + v) * r) * es);
       uint8_t* out = owned_.back().data();
       for (int64_t h = 0; h < H; ++h) {
         uint8_t* head = out + size_t(h * (nope + v) * r) * es;
-        const uint8_t* k = kb->data + size_t(h * r * nope) * es;  // [r, nope]
+        const uint8_t* k = kd + size_t(h * r * nope) * es;  // [r, nope]
         for (int64_t i = 0; i < nope; ++i)
           for (int64_t j = 0; j < r; ++j) std::memcpy(head + size_t(i * r + j) * es, k + size_t(j * nope + i) * es, es);
-        std::memcpy(head + size_t(nope * r) * es, vb->data + size_t(h * v * r) * es, size_t(v * r) * es);
+        std::memcpy(head + size_t(nope * r) * es, vd + size_t(h * v * r) * es, size_t(v * r) * es);
       }
-      t_[a + "kv_b_proj.weight"] = RawTensor{out, dk, {H * (nope + v), r}};
+      t_[a + "kv_b_proj.weight"] = RawTensor{out, dt, {H * (nope + v), r}};
     }
   }
 }

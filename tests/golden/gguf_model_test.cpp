@@ -2,8 +2,8 @@
 // DeepSeek GGUF files (../shared/fixtures/gguf, written by llama.cpp's converters and llama-quantize) through the
 // engine: the config read from the GGUF metadata equals the one its Hugging Face config.json gives; an F32 file's
 // logits match the fp32 reference computed from it (gguf_reference.py: exact dequantisation + the HF forward)
-// within the fixtures' 1e-3 and its greedy continuation is identical; quantised files are refused with a message
-// naming the tensor and its type (their kernels are not written yet).
+// within the fixtures' 1e-3 and its greedy continuation is identical; so do the quantised files (block formats
+// dequantised exactly, Precision::F32), and in Precision::Fast (int8 activation blocks) they agree with ref.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -69,38 +69,73 @@ TEST_F(GgufModelTest, ConfigFromMetadataEqualsConfigJson) {
   }
 }
 
-TEST_F(GgufModelTest, F32FileMatchesItsReference) {
-  const std::string dir = kShared + "gguf/tiny-v3/";
+// Every DeepSeek GGUF fixture with its reference: (model, file type). The quantised files mix block formats per
+// tensor as llama-quantize writes them (fixtures README: Q8_0, Q6_K, Q5_K, Q4_K, Q3_K, Q2_K, IQ4_XS, Q5_1, Q5_0,
+// Q4_0, IQ4_NL and F16 occur).
+std::vector<std::pair<std::string, std::string>> deepseek_files() {
+  std::vector<std::pair<std::string, std::string>> r;
+  for (const char* m : {"tiny-v3", "tiny-gguf-v2l"})
+    for (const char* t : {"F32", "Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M", "Q3_K_M", "Q2_K", "IQ4_XS"})
+      if (std::filesystem::exists(kShared + "gguf/" + m + "/" + t + ".gguf")) r.push_back({m, t});
+  return r;
+}
+
+// Precision::F32 computes on the exactly dequantised weights: logits within the fixtures' 1e-3 of the reference
+// forward on the same dequantised weights, greedy continuation identical, on the CPU kernels and on ref.
+TEST_F(GgufModelTest, FilesMatchTheirReferenceInF32) {
+  const auto files = deepseek_files();
+  ASSERT_GE(files.size(), 11u) << "expected the DeepSeek GGUF fixtures (tiny-v3: 4 files, tiny-gguf-v2l: 7)";
   rt::EngineOptions o;
   o.threads = 2;
   o.precision = ops::Precision::F32;
-  for (const char* backend : {"cpu", "ref"}) {
-    o.backend = backend;
-    auto e = rt::Engine::load(dir + "F32.gguf", o);
+  for (const auto& [model, type] : files) {
+    const std::string dir = kShared + "gguf/" + model + "/";
     const auto tokens = read_tokens(dir + "tokens.npy");
-    const auto want = io::npy_read(dir + "F32.ref_logits.npy").to_f32();
-    rt::Session s(*e);
-    const auto got = s.prefill(tokens, true);
-    ASSERT_EQ(got.size(), want.size());
-    double d = 0;
-    for (size_t i = 0; i < got.size(); ++i) d = std::max(d, double(std::fabs(got[i] - want[i])));
-    EXPECT_LE(d, 1e-3) << backend;
-    rt::Session g(*e);
-    const auto greedy = read_tokens(dir + "F32.ref_greedy.npy");
-    EXPECT_EQ(greedy_continuation(g, tokens, greedy.size()), greedy) << backend;
+    const auto want = io::npy_read(dir + type + ".ref_logits.npy").to_f32();
+    const auto greedy = read_tokens(dir + type + ".ref_greedy.npy");
+    for (const char* backend : {"cpu", "ref"}) {
+      SCOPED_TRACE(model + " " + type + " " + backend);
+      o.backend = backend;
+      auto e = rt::Engine::load(dir + type + ".gguf", o);
+      rt::Session s(*e);
+      const auto got = s.prefill(tokens, true);
+      const int64_t V = e->config().vocab_size;
+      expect_rows_close(got, want, int64_t(tokens.size()), V, 1e-3, "logits row");
+      rt::Session g(*e);
+      EXPECT_EQ(greedy_continuation(g, tokens, greedy.size()), greedy);
+    }
   }
 }
 
-TEST_F(GgufModelTest, QuantisedFilesAreRefusedByName) {
+// Precision::Fast multiplies block weights with int8 activation blocks (Q8_0 / Q8_K, as llama.cpp does): the CPU
+// kernels against ref's model of the same arithmetic (within the fixtures' fast bar), and both against the fp32
+// reference forward.
+TEST_F(GgufModelTest, FastPrecisionAgreesWithTheReference) {
   rt::EngineOptions o;
-  try {
-    rt::Engine::load(kShared + "gguf/tiny-v3/Q4_K_M.gguf", o);
-    FAIL() << "a Q4_K_M file loaded";
-  } catch (const ds::Error& e) {
-    const std::string m = e.what();
-    EXPECT_NE(m.find("Q4_K_M.gguf"), std::string::npos) << m;
-    EXPECT_NE(m.find("quantised GGUF tensor types are not supported yet"), std::string::npos) << m;
+  o.threads = 2;
+  o.precision = ops::Precision::Fast;
+  for (const auto& [model, type] : deepseek_files()) {
+    if (type == "F32") continue;
+    const std::string dir = kShared + "gguf/" + model + "/";
+    const auto tokens = read_tokens(dir + "tokens.npy");
+    const auto want = io::npy_read(dir + type + ".ref_logits.npy").to_f32();
+    std::vector<float> by_ref;
+    for (const char* backend : {"ref", "cpu"}) {
+      SCOPED_TRACE(model + " " + type + " " + backend);
+      o.backend = backend;
+      auto e = rt::Engine::load(dir + type + ".gguf", o);
+      rt::Session s(*e);
+      const auto got = s.prefill(tokens, true);
+      const int64_t V = e->config().vocab_size, T = int64_t(tokens.size());
+      expect_fast_agreement(got, want, T, V);
+      if (by_ref.empty()) by_ref = got;
+      else expect_fast_agreement(got, by_ref, T, V);
+    }
   }
+}
+
+TEST_F(GgufModelTest, UnsupportedFilesAreRefusedByName) {
+  rt::EngineOptions o;
   try {
     rt::Engine::load(kShared + "gguf/tiny-qwen2/F32.gguf", o);
     FAIL() << "a qwen2 file loaded";
