@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: MIT
-// `deepseek generate`: continue a prompt given as token ids (.npy) or text (needs tokenizer.json in the folder).
+// `deepseek generate`: continue a prompt given as token ids (.npy) or text (needs the model's tokenizer:
+// tokenizer.json in the folder, or a GGUF file's embedded one).
 #include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <optional>
 
 #include "apps/deepseek/cli_common.h"
 #include "apps/deepseek/commands.h"
@@ -12,6 +14,7 @@
 #include "io/npy.h"
 #include "runtime/session.h"
 #include "runtime/speculative.h"
+#include "tokenizer/gguf_vocab.h"
 #include "tokenizer/tokenizer.h"
 
 namespace ds::app {
@@ -24,9 +27,10 @@ int cmd_generate(int argc, char** argv) {
   bool ignore_eos = false, no_bos = false, no_special = false;
   ComputeFlags cf;
   SamplingFlags sf;
-  app.add_option("-m,--model", model, "checkpoint folder, or a .gguf file (deepseek2; F32, F16, BF16 tensors for now; prompt as --tokens)")->required();
+  app.add_option("-m,--model", model, "checkpoint folder, or a .gguf file (deepseek2; F32, F16, BF16 tensors for now; "
+                 "its embedded tokenizer unless a tokenizer.json sits beside it)")->required();
   auto* tk = app.add_option("--tokens", tokens_path, "prompt token ids, .npy int64 or int32 [T]");
-  auto* pr = app.add_option("-p,--prompt", prompt, "prompt text (tokenized with the folder's tokenizer.json)");
+  auto* pr = app.add_option("-p,--prompt", prompt, "prompt text (tokenized with the model's tokenizer)");
   tk->excludes(pr);
   app.add_option("-n,--n-predict", n, "tokens to generate")->capture_default_str();
   app.add_option("--out-ids", out_ids, "write the generated ids to this .npy (int64 [G])");
@@ -41,8 +45,8 @@ int cmd_generate(int argc, char** argv) {
   DS_CHECK(n >= 0, "--n-predict must be >= 0");
 
   std::unique_ptr<tok::Tokenizer> tokenizer;
-  if (std::filesystem::exists(std::filesystem::path(model) / "tokenizer.json"))
-    tokenizer = std::make_unique<tok::Tokenizer>(tok::Tokenizer::from_dir(model));
+  if (std::optional<tok::Tokenizer> found = tok::try_load_tokenizer(model))
+    tokenizer = std::make_unique<tok::Tokenizer>(std::move(*found));
   std::vector<int32_t> tokens;
   if (!tokens_path.empty()) {
     const io::NpyArray arr = io::npy_read(tokens_path);
@@ -52,7 +56,8 @@ int cmd_generate(int argc, char** argv) {
       tokens.push_back(int32_t(t));
     }
   } else {
-    DS_CHECK(tokenizer, "--prompt needs a tokenizer.json in ", model, " (or pass token ids with --tokens)");
+    DS_CHECK(tokenizer, "--prompt needs a tokenizer.json in ", model,
+             " (or a GGUF file with tokenizer.ggml.* metadata; or pass token ids with --tokens)");
     if (!no_bos && tokenizer->add_bos() && tokenizer->bos_id() >= 0) tokens.push_back(tokenizer->bos_id());
     tokenizer->encode_append(prompt, !no_special, tokens);
   }

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <optional>
 
 #include "apps/deepseek/cli_common.h"
 #include "apps/deepseek/commands.h"
@@ -16,6 +17,7 @@
 #include "runtime/speculative.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/reasoning.h"
+#include "tokenizer/gguf_vocab.h"
 #include "tokenizer/tokenizer.h"
 
 namespace ds::app {
@@ -58,7 +60,9 @@ int cmd_run(int argc, char** argv) {
   bool think = false, no_think = false;
   ComputeFlags cf;
   SamplingFlags sf;
-  app.add_option("-m,--model", model, "checkpoint folder with tokenizer.json and a chat template")->required();
+  app.add_option("-m,--model", model, "checkpoint folder with tokenizer.json and a chat template, or a .gguf file "
+                 "(its embedded tokenizer and tokenizer.chat_template unless a tokenizer.json sits beside it)")
+      ->required();
   app.add_option("message", message, "one message to answer (omit for an interactive chat)");
   app.add_option("-s,--system", system, "system prompt");
   app.add_option("-n,--n-predict", n, "most tokens per answer")->capture_default_str();
@@ -69,11 +73,17 @@ int cmd_run(int argc, char** argv) {
   sf.add(app);
   CLI11_PARSE(app, argc, argv);
   DS_CHECK(!(think && no_think), "--thinking and --no-thinking exclude each other");
-  DS_CHECK(std::filesystem::exists(std::filesystem::path(model) / "tokenizer.json"), model,
-           ": no tokenizer.json, so there is no chat template to talk through (use `deepseek generate --tokens`)");
-
-  const tok::Tokenizer tokenizer = tok::Tokenizer::from_dir(model);
-  DS_CHECK(!tokenizer.chat_template().empty(), model, "/tokenizer_config.json has no chat_template");
+  std::optional<tok::Tokenizer> found = tok::try_load_tokenizer(model);
+  DS_CHECK(found, model, tok::is_gguf_file(model)
+                             ? ": the GGUF file carries no tokenizer and no tokenizer.json sits beside it, so there is "
+                               "no chat template to talk through (use `deepseek generate --tokens`)"
+                             : ": no tokenizer.json, so there is no chat template to talk through (use `deepseek "
+                               "generate --tokens`)");
+  const tok::Tokenizer tokenizer = std::move(*found);
+  DS_CHECK(!tokenizer.chat_template().empty(), model,
+           tok::is_gguf_file(model) ? ": the tokenizer has no chat template (tokenizer.chat_template in the GGUF, or "
+                                      "chat_template in a tokenizer_config.json beside it)"
+                                    : "/tokenizer_config.json has no chat_template");
   const tok::ChatTemplate tmpl = tok::ChatTemplate::from_tokenizer(tokenizer);
   const rt::SamplingParams sp = sf.params(model);
   auto e = rt::Engine::load(model, cf.engine_options());

@@ -11,6 +11,7 @@
 #include "base/error.h"
 #include "runtime/scheduler.h"
 #include "server/server.h"
+#include "tokenizer/gguf_vocab.h"
 #include "tokenizer/tokenizer.h"
 
 namespace ds::app {
@@ -32,10 +33,11 @@ int cmd_serve(int argc, char** argv) {
   double grace = 5;
   int64_t max_body_mib = 16;
   ComputeFlags cf;
-  app.add_option("-m,--model", model, "checkpoint folder (config.json, safetensors, tokenizer.json)");
+  app.add_option("-m,--model", model, "checkpoint folder (config.json, safetensors, tokenizer.json), or a .gguf file "
+                 "(its embedded tokenizer unless a tokenizer.json sits beside it)");
   rm.add(app);
-  app.add_option("--tokenizer", tokenizer_dir, "folder with tokenizer.json (+ tokenizer_config.json); default: the "
-                 "model folder. Needed with --random-weights");
+  app.add_option("--tokenizer", tokenizer_dir, "folder with tokenizer.json (+ tokenizer_config.json), or a .gguf file "
+                 "whose tokenizer to use; default: the model's. Needed with --random-weights");
   app.add_option("--host", so.host, "address to listen on")->capture_default_str();
   app.add_option("--port", so.port, "port (0: any free port; the bound port is printed)")->capture_default_str();
   app.add_option("--alias", alias, "model id served by /v1/models (default: the folder name)");
@@ -74,7 +76,7 @@ int cmd_serve(int argc, char** argv) {
   so.write_timeout_s = so.read_timeout_s;
   so.max_body_bytes = size_t(max_body_mib) << 20;
 
-  const tok::Tokenizer tokenizer = tok::Tokenizer::from_dir(tokenizer_dir.empty() ? model : tokenizer_dir);
+  const tok::Tokenizer tokenizer = tok::load_tokenizer(tokenizer_dir.empty() ? model : tokenizer_dir);
   auto e = model.empty() ? rm.engine(cf.engine_options(), /*keep_mtp=*/true) : rt::Engine::load(model, cf.engine_options());
   DS_CHECK(e->config().vocab_size >= int64_t(tokenizer.vocab_size()), "the tokenizer has ", tokenizer.vocab_size(),
            " tokens but the model's vocabulary only ", e->config().vocab_size);

@@ -13,6 +13,7 @@
 #include "apps/deepseek/commands.h"
 #include "base/error.h"
 #include "tokenizer/chat_template.h"
+#include "tokenizer/gguf_vocab.h"
 #include "tokenizer/tokenizer.h"
 
 namespace ds::app {
@@ -28,14 +29,17 @@ std::string slurp(const std::string& path) {
 }  // namespace
 
 int cmd_template(int argc, char** argv) {
-  CLI::App app{"Render a conversation with the model's chat template (tokenizer_config.json chat_template) and print\n"
-               "the prompt. FILE.json holds a JSON array of messages {role, content, tool_calls, ...} or an object with\n"
-               "\"messages\" (and optionally \"tools\"). With --ids, prints the prompt's token ids instead: special tokens\n"
-               "are parsed only in the template's own text, never inside message content (unless --parse-special-in-content).",
+  CLI::App app{"Render a conversation with the model's chat template (tokenizer_config.json chat_template, or a GGUF's\n"
+               "tokenizer.chat_template) and print the prompt. FILE.json holds a JSON array of messages {role, content,\n"
+               "tool_calls, ...} or an object with \"messages\" (and optionally \"tools\"). With --ids, prints the prompt's\n"
+               "token ids instead: special tokens are parsed only in the template's own text, never inside message\n"
+               "content (unless --parse-special-in-content).",
                "deepseek template"};
   std::string model, messages_path, template_path, thinking;
   bool add_gen = false, ids = false, parse_content = false;
-  app.add_option("--model", model, "model folder with tokenizer.json and tokenizer_config.json")->required();
+  app.add_option("--model", model, "model folder with tokenizer.json and tokenizer_config.json, or a .gguf file (its "
+                 "embedded tokenizer and tokenizer.chat_template unless a tokenizer.json sits beside it)")
+      ->required();
   app.add_option("--messages", messages_path, "JSON file with the conversation")->required();
   app.add_flag("--add-generation-prompt", add_gen, "end with the assistant prefix so the model answers next");
   app.add_option("--thinking", thinking, "hybrid templates (V3.1): on|off; default: the template's own default")
@@ -49,7 +53,7 @@ int cmd_template(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
-  const tok::Tokenizer tk = tok::Tokenizer::from_dir(model);
+  const tok::Tokenizer tk = tok::load_tokenizer(model);
   nlohmann::json doc;
   try {
     doc = nlohmann::json::parse(slurp(messages_path));

@@ -14,6 +14,7 @@
 
 #include "apps/deepseek/commands.h"
 #include "base/error.h"
+#include "tokenizer/gguf_vocab.h"
 #include "tokenizer/tokenizer.h"
 
 namespace ds::app {
@@ -55,14 +56,17 @@ std::vector<std::string> read_jsonl_strings(const std::string& path) {
 }  // namespace
 
 int cmd_tokenize(int argc, char** argv) {
-  CLI::App app{"Text -> token ids with the model's tokenizer (tokenizer.json). Prints one JSON array of ids per input.\n"
+  CLI::App app{"Text -> token ids with the model's tokenizer (tokenizer.json, or a GGUF file's). Prints one JSON array\n"
+               "of ids per input. "
                "Special-token text (e.g. <｜User｜>) is encoded as plain text unless --parse-special is given\n"
                "(Hugging Face's encode() parses it). No BOS is added. Invalid UTF-8 is replaced by U+FFFD.",
                "deepseek tokenize"};
   std::string model, text, jsonl;
   bool parse_special = false;
   int threads = 1;
-  app.add_option("--model", model, "model folder with tokenizer.json (and tokenizer_config.json)")->required();
+  app.add_option("--model", model, "model folder with tokenizer.json (and tokenizer_config.json), or a .gguf file "
+                 "(its embedded tokenizer unless a tokenizer.json sits beside it)")
+      ->required();
   app.add_flag("--parse-special", parse_special, "match added/special tokens in the text (Hugging Face default)");
   app.add_option("--threads", threads, "worker threads for --jsonl")->check(CLI::Range(1, 256));
   auto* t = app.add_option("--text", text, "the text to tokenize");
@@ -74,7 +78,7 @@ int cmd_tokenize(int argc, char** argv) {
     return app.exit(e);
   }
   DS_CHECK(!t->empty() || !j->empty(), "tokenize: give --text STR or --jsonl FILE (see --help)");
-  const tok::Tokenizer tok = tok::Tokenizer::from_dir(model);
+  const tok::Tokenizer tok = tok::load_tokenizer(model);
   if (!t->empty()) {
     std::printf("%s\n", ids_json(tok.encode(text, parse_special)).c_str());
     return 0;
@@ -107,7 +111,7 @@ int cmd_detokenize(int argc, char** argv) {
                "deepseek detokenize"};
   std::string model, ids_arg;
   bool skip_special = false;
-  app.add_option("--model", model, "model folder with tokenizer.json")->required();
+  app.add_option("--model", model, "model folder with tokenizer.json, or a .gguf file")->required();
   app.add_option("--ids", ids_arg, "comma-separated ids, e.g. 1,2,3 (a JSON array is accepted too)")->required();
   app.add_flag("--skip-special", skip_special, "omit special tokens (BOS/EOS, ...)");
   try {
@@ -133,7 +137,7 @@ int cmd_detokenize(int argc, char** argv) {
     DS_CHECK(used == item.size() && v >= INT32_MIN && v <= INT32_MAX, "detokenize: '", item, "' is not a token id");
     ids.push_back(static_cast<int32_t>(v));
   }
-  const tok::Tokenizer tok = tok::Tokenizer::from_dir(model);
+  const tok::Tokenizer tok = tok::load_tokenizer(model);
   for (int32_t id : ids)
     if (!tok.is_valid_id(id)) std::fprintf(stderr, "warning: id %d is not in the vocabulary (skipped)\n", id);
   const std::string text = tok.decode(ids, skip_special);

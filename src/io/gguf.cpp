@@ -310,7 +310,10 @@ void GgufFile::parse_all(const uint8_t* data, size_t size) {
     tensors_.push_back(std::move(t));
   }
   // The data section starts at the next multiple of the alignment after the header.
+  // A file without tensors (a vocabulary-only file: convert_hf_to_gguf.py --vocab-only) may end right after its
+  // metadata, without the padding to the data section (gguf-py writes it so, and ggml reads it).
   data_offset_ = (c.pos + alignment_ - 1) / alignment_ * alignment_;
+  if (tensors_.empty()) return;
   DS_CHECK(data_offset_ <= size, label, ": the file ends before its data section (header ", c.pos, " bytes, file ",
            size, ")");
   const uint64_t avail = size - data_offset_;

@@ -16,7 +16,7 @@
 // ggml type ids known and not removed (G11); ne[0] a multiple of the type's block size (G12); offsets aligned,
 // in order and contiguous (each tensor at the padded end of the one before, as ggml writes them), inside the file
 // (G13). Bytes after the last tensor are ignored (G14: a writer may pad the file; the data section only has to
-// hold every tensor).
+// hold every tensor). A file without tensors (vocabulary-only) may end right after its metadata, unpadded.
 //
 // Split models (`name-00001-of-00003.gguf`, keys split.no / split.count / split.tensors.count): GgufModel opens
 // every part from the first one's name and checks that the parts agree and that no tensor name repeats.

@@ -61,6 +61,9 @@ BpeModel::BpeModel(const nlohmann::json& model) {
            "' is not supported (only BPE)");
   DS_CHECK(model.value("dropout", nlohmann::json()).is_null(), "tokenizer.json: BPE dropout is not supported");
   DS_CHECK(!model.value("byte_fallback", false), "tokenizer.json: BPE byte_fallback is not supported");
+  const auto& im = model.value("ignore_merges", nlohmann::json(false));
+  DS_CHECK(im.is_boolean(), "tokenizer.json: model.ignore_merges must be a boolean");
+  ignore_merges_ = im.get<bool>();
   instance_ = g_instances.fetch_add(1);
   const auto& vocab = model.at("vocab");
   DS_CHECK(vocab.is_object(), "tokenizer.json: model.vocab must be an object");
@@ -70,12 +73,15 @@ BpeModel::BpeModel(const nlohmann::json& model) {
   id_bytes_.resize(max_id + 1);
   id_text_.resize(max_id + 1);
   id_present_.assign(max_id + 1, false);
+  id_bytelevel_.assign(max_id + 1, false);
   bytes_to_id_.reserve(vocab.size() * 2);
   for (auto it = vocab.begin(); it != vocab.end(); ++it) {
     const int64_t id = it.value().get<int64_t>();
     DS_CHECK(id >= 0, "tokenizer.json: negative vocabulary id for '", it.key(), "'");
     std::string bytes;
-    if (!bytelevel_decode(it.key(), bytes)) bytes = it.key();
+    const bool bytelevel = bytelevel_decode(it.key(), bytes);
+    if (!bytelevel) bytes = it.key();
+    id_bytelevel_[id] = bytelevel;
     id_text_[id] = it.key();
     id_bytes_[id] = bytes;
     id_present_[id] = true;
@@ -124,6 +130,13 @@ void BpeModel::encode_piece(std::string_view bytes, std::vector<int32_t>& out) c
     const int32_t id = byte_id_[static_cast<uint8_t>(bytes[0])];
     if (id >= 0) out.push_back(id);
     return;
+  }
+  if (ignore_merges_) {  // HF: the whole (ByteLevel-mapped) pre-token looked up in the vocabulary first
+    auto it = bytes_to_id_.find(std::string(bytes));
+    if (it != bytes_to_id_.end() && id_bytelevel_[it->second]) {
+      out.push_back(it->second);
+      return;
+    }
   }
   if (bytes.size() > kCacheMaxPiece) {
     merge_word(bytes, out);

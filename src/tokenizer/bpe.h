@@ -13,7 +13,8 @@ namespace ds::tok {
 
 class BpeModel {
  public:
-  // `model` is tokenizer.json's "model" object (type BPE, byte-level vocabulary, no dropout).
+  // `model` is tokenizer.json's "model" object (type BPE, byte-level vocabulary, no dropout). With
+  // "ignore_merges": true (Llama 3), a pre-token that is itself a vocabulary token is emitted as that token.
   explicit BpeModel(const nlohmann::json& model);
 
   // Appends the ids of one pre-token (raw bytes). O(n log n) in the piece length; frequent pieces are
@@ -52,6 +53,8 @@ class BpeModel {
   std::vector<std::string> id_bytes_;
   std::vector<std::string> id_text_;
   std::vector<bool> id_present_;
+  std::vector<bool> id_bytelevel_;  // the token's text is ByteLevel text (so its bytes name it uniquely)
+  bool ignore_merges_ = false;
   std::unordered_map<std::string, int32_t> bytes_to_id_;
   int32_t byte_id_[256];
   MergeTable merges_;

@@ -158,6 +158,32 @@ TEST(Gguf, EveryTruncationIsAnError) {
   }
 }
 
+// A vocabulary-only file (no tensors; gguf-py's write_vocab, convert_hf_to_gguf.py --vocab-only) ends right after its
+// metadata without padding to the data section; it parses, and every shorter prefix is still an error.
+TEST(Gguf, TensorlessFileNeedsNoPadding) {
+  Image im;
+  im.tensors.clear();
+  auto img = im.bytes();
+  size_t end = 0;
+  {
+    auto padded = GgufFile::parse(img.data(), img.size(), "t.gguf");
+    EXPECT_TRUE(padded->tensors().empty());
+  }
+  // Strip the padding: the metadata's end is where the last value ends.
+  Image probe = im;
+  probe.align = 1;
+  end = probe.bytes().size();
+  ASSERT_LT(end, img.size());
+  img.resize(end);
+  auto f = GgufFile::parse(img.data(), img.size(), "t.gguf");
+  EXPECT_TRUE(f->tensors().empty());
+  EXPECT_EQ(f->find("tokenizer.ggml.tokens")->strs.size(), 3u);
+  for (size_t n = 0; n < end; ++n) {
+    const std::vector<uint8_t> cut(img.begin(), img.begin() + long(n));
+    EXPECT_FALSE(parse_error(cut).empty()) << "prefix of " << n << " bytes accepted";
+  }
+}
+
 struct Case {
   const char* what;
   std::function<void(Image&)> make;  // changes a valid image
