@@ -20,6 +20,7 @@ int cmd_info(int argc, char** argv) {
   std::printf("%s", io::describe(c).c_str());
   std::printf("weight bytes            %.3f GB (%s)\n", double(e->weight_bytes()) / 1e9,
               e->model().has_mtp() ? "with MTP layer" : "no MTP layer");
+  std::printf("weight formats          %s\n", model::describe_formats(e->model().weights()).c_str());
   const double kv_tok = double(c.kv_lora_rank + c.qk_rope_head_dim) * 4.0 * double(e->model().n_cache_layers());
   std::printf("kv cache                %.1f KiB per token (fp32 latent: %lld values x %lld layers)\n", kv_tok / 1024.0,
               (long long)(c.kv_lora_rank + c.qk_rope_head_dim), (long long)e->model().n_cache_layers());

@@ -18,6 +18,7 @@
 #include "backend/cpu/cpu_backend.h"
 #include "base/dtype.h"
 #include "base/huge_pages.h"
+#include "base/quant.h"
 
 using namespace ds;
 
@@ -65,12 +66,16 @@ int main(int argc, char** argv) {
                         {DType::BF16, ops::Precision::Fast, 1, "bf16 fast M1"},
                         {DType::BF16, ops::Precision::Fast, 4, "bf16 fast M4"},
                         {DType::F8_E4M3, ops::Precision::Fast, 1, "fp8 fast M1"},
-                        {DType::F8_E4M3, ops::Precision::F32, 1, "fp8 f32 M1"}};
+                        {DType::F8_E4M3, ops::Precision::F32, 1, "fp8 f32 M1"},
+                        {DType::Q8_0, ops::Precision::Fast, 1, "q8_0 fast M1"},
+                        {DType::Q8_0, ops::Precision::Fast, 4, "q8_0 fast M4"},
+                        {DType::Q4_K, ops::Precision::Fast, 1, "q4_k fast M1"},
+                        {DType::Q6_K, ops::Precision::Fast, 1, "q6_k fast M1"}};
   auto be = cpu::make_cpu_backend(threads, own);
   std::printf("matvec lab: %lld MB per pass of [%lld x %lld] matrices, %d threads, %d rounds\n", (long long)mb,
               (long long)N, (long long)K, threads, rounds);
   for (const Case& c : cases) {
-    const size_t mat = size_t(N * K * dtype_size(c.dt));
+    const size_t mat = size_t(N * row_bytes(c.dt, K));  // random bytes below: finite in every format
     const size_t n_mat = std::max<size_t>(1, size_t(mb) * 1000000 / mat);
     HugePageBuffer w(mat * n_mat, "lab weights");
     std::mt19937 g(1);

@@ -239,7 +239,7 @@ std::string describe(const ModelConfig& c) {
        << " beta " << c.rope_scaling.beta_fast << "/" << c.rope_scaling.beta_slow << " mscale "
        << c.rope_scaling.mscale << "/" << c.rope_scaling.mscale_all_dim;
   os << "\nmax_position_embeddings " << c.max_position_embeddings << "\n";
-  os << "weights                 " << (c.fp8 ? "fp8 e4m3 block " : "unquantised");
+  os << "weights                 " << (c.fp8 ? "fp8 e4m3 block " : "no quantization_config (formats per tensor below)");
   if (c.fp8) os << c.weight_block_rows << "x" << c.weight_block_cols << (c.scale_ue8m0 ? " (ue8m0 scales)" : "");
   os << "\n";
   return os.str();

@@ -2,6 +2,8 @@
 // Weight table: one visitor walks every tensor the config implies, used both to list specs and to bind views.
 #include "model/weights.h"
 
+#include <cstdio>
+#include <map>
 #include <set>
 
 #include "base/error.h"
@@ -167,34 +169,55 @@ Weights bind_weights(const io::ModelConfig& c, const TensorLookup& lookup, const
   return w;
 }
 
-void prepare_weights(Weights* w, ops::Backend& be, const WeightSourceDone& done) {
+void for_each_weight(Weights* w, const std::function<void(WeightView&, ops::WeightUse)>& f) {
   const ops::WeightUse general = ops::WeightUse::General, mm = ops::WeightUse::MatmulOnly;
-  auto prep = [&](WeightView& v, ops::WeightUse use) {
-    if (!v.data) return;
-    const WeightView src = v;
-    v = be.prepare_weight(v, use);
-    if (done && v.data != src.data) done(src.data, size_t(src.bytes()));
+  auto expert = [&](ops::ExpertWeights& e) {
+    f(e.gate, mm);
+    f(e.up, mm);
+    f(e.down, mm);
   };
-  auto prep_expert = [&](ops::ExpertWeights& e) {
-    prep(e.gate, mm);
-    prep(e.up, mm);
-    prep(e.down, mm);
-  };
-  prep(w->embed_tokens, general);  // rows gathered
-  prep(w->norm, general);
-  prep(w->lm_head, mm);  // tied to embed_tokens: the same host bytes (a backend may keep one copy per use)
+  f(w->embed_tokens, general);  // rows gathered
+  f(w->norm, general);
+  f(w->lm_head, mm);  // tied to embed_tokens: the same host bytes (a backend may keep one copy per use)
   for (LayerWeights& l : w->layers) {
     // kv_b_proj is sliced per head and read transposed (absorbed decode): General. Norms, biases: General.
     for (WeightView* v : {&l.input_layernorm, &l.post_attention_layernorm, &l.q_a_layernorm, &l.kv_a_layernorm,
                           &l.kv_b_proj, &l.e_score_correction_bias, &l.enorm, &l.hnorm, &l.embed_tokens,
                           &l.shared_head_norm})
-      prep(*v, general);
+      f(*v, general);
     for (WeightView* v : {&l.q_proj, &l.q_a_proj, &l.q_b_proj, &l.kv_a_proj_with_mqa, &l.o_proj, &l.gate_proj,
                           &l.up_proj, &l.down_proj, &l.gate, &l.eh_proj, &l.shared_head_head})
-      prep(*v, mm);
-    for (ops::ExpertWeights& e : l.experts) prep_expert(e);
-    prep_expert(l.shared);
+      f(*v, mm);
+    for (ops::ExpertWeights& e : l.experts) expert(e);
+    expert(l.shared);
   }
+}
+
+void prepare_weights(Weights* w, ops::Backend& be, const WeightSourceDone& done) {
+  for_each_weight(w, [&](WeightView& v, ops::WeightUse use) {
+    if (!v.data) return;
+    const WeightView src = v;
+    v = be.prepare_weight(v, use);
+    if (done && v.data != src.data) done(src.data, size_t(src.bytes()));
+  });
+}
+
+std::string describe_formats(const Weights& w) {
+  std::map<std::string, std::pair<int, double>> by;  // format -> (tensors, bytes)
+  std::set<const void*> seen;
+  for_each_weight(const_cast<Weights*>(&w), [&](WeightView& v, ops::WeightUse) {
+    if (!v.data || !seen.insert(v.data).second) return;
+    auto& e = by[std::string(dtype_name(v.dtype)) + (v.scale ? "+scale" : "")];
+    ++e.first;
+    e.second += double(v.bytes());
+  });
+  std::string r;
+  char buf[96];
+  for (const auto& [name, e] : by) {
+    std::snprintf(buf, sizeof buf, "%s%s x%d (%.3f GB)", r.empty() ? "" : ", ", name.c_str(), e.first, e.second / 1e9);
+    r += buf;
+  }
+  return r;
 }
 
 }  // namespace ds::model

@@ -74,6 +74,10 @@ using TensorLookup = std::function<bool(const std::string& name, RawTensor* out)
 // data) stay absent. `done(data, bytes)`, when set, is called with each source range the backend copied.
 using WeightSourceDone = std::function<void(const void* data, size_t bytes)>;
 void prepare_weights(Weights* w, ops::Backend& be, const WeightSourceDone& done = nullptr);
+// Calls f on every weight slot (empty ones included) with the use the model makes of it.
+void for_each_weight(Weights* w, const std::function<void(WeightView&, ops::WeightUse)>& f);
+// "Q4_K x14 (0.012 GB), F32 x8 (...)": tensors and bytes per format (shared tensors counted once).
+std::string describe_formats(const Weights& w);
 
 // Every tensor the config implies, in checkpoint order (MTP layers included).
 std::vector<TensorSpec> weight_specs(const io::ModelConfig& c);
