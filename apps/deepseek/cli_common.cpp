@@ -19,6 +19,7 @@ rt::EngineOptions ComputeFlags::engine_options() const {
   o.backend = backend;
   o.threads = threads;
   o.precision = rt::parse_precision(precision);
+  o.q8_everywhere = precision == "q8";
   o.progress = true;
   o.load = load;
   return o;

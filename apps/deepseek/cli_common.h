@@ -26,8 +26,10 @@ struct ComputeFlags {
     app.add_option("-t,--threads", threads, "CPU threads (0 = all cores)")->capture_default_str();
     app.add_option("--precision", precision,
                    "f32: fp32 activations, weights dequantised exactly (for comparison with references); "
-                   "fast: bf16 products where the hardware has them; with GGUF block weights (Q8_0, Q4_K, ...), "
-                   "activations quantised to int8 blocks as llama.cpp does")->capture_default_str();
+                   "fast: bf16 products where the hardware has them, int8 activation blocks on GGUF block weights "
+                   "(Q8_0, Q4_K, ...) for the routed experts and lm_head, fp32 ahead of the routers; "
+                   "q8: as fast, but every product on block weights takes int8 activations, as llama.cpp does "
+                   "(faster on GGUF files; router inputs rounded)")->capture_default_str();
     app.add_option("-c,--ctx", ctx, "context size in tokens (0 = min(max_position_embeddings, 4096))");
     app.add_option("--load", load,
                    "cpu: copy = weights copied into huge-page memory at load (fastest decode; the checkpoint's pages "

@@ -26,13 +26,14 @@ void Model::ffn(int64_t l, int64_t T) {
   auto swiglu = [&](const WeightView& gate, const WeightView& up, const WeightView& down, int64_t inter, float* y,
                     bool acc) {
     ops::MatmulParams p;
-    p.x = xn; p.ldx = D; p.M = T; p.K = D; p.N = inter; p.precision = ops::Precision::F32;  // see ModelOptions
+    p.x = xn; p.ldx = D; p.M = T; p.K = D; p.N = inter; p.precision = precision_for(gate);  // see ModelOptions
     p.w = gate; p.y = s_->g->f32(); p.ldy = inter;
     ops::MatmulParams gu[2] = {p, p};
-    gu[1].w = up; gu[1].y = s_->u->f32();
+    gu[1].w = up; gu[1].y = s_->u->f32(); gu[1].precision = precision_for(up);
     be_.matmul_batch(gu, 2);
     be_.silu_mul({s_->g->f32(), inter, s_->u->f32(), inter, s_->g->f32(), inter, T, inter});
     p.x = s_->g->f32(); p.ldx = inter; p.K = inter; p.N = D; p.w = down; p.y = y; p.ldy = D; p.accumulate = acc;
+    p.precision = precision_for(down);
     be_.matmul(p);
   };
 

@@ -18,7 +18,6 @@ void Model::attention(int64_t l, const Batch& batch, int64_t T, const std::vecto
   const int64_t dr = cfg_.qk_rope_head_dim, dv = cfg_.v_head_dim, r = cfg_.kv_lora_rank, dqk = nope + dr;
   const int64_t ldq = H * dqk, ldkv = r + dr, ldkvb = H * (nope + dv), ldo = H * dv;
   const float eps = float(cfg_.rms_norm_eps);
-  const auto prec = ops::Precision::F32;  // see ModelOptions
   float* xn = s_->xn->f32();
   float* q = s_->q->f32();      // [T, H, nope | rope]
   float* kva = s_->kva->f32();  // [T, c_kv | k_pe]
@@ -28,7 +27,7 @@ void Model::attention(int64_t l, const Batch& batch, int64_t T, const std::vecto
                  int64_t K, bool acc = false, bool kn = false) {
     ops::MatmulParams p;
     p.x = x; p.ldx = ldx; p.w = wv; p.w_kn = kn; p.y = y; p.ldy = ldy;
-    p.M = M; p.N = N; p.K = K; p.accumulate = acc; p.precision = prec;
+    p.M = M; p.N = N; p.K = K; p.accumulate = acc; p.precision = precision_for(wv);
     return p;
   };
   auto mm = [&](const float* x, int64_t ldx, const WeightView& wv, float* y, int64_t ldy, int64_t M, int64_t N,

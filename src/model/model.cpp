@@ -20,6 +20,10 @@ Model::Model(const io::ModelConfig& cfg, Weights weights, ops::Backend& be, Mode
 
 Model::~Model() = default;
 
+ops::Precision Model::precision_for(const WeightView& w) const {
+  return opt_.q8_everywhere && is_block_dtype(w.dtype) ? opt_.precision : ops::Precision::F32;
+}
+
 std::shared_ptr<KvPool> Model::new_pool(int64_t n_blocks, int64_t block_size) const {
   return std::make_shared<KvPool>(be_, n_blocks, block_size, n_cache_layers(),
                                   cfg_.kv_lora_rank + cfg_.qk_rope_head_dim);

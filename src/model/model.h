@@ -50,7 +50,12 @@ struct ForwardOutput {
 // experts) always run in fp32: rounding their inputs to bf16 flips near-tied expert choices downstream (measured on
 // the tiny-v3 fixture: argmax agreement 83-90% instead of 100%). The routed experts and the lm_head, whose outputs feed
 // no discrete decision in the same layer, use `precision` (Fast: bf16 products where the hardware has them).
-// Decode is memory-bound, so the fp32 products cost no speed there.
+// Decode is memory-bound, so the fp32 products cost no speed there. GGUF block weights (Q8_0, Q4_K, ...) keep the
+// same rule (with Fast, their routed experts and lm_head take int8 activation blocks); `q8_everywhere` (CLI
+// --precision q8) gives every product on block weights int8 activation blocks, as llama.cpp computes them: faster
+// (fp32 products on quarter-byte weights are compute-bound on a small CPU), but measured on the GGUF fixtures the
+// rounded router inputs move logits (row cosine to the fp32 reference down to 0.75 on tiny-v3, 0.994 on
+// tiny-gguf-v2l) where the default stays >= 0.999.
 // Tokens per KV block unless a caller chooses (the server's --kv-block-size). Small enough that a partly filled
 // last block wastes little and prefixes are shared at a fine grain; large enough that the attention reads long
 // contiguous runs.
@@ -58,6 +63,7 @@ constexpr int64_t kKvBlockSize = 16;
 
 struct ModelOptions {
   ops::Precision precision = ops::Precision::Fast;
+  bool q8_everywhere = false;  // with Fast: block weights ahead of routers take int8 activations too (see above)
   // Called for each weight the backend copied (Backend::prepare_weight), with the source bytes it no longer needs:
   // the engine releases them from the checkpoint mapping, so the process never holds two copies of the model.
   WeightSourceDone weight_copied;
@@ -116,6 +122,9 @@ class Model {
   Weights w_;
   ops::Backend& be_;
   ModelOptions opt_;
+  // The precision of a product ahead of a router on weight w: fp32, or with q8_everywhere `precision` for block
+  // weights (see above).
+  ops::Precision precision_for(const WeightView& w) const;
   RopeTables rope_;
   std::unique_ptr<ops::Buffer> inv_freq_;  // [rope/2] in backend memory
   std::unique_ptr<Scratch> s_;

@@ -35,8 +35,8 @@ void progress_bar(size_t done, size_t total) {
 
 ops::Precision parse_precision(const std::string& s) {
   if (s == "f32") return ops::Precision::F32;
-  if (s == "fast") return ops::Precision::Fast;
-  fail("--precision '", s, "' is not one of: f32, fast");
+  if (s == "fast" || s == "q8") return ops::Precision::Fast;  // q8: Fast + EngineOptions::q8_everywhere
+  fail("--precision '", s, "' is not one of: f32, fast, q8");
 }
 
 std::unique_ptr<ops::Backend> make_backend(const std::string& name, int threads, bool own_weights) {
@@ -170,6 +170,7 @@ void Engine::init(const io::ModelConfig& cfg, const EngineOptions& opt, model::W
   }
   model::ModelOptions mo;
   mo.precision = opt.precision;
+  mo.q8_everywhere = opt.q8_everywhere;
   mo.weight_copied = copied;
   model_ = std::make_unique<model::Model>(cfg, std::move(w), *backend_, mo);
   for (int64_t id : cfg.eos_token_ids) eos_.push_back(int32_t(id));

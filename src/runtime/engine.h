@@ -20,6 +20,7 @@ struct EngineOptions {
   std::string backend = "cpu";  // cpu | ref | cuda
   int threads = 0;              // <= 0: all cores
   ops::Precision precision = ops::Precision::Fast;
+  bool q8_everywhere = false;   // --precision q8: ModelOptions::q8_everywhere
   bool progress = false;        // progress bar on stderr while opening shards and copying weights
   // cpu backend, checkpoints: "copy" the weights into the backend's huge-page memory at load (fastest decode; the
   // checkpoint's mapped pages are released as each tensor is copied), "mmap" compute from the file mapping (models
