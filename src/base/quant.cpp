@@ -13,12 +13,13 @@
 #include <cstring>
 
 #include "base/error.h"
+#include "base/quant_tables.h"
 
 namespace ds {
 
 namespace {
 
-#include "base/quant_tables.inc"
+using namespace iq_tables;  // NOLINT(google-build-using-namespace): the i-quant grids and sign tables
 
 constexpr int kQK = 256;  // ggml's QK_K: elements per super-block
 

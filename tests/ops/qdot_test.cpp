@@ -9,7 +9,8 @@
 // (~170 ulps of fp32 relative to the sum of magnitudes; the dequantised weights themselves carry ggml's fp32
 // rounding, a few ulps of |d·sc·q| + |dmin·m|).
 //
-// DS_QDOT_BENCH=1 also times Q8_0, Q4_K, Q6_K at 4096 columns (GB/s of weight bytes; M = 1 and 8; 1 and 2 threads).
+// DS_QDOT_BENCH=1 also times kBenchFormats at 4096 columns (GB/s of weight bytes; M = 1 and 8; 1 and 2 threads; next
+// to a plain read of the same bytes); DS_QDOT_BENCH_TYPES=IQ2_XXS,IQ1_S picks formats, DS_QDOT_BENCH_ROWS=n the rows.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -36,9 +37,16 @@ const DType kFormats[] = {DType::Q4_0,   DType::Q4_1,    DType::Q5_0,   DType::Q
                           DType::Q6_K,   DType::IQ4_XS,  DType::IQ2_XXS, DType::IQ2_XS, DType::IQ2_S,
                           DType::IQ3_XXS, DType::IQ3_S,  DType::IQ1_S,  DType::IQ1_M};
 
-// The formats with their own kernel at the SIMD levels (the rest take the scalar kernel there).
-const DType kSimdFormats[] = {DType::Q8_0, DType::Q4_0, DType::Q5_0, DType::IQ4_NL, DType::Q2_K,
-                              DType::Q3_K, DType::Q4_K, DType::Q5_K, DType::Q6_K,   DType::IQ4_XS};
+// The formats with their own kernel at the SIMD levels (today every block weight format).
+const DType kSimdFormats[] = {DType::Q8_0,  DType::Q4_0,   DType::Q4_1,    DType::Q5_0,   DType::Q5_1,
+                              DType::IQ4_NL, DType::Q2_K,   DType::Q3_K,    DType::Q4_K,   DType::Q5_K,
+                              DType::Q6_K,  DType::IQ4_XS, DType::IQ2_XXS, DType::IQ2_XS, DType::IQ2_S,
+                              DType::IQ3_XXS, DType::IQ3_S, DType::IQ1_S,  DType::IQ1_M};
+
+// The formats DS_QDOT_BENCH times: the common ones and those of DeepSeek's "dynamic" GGUF quants.
+const DType kBenchFormats[] = {DType::Q8_0,   DType::Q4_K,  DType::Q6_K,  DType::Q2_K,  DType::IQ1_S,
+                               DType::IQ1_M,  DType::IQ2_XXS, DType::IQ2_XS, DType::IQ2_S, DType::IQ3_XXS,
+                               DType::IQ3_S,  DType::Q4_1,  DType::Q5_1};
 
 const Isa kLevels[] = {Isa::Scalar, Isa::Avx2, Isa::Avx512};
 
@@ -117,7 +125,9 @@ struct Acts {
   std::vector<double> deq;  // M x n dequantised activations, d_a * q_a
 };
 
-Acts random_acts(DType act, int M, int64_t n, std::mt19937& rng) {
+// extreme: every activation ±1 before quantisation, so every int8 quant is ±127 (the kernels' worst case for int16
+// pair sums and offset corrections).
+Acts random_acts(DType act, int M, int64_t n, std::mt19937& rng, bool extreme = false) {
   const QuantFormat* af = quant_format(act);
   const bool k = act == DType::Q8_K;
   const int ab = k ? 256 : 32, abytes = k ? int(sizeof(BlockQ8_K)) : int(sizeof(BlockQ8_0));
@@ -130,7 +140,7 @@ Acts random_acts(DType act, int M, int64_t n, std::mt19937& rng) {
   std::normal_distribution<float> nd(0.0f, 1.0f);
   std::vector<float> x(static_cast<size_t>(n));
   for (int m = 0; m < M; ++m) {
-    for (auto& v : x) v = nd(rng) * ((rng() % 8 == 0) ? 4.0f : 1.0f);
+    for (auto& v : x) v = extreme ? ((rng() & 1) ? 1.0f : -1.0f) : nd(rng) * ((rng() % 8 == 0) ? 4.0f : 1.0f);
     uint8_t* row = A.bytes.data() + m * A.stride;
     quantize_act(act, x.data(), row, n);
     for (int64_t b = 0; b < nb; ++b) {
@@ -188,30 +198,32 @@ TEST_P(QDotLevel, MatchesDequantisedDot) {
     const std::vector<uint8_t> w = random_weights(t, n, rng);
     std::vector<float> wf(static_cast<size_t>(n));
     f->to_f32(w.data(), wf.data(), n);
-    for (int M : Ms) {
-      const Acts A = random_acts(f->act, M, n, rng);
-      std::vector<float> out(size_t(M * ldo), 777.0f), sc(size_t(M * ldo), 777.0f);
-      fn(w.data(), A.bytes.data(), A.stride, M, n, out.data(), ldo);
-      ref(w.data(), A.bytes.data(), A.stride, M, n, sc.data(), ldo);
-      for (int m = 0; m < M; ++m) {
-        double expected = 0, mag = 0;
-        for (int64_t i = 0; i < n; ++i) {
-          const double p = double(wf[size_t(i)]) * A.deq[size_t(m * n + i)];
-          expected += p;
-          mag += std::fabs(p);
+    for (int M : Ms)
+      for (bool extreme : {false, true}) {
+        const Acts A = random_acts(f->act, M, n, rng, extreme);
+        std::vector<float> out(size_t(M * ldo), 777.0f), sc(size_t(M * ldo), 777.0f);
+        fn(w.data(), A.bytes.data(), A.stride, M, n, out.data(), ldo);
+        ref(w.data(), A.bytes.data(), A.stride, M, n, sc.data(), ldo);
+        for (int m = 0; m < M; ++m) {
+          double expected = 0, mag = 0;
+          for (int64_t i = 0; i < n; ++i) {
+            const double p = double(wf[size_t(i)]) * A.deq[size_t(m * n + i)];
+            expected += p;
+            mag += std::fabs(p);
+          }
+          const double bound = 1e-5 * mag + 1e-6;
+          const double got = out[size_t(m * ldo)];
+          ASSERT_TRUE(std::isfinite(got)) << "n=" << n << " M=" << M << " m=" << m;
+          EXPECT_LE(std::fabs(got - expected), bound)
+              << dtype_name(t) << " " << isa_name(level) << " n=" << n << " M=" << M << " m=" << m
+              << (extreme ? " (activations ±127)" : "") << " got " << got
+              << " expected " << expected << " (Σ|wa| " << mag << ")";
+          EXPECT_LE(std::fabs(got - double(sc[size_t(m * ldo)])), bound)
+              << "vs scalar: n=" << n << " M=" << M << " m=" << m << " got " << got << " scalar " << sc[size_t(m * ldo)];
+          worst = std::max(worst, std::fabs(got - expected) / (mag + 1e-30));
+          for (int j = 1; j < ldo; ++j) ASSERT_EQ(out[size_t(m * ldo + j)], 777.0f) << "wrote outside out[m * ldo]";
         }
-        const double bound = 1e-5 * mag + 1e-6;
-        const double got = out[size_t(m * ldo)];
-        ASSERT_TRUE(std::isfinite(got)) << "n=" << n << " M=" << M << " m=" << m;
-        EXPECT_LE(std::fabs(got - expected), bound)
-            << dtype_name(t) << " " << isa_name(level) << " n=" << n << " M=" << M << " m=" << m << " got " << got
-            << " expected " << expected << " (Σ|wa| " << mag << ")";
-        EXPECT_LE(std::fabs(got - double(sc[size_t(m * ldo)])), bound)
-            << "vs scalar: n=" << n << " M=" << M << " m=" << m << " got " << got << " scalar " << sc[size_t(m * ldo)];
-        worst = std::max(worst, std::fabs(got - expected) / (mag + 1e-30));
-        for (int j = 1; j < ldo; ++j) ASSERT_EQ(out[size_t(m * ldo + j)], 777.0f) << "wrote outside out[m * ldo]";
       }
-    }
   }
   std::printf("[ info ] %s %s: worst |got - expected| / Σ|wa| = %.2e\n", std::string(dtype_name(t)).c_str(),
               isa_name(level), worst);
@@ -270,8 +282,19 @@ TEST(QDotBench, ThroughputGBs) {
   if (!std::getenv("DS_QDOT_BENCH")) GTEST_SKIP() << "set DS_QDOT_BENCH=1 to time the kernels";
   const int64_t cols = 4096;
   std::mt19937 rng(7);
-  for (int64_t rows : {int64_t(4096), int64_t(16384)}) {
-    for (DType t : {DType::Q8_0, DType::Q4_K, DType::Q6_K}) {
+  // DS_QDOT_BENCH_TYPES=IQ2_XXS,IQ1_S,... picks formats (default: all of kBenchFormats); DS_QDOT_BENCH_ROWS a row count.
+  std::vector<DType> types;
+  if (const char* sel = std::getenv("DS_QDOT_BENCH_TYPES")) {
+    const std::string list = std::string(",") + sel + ",";
+    for (DType t : kFormats)
+      if (list.find("," + std::string(dtype_name(t)) + ",") != std::string::npos) types.push_back(t);
+  } else {
+    types.assign(std::begin(kBenchFormats), std::end(kBenchFormats));
+  }
+  std::vector<int64_t> row_counts = {4096, 16384};
+  if (const char* r = std::getenv("DS_QDOT_BENCH_ROWS")) row_counts = {std::atoll(r)};
+  for (int64_t rows : row_counts) {
+    for (DType t : types) {
       const QuantFormat* f = quant_format(t);
       const int64_t rb = row_bytes(t, cols);
       const std::vector<uint8_t> w = random_weights(t, rows * cols, rng);

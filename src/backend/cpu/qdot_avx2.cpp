@@ -1,13 +1,15 @@
 // SPDX-License-Identifier: MIT
-// AVX2 level of the block-weight dot products (backend/cpu/qdot.h): Q8_0, Q4_0, Q5_0, IQ4_NL (Q8_0 activations) and
-// Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_XS (Q8_K activations); the other formats fall back to the scalar level.
+// AVX2 level of the block-weight dot products (backend/cpu/qdot.h): every block weight format, Q8_0, Q4_0, Q4_1, Q5_0,
+// Q5_1, IQ4_NL (Q8_0 activations) and Q2_K .. Q6_K, IQ4_XS and the grid i-quants IQ1_S, IQ1_M, IQ2_XXS, IQ2_XS, IQ2_S,
+// IQ3_XXS, IQ3_S (Q8_K activations).
 //
 // Each weight block is decoded once into 32-byte vectors of int8 quants and applied to up to 4 activation rows
 // (more rows run in passes of 4 over the row, which is then in L1). Products are formed with vpmaddubsw (unsigned x
 // signed bytes -> int16 pairs, saturating): unsigned quants multiply the activations directly; signed ones (Q8_0,
 // Q4_0, Q5_0, IQ4_NL, IQ4_XS) multiply as |w| x sign(w)·a. No pair can saturate: |w| <= 128 and |a| <= 127 (the
-// Q8_0 / Q8_K quantisers never produce -128), so 2·128·127 < 32767. Sums are exact in int32 within a block (or
-// sub-block scale group) and scaled once per block in fp32.
+// Q8_0 / Q8_K quantisers never produce -128), so 2·128·127 < 32767. The grid i-quants instead multiply u = 64 ± g
+// (<= 126) and take the offset back through the activation block sums (see their section). Sums are exact in int32
+// within a block (or sub-block scale group) and scaled once per block in fp32.
 // GCC 12 reports its own intrinsic headers' _mm512_undefined_* temporaries as uninitialised (GCC PR 105593).
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -17,6 +19,7 @@
 
 #include "backend/cpu/qdot.h"
 #include "base/quant.h"
+#include "base/quant_tables.h"
 
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,f16c")
@@ -100,6 +103,42 @@ void k32(const uint8_t* w, const uint8_t* a, int64_t as, int64_t nb, float* out,
       const __m256i av = _mm256_sign_epi8(ld256(y + 2), wv);
       const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(wa, av), ones);
       acc[m] = _mm256_fmadd_ps(_mm256_set1_ps(dw * h2f(y)), _mm256_cvtepi32_ps(p), acc[m]);
+    }
+  }
+  for (int m = 0; m < MB; ++m) out[m * ldo] = hsum(acc[m]);
+}
+
+// ---- 32-element formats with a min (Q4_1, Q5_1): unsigned quants u, value = d * u + m --------------------------
+// Per activation row: d_w * d_a * Σ u a + m_w * d_a * Σ a (u <= 31 against |a| <= 127: no vpmaddubsw saturation).
+
+struct Q4_1D {
+  static constexpr int kBytes = 20;
+  static __m256i decode(const uint8_t* b) { return nibbles32(b + 4); }
+};
+struct Q5_1D {
+  static constexpr int kBytes = 24;
+  static __m256i decode(const uint8_t* b) {
+    return _mm256_or_si256(nibbles32(b + 8), _mm256_and_si256(bits_to_bytes(rd32(b + 4)), _mm256_set1_epi8(16)));
+  }
+};
+
+template <class D, int MB>
+void k32m(const uint8_t* w, const uint8_t* a, int64_t as, int64_t nb, float* out, int64_t ldo) {
+  __m256 acc[MB];
+  for (int m = 0; m < MB; ++m) acc[m] = _mm256_setzero_ps();
+  const __m256i ones16 = _mm256_set1_epi16(1), ones8 = _mm256_set1_epi8(1);
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* x = w + b * D::kBytes;
+    const __m256i u = D::decode(x);
+    const float dw = h2f(x), mw = h2f(x + 2);
+    for (int m = 0; m < MB; ++m) {
+      const uint8_t* y = a + m * as + b * int64_t(sizeof(BlockQ8_0));
+      const __m256i av = ld256(y + 2);
+      const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(u, av), ones16);
+      const __m256i q = _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, av), ones16);
+      const float da = h2f(y);
+      acc[m] = _mm256_fmadd_ps(_mm256_set1_ps(dw * da), _mm256_cvtepi32_ps(p), acc[m]);
+      acc[m] = _mm256_fmadd_ps(_mm256_set1_ps(mw * da), _mm256_cvtepi32_ps(q), acc[m]);
     }
   }
   for (int m = 0; m < MB; ++m) out[m * ldo] = hsum(acc[m]);
@@ -288,6 +327,243 @@ struct IQ4_XSD {
   }
 };
 
+// ---- grid i-quants -----------------------------------------------------------------------------------------------
+// A grid i-quant's weight is ±level, the levels read from grid entries of 8 (or 4) values (base/quant_tables.h) with
+// scalar loads, 4 (or 8) per 32 elements. Signed values w = ±g (g <= 62) go to vpmaddubsw as u = w + 64 (in [2, 126]:
+// no pair saturates against |a| <= 127), the offset coming back through the bsums: corr = -64 · ls per 16 elements.
+// The signs: stored bytes (IQ2_S, IQ3_S) or 7-bit indices into ggml's ksigns_iq2xs whose 8th bit is the parity of
+// the 7, computed for a whole super-block in one ymm. IQ1_S / IQ1_M (values -1, 0, 1) fold their delta (±1/8 of the
+// sub-block scale) into integers, as the avx512 level does (backend/cpu/qdot_avx512.cpp):
+//   IQ1_S: u = g + 1, scale 8 · ls, corr = (-8 ± 1) · ls;   IQ1_M: u = 8 (g + 1) + (1 ± 1), scale ls, corr = -9 · ls.
+// d carries the format's power-of-two factor (1/8, 1/4, 1), exact in fp32.
+
+constexpr int kGridOff = 64;
+
+// Bytes with bit 7 clear (in 16-bit lanes): bit 7 := parity of bits 0..6.
+inline __m256i with_parity(__m256i v) {
+  __m256i p = _mm256_xor_si256(v, _mm256_srli_epi16(v, 4));
+  p = _mm256_xor_si256(p, _mm256_srli_epi16(p, 2));
+  p = _mm256_xor_si256(p, _mm256_srli_epi16(p, 1));
+  return _mm256_or_si256(v, _mm256_slli_epi16(_mm256_and_si256(p, _mm256_set1_epi8(1)), 7));
+}
+// 8 dwords of 4 x 7-bit sign indices (bits 0..27) -> 8 dwords of 4 sign bytes (bit j of byte l: element 8l + j).
+inline __m256i signs7x4(__m256i a) {
+  __m256i v = _mm256_and_si256(a, _mm256_set1_epi32(0x7F));
+  v = _mm256_or_si256(v, _mm256_and_si256(_mm256_slli_epi32(a, 1), _mm256_set1_epi32(0x7F00)));
+  v = _mm256_or_si256(v, _mm256_and_si256(_mm256_slli_epi32(a, 2), _mm256_set1_epi32(0x7F0000)));
+  v = _mm256_or_si256(v, _mm256_and_si256(_mm256_slli_epi32(a, 3), _mm256_set1_epi32(0x7F000000)));
+  return with_parity(v);
+}
+// 8 dwords -> 16 int16 lanes, each dword's low word twice (a per-32-element value for each 16-element bsum).
+inline __m256i dup_words(__m256i v) {
+  return _mm256_or_si256(_mm256_and_si256(v, _mm256_set1_epi32(0xFFFF)), _mm256_slli_epi32(v, 16));
+}
+// 64 ± g for the grid bytes g of 32 elements; m: 0xFF where negative.
+inline __m256i offset_signed(__m256i g, __m256i m) {
+  return _mm256_add_epi8(_mm256_sub_epi8(_mm256_xor_si256(g, m), m), _mm256_set1_epi8(kGridOff));
+}
+inline __m256i grid4(const uint64_t* g, int i0, int i1, int i2, int i3) {
+  return _mm256_set_epi64x(int64_t(g[i3]), int64_t(g[i2]), int64_t(g[i1]), int64_t(g[i0]));
+}
+inline __m256i grid4(const uint64_t* g, const uint32_t* i) { return grid4(g, int(i[0]), int(i[1]), int(i[2]), int(i[3])); }
+template <class I>
+inline __m256i grid8(const uint32_t* g, const I* i) {
+  return _mm256_set_epi32(int(g[i[7]]), int(g[i[6]]), int(g[i[5]]), int(g[i[4]]), int(g[i[3]]), int(g[i[2]]),
+                          int(g[i[1]]), int(g[i[0]]));
+}
+// 4-bit scales, two per byte (low nibble first), of 8 bytes at p -> 16 int16 lanes 2s + 1.
+inline __m256i odd_scales16(const uint8_t* p) {
+  const __m128i b = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)), m4 = _mm_set1_epi8(15);
+  const __m128i n = _mm_unpacklo_epi8(_mm_and_si128(b, m4), _mm_and_si128(_mm_srli_epi16(b, 4), m4));
+  const __m256i w = _mm256_cvtepu8_epi16(n);
+  return _mm256_add_epi16(_mm256_add_epi16(w, w), _mm256_set1_epi16(1));
+}
+
+// IQ2_XXS / IQ3_XXS: per 32 elements a u32 of 4 x 7-bit sign indices and a 4-bit scale s (top); ls = 2s + 1.
+struct XxsAux {
+  alignas(32) uint32_t signs[8];
+  alignas(32) int32_t ls[8];
+};
+inline __m256i xxs_aux(__m256i aux, XxsAux& o) {  // returns corr
+  _mm256_store_si256(reinterpret_cast<__m256i*>(o.signs), signs7x4(aux));
+  const __m256i ls = _mm256_add_epi32(_mm256_slli_epi32(_mm256_srli_epi32(aux, 28), 1), _mm256_set1_epi32(1));
+  _mm256_store_si256(reinterpret_cast<__m256i*>(o.ls), ls);
+  return dup_words(_mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(ls, 6)));  // -64 ls
+}
+
+struct IQ2_XXSD {
+  static constexpr int kBytes = 66;
+  static constexpr bool kSigned = false, kCorr = true, kMin = false;
+  float d, dmin = 0;
+  __m256i mins, corr;
+  template <class Put>
+  void run(const uint8_t* x, Put&& put) {
+    d = h2f(x) * 0.125f;
+    // per 32 elements: u32 of 4 grid indices, u32 of signs and scale; the odd dwords, in order
+    const __m256i A = ld256(x + 2), B = ld256(x + 34);
+    const __m256i aux = _mm256_permute4x64_epi64(
+        _mm256_castps_si256(_mm256_shuffle_ps(_mm256_castsi256_ps(A), _mm256_castsi256_ps(B), 0xDD)), 0xD8);
+    XxsAux o;
+    corr = xxs_aux(aux, o);
+    for (int ib = 0; ib < 8; ++ib) {
+      const uint8_t* g = x + 2 + 8 * ib;
+      const __m256i v = grid4(iq_tables::kIq2xxsGrid, g[0], g[1], g[2], g[3]);
+      put(ib, offset_signed(v, bits_to_bytes(o.signs[ib])), v, _mm256_set1_epi16(int16_t(o.ls[ib])));
+    }
+  }
+};
+
+struct IQ3_XXSD {
+  static constexpr int kBytes = 98;
+  static constexpr bool kSigned = false, kCorr = true, kMin = false;
+  float d, dmin = 0;
+  __m256i mins, corr;
+  template <class Put>
+  void run(const uint8_t* x, Put&& put) {
+    d = h2f(x) * 0.25f;
+    XxsAux o;
+    corr = xxs_aux(ld256(x + 66), o);
+    for (int ib = 0; ib < 8; ++ib) {
+      const uint8_t* q = x + 2 + 8 * ib;
+      const int i[8] = {q[0], q[1], q[2], q[3], q[4], q[5], q[6], q[7]};
+      const __m256i v = grid8(iq_tables::kIq3xxsGrid, i);
+      put(ib, offset_signed(v, bits_to_bytes(o.signs[ib])), v, _mm256_set1_epi16(int16_t(o.ls[ib])));
+    }
+  }
+};
+
+struct IQ2_XSD {
+  static constexpr int kBytes = 74;
+  static constexpr bool kSigned = false, kCorr = true, kMin = false;
+  float d, dmin = 0;
+  __m256i mins, corr;
+  template <class Put>
+  void run(const uint8_t* x, Put&& put) {
+    d = h2f(x) * 0.125f;
+    // 32 x (9-bit grid index | 7-bit sign index << 9): the sign bytes of all 32 groups, in order
+    const __m256i s0 = with_parity(_mm256_srli_epi16(ld256(x + 2), 9));
+    const __m256i s1 = with_parity(_mm256_srli_epi16(ld256(x + 34), 9));
+    alignas(32) uint32_t signs[8];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(signs), _mm256_permute4x64_epi64(_mm256_packus_epi16(s0, s1), 0xD8));
+    const __m256i S = odd_scales16(x + 66);  // per 16 elements
+    corr = _mm256_mullo_epi16(S, _mm256_set1_epi16(-kGridOff));
+    alignas(32) int16_t ls[16];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(ls), S);
+    for (int ib = 0; ib < 8; ++ib) {
+      const uint8_t* q = x + 2 + 8 * ib;
+      const __m256i v = grid4(iq_tables::kIq2xsGrid, rd16(q) & 511, rd16(q + 2) & 511, rd16(q + 4) & 511, rd16(q + 6) & 511);
+      put(ib, offset_signed(v, bits_to_bytes(signs[ib])), v, scale_pair(ls[2 * ib], ls[2 * ib + 1]));
+    }
+  }
+};
+
+struct IQ2_SD {
+  static constexpr int kBytes = 82;
+  static constexpr bool kSigned = false, kCorr = true, kMin = false;
+  float d, dmin = 0;
+  __m256i mins, corr;
+  template <class Put>
+  void run(const uint8_t* x, Put&& put) {
+    d = h2f(x) * 0.125f;
+    const __m256i S = odd_scales16(x + 74);
+    corr = _mm256_mullo_epi16(S, _mm256_set1_epi16(-kGridOff));
+    alignas(32) int16_t ls[16];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(ls), S);
+    for (int ib = 0; ib < 8; ++ib) {
+      const uint8_t* q = x + 2 + 4 * ib;
+      const int h = x[66 + ib];  // 2 high index bits per group
+      const __m256i v = grid4(iq_tables::kIq2sGrid, q[0] | ((h << 8) & 0x300), q[1] | ((h << 6) & 0x300),
+                              q[2] | ((h << 4) & 0x300), q[3] | ((h << 2) & 0x300));
+      put(ib, offset_signed(v, bits_to_bytes(rd32(x + 34 + 4 * ib))), v, scale_pair(ls[2 * ib], ls[2 * ib + 1]));
+    }
+  }
+};
+
+struct IQ3_SD {
+  static constexpr int kBytes = 110;
+  static constexpr bool kSigned = false, kCorr = true, kMin = false;
+  float d, dmin = 0;
+  __m256i mins, corr;
+  template <class Put>
+  void run(const uint8_t* x, Put&& put) {
+    d = h2f(x);
+    const uint32_t sc = rd32(x + 106);
+    int16_t ls[8];
+    for (int ib = 0; ib < 8; ++ib) ls[ib] = int16_t(2 * ((sc >> (4 * ib)) & 15) + 1);
+    corr = _mm256_mullo_epi16(_mm256_setr_epi16(ls[0], ls[0], ls[1], ls[1], ls[2], ls[2], ls[3], ls[3], ls[4], ls[4],
+                                                ls[5], ls[5], ls[6], ls[6], ls[7], ls[7]),
+                              _mm256_set1_epi16(-kGridOff));
+    // 9-bit grid index of group g (4 values): qs[g] | bit g of qh << 8, 8 groups per ymm
+    alignas(32) uint32_t idx[64];
+    const __m256i bits = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128), b8 = _mm256_set1_epi32(256);
+    for (int ib = 0; ib < 8; ++ib) {
+      const __m256i h = _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32(x[66 + ib]), bits), bits);
+      const __m256i lo = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(x + 2 + 8 * ib)));
+      _mm256_store_si256(reinterpret_cast<__m256i*>(idx + 8 * ib), _mm256_or_si256(lo, _mm256_and_si256(h, b8)));
+    }
+    for (int ib = 0; ib < 8; ++ib) {
+      const __m256i v = grid8(iq_tables::kIq3sGrid, idx + 8 * ib);
+      put(ib, offset_signed(v, bits_to_bytes(rd32(x + 74 + 4 * ib))), v, _mm256_set1_epi16(ls[ib]));
+    }
+  }
+};
+
+struct IQ1_SD {
+  static constexpr int kBytes = 50;
+  static constexpr bool kSigned = false, kCorr = true, kMin = false;
+  float d, dmin = 0;
+  __m256i mins, corr;
+  template <class Put>
+  void run(const uint8_t* x, Put&& put) {
+    d = h2f(x) * 0.125f;
+    // qh[ib]: 3 high index bits per group, a 3-bit scale at 12, the delta's sign at 15
+    const __m256i qh = _mm256_cvtepu16_epi32(ld128(x + 34));
+    const __m256i ls = _mm256_add_epi32(_mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(qh, 12), _mm256_set1_epi32(7)), 1),
+                                        _mm256_set1_epi32(1));
+    // value · 8 / (d ls) = 8g ± 1 = 8u + (-8 ± 1): corr = (-7 or -9) · ls
+    const __m256i c = _mm256_sub_epi32(_mm256_set1_epi32(-7), _mm256_slli_epi32(_mm256_srli_epi32(qh, 15), 1));
+    corr = dup_words(_mm256_mullo_epi32(ls, c));
+    alignas(32) int32_t l8[8];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(l8), _mm256_slli_epi32(ls, 3));
+    const __m256i one = _mm256_set1_epi8(1);
+    for (int ib = 0; ib < 8; ++ib) {
+      const uint8_t* q = x + 2 + 4 * ib;
+      const int h = rd16(x + 34 + 2 * ib);  // 3 high index bits per group
+      const __m256i v = grid4(iq_tables::kIq1sGrid, q[0] | ((h << 8) & 0x700), q[1] | ((h << 5) & 0x700),
+                              q[2] | ((h << 2) & 0x700), q[3] | ((h >> 1) & 0x700));
+      put(ib, _mm256_add_epi8(v, one), v, _mm256_set1_epi16(int16_t(l8[ib])));
+    }
+  }
+};
+
+struct IQ1_MD {
+  static constexpr int kBytes = 56;
+  static constexpr bool kSigned = false, kCorr = true, kMin = false;
+  float d, dmin = 0;
+  __m256i mins, corr;
+  template <class Put>
+  void run(const uint8_t* x, Put&& put) {
+    const uint16_t s0 = rd16(x + 48), s1 = rd16(x + 50), s2 = rd16(x + 52), s3 = rd16(x + 54);
+    d = h2f(uint16_t((s0 >> 12) | ((s1 >> 8) & 0x00F0) | ((s2 >> 4) & 0x0F00) | (s3 & 0xF000))) * 0.125f;
+    // 16 3-bit scales, one per 16 elements: word j / 4 of the scales, bits 3 (j % 4)
+    alignas(32) int16_t ls[16];
+    for (int j = 0; j < 16; ++j) ls[j] = int16_t(2 * ((rd16(x + 48 + 2 * (j / 4)) >> (3 * (j % 4))) & 7) + 1);
+    const __m256i S = _mm256_load_si256(reinterpret_cast<const __m256i*>(ls));
+    corr = _mm256_mullo_epi16(S, _mm256_set1_epi16(-9));
+    const __m256i one = _mm256_set1_epi8(1), two = _mm256_set1_epi8(2);
+    const __m256i bit = _mm256_setr_epi64x(8, 0x80, 0x800, 0x8000);  // the delta sign of group l in qh16 of the sub-block
+    for (int ib = 0; ib < 8; ++ib) {
+      const uint8_t* q = x + 4 * ib;
+      const int h = rd16(x + 32 + 2 * ib);  // per group a nibble: 3 high index bits, then the delta's sign
+      const __m256i v = grid4(iq_tables::kIq1sGrid, q[0] | ((h << 8) & 0x700), q[1] | ((h << 4) & 0x700),
+                              q[2] | (h & 0x700), q[3] | ((h >> 4) & 0x700));
+      const __m256i minus = _mm256_cmpeq_epi64(_mm256_and_si256(_mm256_set1_epi64x(h), bit), bit);
+      const __m256i u = _mm256_slli_epi16(_mm256_add_epi8(v, one), 3);  // 8 (g + 1), no carry into the next byte
+      put(ib, _mm256_add_epi8(u, _mm256_andnot_si256(minus, two)), v, scale_pair(ls[2 * ib], ls[2 * ib + 1]));
+    }
+  }
+};
+
 template <class D, int MB>
 void k256(const uint8_t* w, const uint8_t* a, int64_t as, int64_t nb, float* out, int64_t ldo) {
   __m256 acc[MB];
@@ -328,6 +604,11 @@ template <class D> struct K32 {
     k32<D, MB>(w, a, as, nb, out, ldo);
   }
 };
+template <class D> struct K32M {
+  template <int MB> static void rows(const uint8_t* w, const uint8_t* a, int64_t as, int64_t nb, float* out, int64_t ldo) {
+    k32m<D, MB>(w, a, as, nb, out, ldo);
+  }
+};
 template <class D> struct K256 {
   template <int MB> static void rows(const uint8_t* w, const uint8_t* a, int64_t as, int64_t nb, float* out, int64_t ldo) {
     k256<D, MB>(w, a, as, nb, out, ldo);
@@ -359,6 +640,15 @@ QDotFn qdot_avx2(DType wt) {
     case DType::Q5_K: return run<K256<Q5_KD>, 256>;
     case DType::Q6_K: return run<K256<Q6_KD>, 256>;
     case DType::IQ4_XS: return run<K256<IQ4_XSD>, 256>;
+    case DType::Q4_1: return run<K32M<Q4_1D>, 32>;
+    case DType::Q5_1: return run<K32M<Q5_1D>, 32>;
+    case DType::IQ2_XXS: return run<K256<IQ2_XXSD>, 256>;
+    case DType::IQ2_XS: return run<K256<IQ2_XSD>, 256>;
+    case DType::IQ2_S: return run<K256<IQ2_SD>, 256>;
+    case DType::IQ3_XXS: return run<K256<IQ3_XXSD>, 256>;
+    case DType::IQ3_S: return run<K256<IQ3_SD>, 256>;
+    case DType::IQ1_S: return run<K256<IQ1_SD>, 256>;
+    case DType::IQ1_M: return run<K256<IQ1_MD>, 256>;
     default: return nullptr;
   }
 }

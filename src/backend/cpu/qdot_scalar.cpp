@@ -6,14 +6,15 @@
 // the M activation rows; within a block the products are summed exactly in int32 and scaled once in fp32:
 //   32-element formats (Q8_0 activations):  d_w * d_a * Σ q_w q_a  (+ m_w * d_a * Σ q_a for Q4_1 / Q5_1)
 //   K-quants, IQ4_XS (Q8_K activations):    d * d_a * Σ_j sc_j Σ_{i∈j} q_i a_i  -  dmin * d_a * Σ_j mn_j bsum_j
-// The grid-based i-quants (IQ1_S, IQ1_M, IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS, IQ3_S) take the simple path: the block is
-// dequantised with the format's own to_f32 (base/quant.h, bit-exact with ggml) into 256 floats, and their products
-// with the int8 activations are summed in fp64 per block and scaled by d_a. The SIMD levels don't implement these
-// formats, so this is also what the fast levels run for them.
+//   grid i-quants (Q8_K activations):        d * d_a * Σ_j ls_j Σ_{i∈j} q_i a_i / {8, 4, 1}   (IQ2_*, IQ3_XXS, IQ3_S)
+//                                            d * d_a * (Σ_j ls_j Σ q a + 1/8 · Σ ±ls · Σ a)    (IQ1_S, IQ1_M: the delta)
+// with q the grid values times their signs, decoded through the i-quant tables (base/quant_tables.h), as ggml's
+// vec_dot_*_q8_K does; this is the integer reference for the SIMD levels.
 #include <cstring>
 
 #include "backend/cpu/qdot.h"
 #include "base/quant.h"
+#include "base/quant_tables.h"
 
 namespace ds::cpu {
 namespace {
@@ -297,23 +298,187 @@ void dotK(const void* w, const void* a, int64_t a_stride, int M, int64_t n, floa
   }
 }
 
-// ---- grid i-quants: dequantise with the format's to_f32 -----------------------------------------------------------
+// ---- grid i-quants (Q8_K activations) -----------------------------------------------------------------------------
+// Each block decodes to signed int8 weights q (grid bytes times their signs; IQ1_*: grid values in {-1, 0, 1}) and
+// odd integer sub-block scales ls (one per 16 elements, repeated for formats with one per 32), as ggml's vec_dot does:
+//   IQ2_*:      d * d_a * Σ_j ls_j Σ q a / 8        IQ3_XXS: ... / 4        IQ3_S: ... / 1
+//   IQ1_S:      d * d_a * (Σ_j ls_j Σ q a + 1/8 · Σ_ib ±ls_ib (bsum_2ib + bsum_2ib+1))   (delta sign per 32 elements)
+//   IQ1_M:      d * d_a * (Σ_j ls_j Σ q a + 1/8 · Σ_g ±ls_g Σ_{i∈g} a_i)                   (delta sign per 8 elements)
+// The integer sums are exact; d * d_a and the final scaling round in fp32.
+
+struct DecG {
+  int8_t q[256];
+  int32_t ls[16];    // per 16 elements
+  int32_t dl[32];    // IQ1_S: ±ls per 32 elements (8 used); IQ1_M: ±ls per 8 elements
+  float d = 0;
+};
+
+enum class Delta { kNone, kPer32, kPer8 };
+
+// q = grid value · (-1 where the sign bit is set), branch-free: (v ^ -s) + s.
+inline int8_t signed_by(int v, unsigned bit) { return int8_t((v ^ -int(bit)) + int(bit)); }
+inline void put_signed8(int8_t* q, uint64_t grid, uint8_t signs) {
+  for (int j = 0; j < 8; ++j) q[j] = signed_by(int(uint8_t(grid >> (8 * j))), (signs >> j) & 1u);
+}
+inline void put_signed4x2(int8_t* q, uint32_t g1, uint32_t g2, uint8_t signs) {
+  for (int j = 0; j < 4; ++j) {
+    q[j] = signed_by(int(uint8_t(g1 >> (8 * j))), (signs >> j) & 1u);
+    q[j + 4] = signed_by(int(uint8_t(g2 >> (8 * j))), (signs >> (j + 4)) & 1u);
+  }
+}
+
+template <DType T> struct FmtG;
+
+template <> struct FmtG<DType::IQ2_XXS> {
+  static constexpr int kBytes = 66;
+  static constexpr float kFactor = 0.125f;
+  static constexpr Delta kDelta = Delta::kNone;
+  static void decode(const uint8_t* b, DecG& o) {
+    o.d = h2f(b);
+    for (int ib = 0; ib < 8; ++ib) {
+      const uint8_t* g = b + 2 + 8 * ib;
+      const uint32_t aux = rd32(g + 4);
+      o.ls[2 * ib] = o.ls[2 * ib + 1] = int32_t(2 * (aux >> 28) + 1);
+      for (int l = 0; l < 4; ++l)
+        put_signed8(o.q + 32 * ib + 8 * l, iq_tables::kIq2xxsGrid[g[l]], iq_tables::kKsignsIq2xs[(aux >> (7 * l)) & 127]);
+    }
+  }
+};
+template <> struct FmtG<DType::IQ2_XS> {
+  static constexpr int kBytes = 74;
+  static constexpr float kFactor = 0.125f;
+  static constexpr Delta kDelta = Delta::kNone;
+  static void decode(const uint8_t* b, DecG& o) {
+    o.d = h2f(b);
+    for (int ib = 0; ib < 8; ++ib) {
+      o.ls[2 * ib] = 2 * (b[66 + ib] & 15) + 1;
+      o.ls[2 * ib + 1] = 2 * (b[66 + ib] >> 4) + 1;
+    }
+    for (int g = 0; g < 32; ++g) {
+      const uint16_t q = rd16(b + 2 + 2 * g);
+      put_signed8(o.q + 8 * g, iq_tables::kIq2xsGrid[q & 511], iq_tables::kKsignsIq2xs[q >> 9]);
+    }
+  }
+};
+template <> struct FmtG<DType::IQ2_S> {
+  static constexpr int kBytes = 82;
+  static constexpr float kFactor = 0.125f;
+  static constexpr Delta kDelta = Delta::kNone;
+  static void decode(const uint8_t* b, DecG& o) {
+    o.d = h2f(b);
+    const uint8_t *qs = b + 2, *signs = b + 34, *qh = b + 66, *sc = b + 74;
+    for (int ib = 0; ib < 8; ++ib) {
+      o.ls[2 * ib] = 2 * (sc[ib] & 15) + 1;
+      o.ls[2 * ib + 1] = 2 * (sc[ib] >> 4) + 1;
+    }
+    for (int g = 0; g < 32; ++g)
+      put_signed8(o.q + 8 * g, iq_tables::kIq2sGrid[qs[g] | (((qh[g / 4] >> (2 * (g % 4))) & 3) << 8)], signs[g]);
+  }
+};
+template <> struct FmtG<DType::IQ3_XXS> {
+  static constexpr int kBytes = 98;
+  static constexpr float kFactor = 0.25f;
+  static constexpr Delta kDelta = Delta::kNone;
+  static void decode(const uint8_t* b, DecG& o) {
+    o.d = h2f(b);
+    const uint8_t* qs = b + 2;
+    for (int ib = 0; ib < 8; ++ib) {
+      const uint32_t aux = rd32(b + 66 + 4 * ib);
+      o.ls[2 * ib] = o.ls[2 * ib + 1] = int32_t(2 * (aux >> 28) + 1);
+      for (int l = 0; l < 4; ++l)
+        put_signed4x2(o.q + 32 * ib + 8 * l, iq_tables::kIq3xxsGrid[qs[8 * ib + 2 * l]],
+                      iq_tables::kIq3xxsGrid[qs[8 * ib + 2 * l + 1]], iq_tables::kKsignsIq2xs[(aux >> (7 * l)) & 127]);
+    }
+  }
+};
+template <> struct FmtG<DType::IQ3_S> {
+  static constexpr int kBytes = 110;
+  static constexpr float kFactor = 1.0f;
+  static constexpr Delta kDelta = Delta::kNone;
+  static void decode(const uint8_t* b, DecG& o) {
+    o.d = h2f(b);
+    const uint8_t *qs = b + 2, *qh = b + 66, *signs = b + 74, *sc = b + 106;
+    for (int ib = 0; ib < 8; ++ib) {
+      o.ls[2 * ib] = o.ls[2 * ib + 1] = 2 * ((sc[ib / 2] >> (4 * (ib % 2))) & 15) + 1;
+      for (int l = 0; l < 4; ++l) {
+        const int i1 = qs[8 * ib + 2 * l] | (((qh[ib] >> (2 * l)) & 1) << 8);
+        const int i2 = qs[8 * ib + 2 * l + 1] | (((qh[ib] >> (2 * l + 1)) & 1) << 8);
+        put_signed4x2(o.q + 32 * ib + 8 * l, iq_tables::kIq3sGrid[i1], iq_tables::kIq3sGrid[i2], signs[4 * ib + l]);
+      }
+    }
+  }
+};
+template <> struct FmtG<DType::IQ1_S> {
+  static constexpr int kBytes = 50;
+  static constexpr float kFactor = 1.0f;
+  static constexpr Delta kDelta = Delta::kPer32;
+  static void decode(const uint8_t* b, DecG& o) {
+    o.d = h2f(b);
+    for (int ib = 0; ib < 8; ++ib) {
+      const uint16_t qh = rd16(b + 34 + 2 * ib);
+      const int ls = 2 * ((qh >> 12) & 7) + 1;
+      o.ls[2 * ib] = o.ls[2 * ib + 1] = ls;
+      o.dl[ib] = (qh & 0x8000) ? -ls : ls;
+      for (int l = 0; l < 4; ++l) {
+        const uint64_t grid = iq_tables::kIq1sGrid[b[2 + 4 * ib + l] | (((qh >> (3 * l)) & 7) << 8)];
+        for (int j = 0; j < 8; ++j) o.q[32 * ib + 8 * l + j] = int8_t(uint8_t(grid >> (8 * j)));
+      }
+    }
+  }
+};
+template <> struct FmtG<DType::IQ1_M> {
+  static constexpr int kBytes = 56;
+  static constexpr float kFactor = 1.0f;
+  static constexpr Delta kDelta = Delta::kPer8;
+  static void decode(const uint8_t* b, DecG& o) {
+    const uint8_t *qs = b, *qh = b + 32;
+    uint16_t sc[4];
+    for (int k = 0; k < 4; ++k) sc[k] = rd16(b + 48 + 2 * k);
+    o.d = f16_to_f32(uint16_t((sc[0] >> 12) | ((sc[1] >> 8) & 0x00F0) | ((sc[2] >> 4) & 0x0F00) | (sc[3] & 0xF000)));
+    for (int j = 0; j < 16; ++j) o.ls[j] = 2 * ((sc[j / 4] >> (3 * (j % 4))) & 7) + 1;
+    for (int g = 0; g < 32; ++g) {
+      const int nib = (qh[g / 2] >> (4 * (g % 2))) & 15;  // 3 index bits, then the delta's sign
+      const uint64_t grid = iq_tables::kIq1sGrid[qs[g] | ((nib & 7) << 8)];
+      for (int j = 0; j < 8; ++j) o.q[8 * g + j] = int8_t(uint8_t(grid >> (8 * j)));
+      o.dl[g] = (nib & 8) ? -o.ls[g / 2] : o.ls[g / 2];
+    }
+  }
+};
 
 template <DType T>
-void dotDeq(const void* w, const void* a, int64_t a_stride, int M, int64_t n, float* out, int64_t ldo) {
-  const QuantFormat* f = quant_format(T);
+void dotG(const void* w, const void* a, int64_t a_stride, int M, int64_t n, float* out, int64_t ldo) {
+  using F = FmtG<T>;
   const int64_t nb = n / 256;
   const auto* wb = static_cast<const uint8_t*>(w);
   const auto* ab = static_cast<const uint8_t*>(a);
   for (int m = 0; m < M; ++m) out[m * ldo] = 0.0f;
-  float x[256];
+  DecG dec;
   for (int64_t b = 0; b < nb; ++b) {
-    f->to_f32(wb + b * f->block_bytes, x, 256);
+    F::decode(wb + b * F::kBytes, dec);
     for (int m = 0; m < M; ++m) {
       const auto* ax = reinterpret_cast<const BlockQ8_K*>(ab + m * a_stride) + b;
-      double s = 0;
-      for (int i = 0; i < 256; ++i) s += double(x[i]) * ax->q[i];
-      out[m * ldo] += float(s) * ax->d;
+      int32_t isum = 0;
+      for (int j = 0; j < 16; ++j) {
+        int32_t s = 0;
+        for (int i = 16 * j; i < 16 * j + 16; ++i) s += int32_t(dec.q[i]) * ax->q[i];
+        isum += dec.ls[j] * s;
+      }
+      const float dd = dec.d * ax->d;
+      if constexpr (F::kDelta == Delta::kNone) {
+        out[m * ldo] += F::kFactor * (dd * float(isum));
+      } else {
+        int32_t dsum = 0;
+        if constexpr (F::kDelta == Delta::kPer32) {
+          for (int ib = 0; ib < 8; ++ib) dsum += dec.dl[ib] * (ax->bsums[2 * ib] + ax->bsums[2 * ib + 1]);
+        } else {
+          for (int g = 0; g < 32; ++g) {
+            int32_t s = 0;
+            for (int i = 8 * g; i < 8 * g + 8; ++i) s += ax->q[i];
+            dsum += dec.dl[g] * s;
+          }
+        }
+        out[m * ldo] += dd * (float(isum) + iq_tables::kIq1sDelta * float(dsum));
+      }
     }
   }
 }
@@ -334,13 +499,13 @@ QDotFn qdot_scalar(DType wt) {
     case DType::Q5_K: return dotK<DType::Q5_K>;
     case DType::Q6_K: return dotK<DType::Q6_K>;
     case DType::IQ4_XS: return dotK<DType::IQ4_XS>;
-    case DType::IQ2_XXS: return dotDeq<DType::IQ2_XXS>;
-    case DType::IQ2_XS: return dotDeq<DType::IQ2_XS>;
-    case DType::IQ2_S: return dotDeq<DType::IQ2_S>;
-    case DType::IQ3_XXS: return dotDeq<DType::IQ3_XXS>;
-    case DType::IQ3_S: return dotDeq<DType::IQ3_S>;
-    case DType::IQ1_S: return dotDeq<DType::IQ1_S>;
-    case DType::IQ1_M: return dotDeq<DType::IQ1_M>;
+    case DType::IQ2_XXS: return dotG<DType::IQ2_XXS>;
+    case DType::IQ2_XS: return dotG<DType::IQ2_XS>;
+    case DType::IQ2_S: return dotG<DType::IQ2_S>;
+    case DType::IQ3_XXS: return dotG<DType::IQ3_XXS>;
+    case DType::IQ3_S: return dotG<DType::IQ3_S>;
+    case DType::IQ1_S: return dotG<DType::IQ1_S>;
+    case DType::IQ1_M: return dotG<DType::IQ1_M>;
     default: return nullptr;
   }
 }
