@@ -96,10 +96,14 @@ struct IQ4_NLD {
 
 template <class D, int MB>
 void k32(const uint8_t* w, const uint8_t* a, int64_t as, int64_t nb, float* out, int64_t ldo) {
-  __m256 acc[MB];
-  for (int m = 0; m < MB; ++m) acc[m] = _mm256_setzero_ps();
+  // Few rows (decode): two accumulator sets over even and odd blocks, so consecutive blocks' fmadds do not wait on
+  // each other's latency.
+  constexpr int U = MB <= 2 ? 2 : 1;
+  __m256 acc[U][MB];
+  for (int u = 0; u < U; ++u)
+    for (int m = 0; m < MB; ++m) acc[u][m] = _mm256_setzero_ps();
   constexpr int64_t kA = int64_t(sizeof(BlockQ8_0));
-  for (int64_t b = 0; b < nb; ++b) {
+  auto block = [&](int64_t b, __m256* ac) {
     const uint8_t* x = w + b * D::kBytes;
     const __m256i wv = D::decode(x);
     const __m256i wa = _mm256_abs_epi8(wv);  // -128 -> 0x80, read as unsigned 128
@@ -108,11 +112,17 @@ void k32(const uint8_t* w, const uint8_t* a, int64_t as, int64_t nb, float* out,
       const uint8_t* y = a + m * as + b * kA;
       const __m256i av = _mm256_sign_epi8(ld256(y + 2), wv);
       const __m256i p = _mm256_dpbusd_epi32(_mm256_setzero_si256(), wa, av);
-      acc[m] = _mm256_fmadd_ps(_mm256_set1_ps(dw * h2f(y)), _mm256_cvtepi32_ps(p), acc[m]);
+      ac[m] = _mm256_fmadd_ps(_mm256_set1_ps(dw * h2f(y)), _mm256_cvtepi32_ps(p), ac[m]);
     }
-  }
+  };
+  int64_t b = 0;
+  for (; b + U <= nb; b += U)
+    for (int u = 0; u < U; ++u) block(b + u, acc[u]);
+  for (; b < nb; ++b) block(b, acc[0]);
   for (int m = 0; m < MB; ++m) {
-    __m128 v = _mm_add_ps(_mm256_castps256_ps128(acc[m]), _mm256_extractf128_ps(acc[m], 1));
+    __m256 t = acc[0][m];
+    for (int u = 1; u < U; ++u) t = _mm256_add_ps(t, acc[u][m]);
+    __m128 v = _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1));
     v = _mm_add_ps(v, _mm_movehl_ps(v, v));
     out[m * ldo] = _mm_cvtss_f32(_mm_add_ss(v, _mm_movehdup_ps(v)));
   }
@@ -645,12 +655,13 @@ void k256(const uint8_t* w, const uint8_t* a, int64_t as, int64_t nb, float* out
     D::run(w + b * D::kBytes, s);
     for (int m = 0; m < MB; ++m) {
       const uint8_t* y = a + m * as + b * int64_t(sizeof(BlockQ8_K));
-      __m512i sumi = zero;
+      __m512i part[2] = {zero, zero};  // two chains of dpwssd: half the latency per block
       for (int k = 0; k < 4; ++k) {
         __m512i av = ld512(y + 4 + 64 * k);
         if constexpr (D::kSigned) av = _mm512_mask_sub_epi8(av, s.neg[k], zero, av);
-        sumi = _mm512_dpwssd_epi32(sumi, _mm512_maddubs_epi16(s.u[k], av), s.sc[k]);
+        part[k & 1] = _mm512_dpwssd_epi32(part[k & 1], _mm512_maddubs_epi16(s.u[k], av), s.sc[k]);
       }
+      __m512i sumi = _mm512_add_epi32(part[0], part[1]);
       const __m256i bs = ld256(y + 260);
       if constexpr (D::kCorr) sumi = _mm512_dpwssd_epi32(sumi, _mm512_zextsi256_si512(bs), s.corr);
       const float da = rdf32(y);
