@@ -14,5 +14,6 @@ int cmd_detokenize(int argc, char** argv);
 int cmd_template(int argc, char** argv);
 int cmd_serve(int argc, char** argv);
 int cmd_bench_serve(int argc, char** argv);
+int cmd_quantize(int argc, char** argv);
 
 }  // namespace ds::app

@@ -12,9 +12,13 @@
 // Activations must come from quantize_act (their int8 quants lie in [-127, 127]: the SIMD kernels multiply signed
 // weights as |w| x sign(w)·a, and negating -128 would wrap).
 //
-// Levels: scalar covers every block weight format (the grid i-quants IQ1_*, IQ2_*, IQ3_* by dequantising each block
-// with its to_f32 and summing in fp64). avx2 and avx512 (AVX-512 BW/VL + VNNI) have kernels of their own for Q8_0,
-// Q4_0, Q5_0, IQ4_NL, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K and IQ4_XS; qdot_for gives the scalar kernel for the others.
+// For the grid i-quants (IQ1_S, IQ1_M, IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS, IQ3_S) the weights are grid values times
+// signs, decoded through the tables of base/quant_tables.h, with odd integer sub-block scales; IQ1_S / IQ1_M add their
+// ±1/8 delta through the activation sums, as ggml's vec_dot does.
+//
+// Levels: scalar, avx2 and avx512 (AVX-512 BW/VL + VNNI; its grid i-quant kernels also use BMI2) each have a kernel
+// for every block weight format: Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL, Q2_K .. Q6_K, IQ4_XS and the grid i-quants.
+// The SIMD kernels decode a weight block once per pass of up to 4 (avx2) or 8 (avx512) activation rows.
 #pragma once
 #include <cstdint>
 
