@@ -9,6 +9,7 @@
 
 #include "backend/cpu/kernels.h"
 #include "backend/cpu/qdot.h"
+#include "backend/cpu/qfdot.h"
 #include "backend/cpu/thread_pool.h"
 #include "base/error.h"
 #include "base/quant.h"
@@ -83,8 +84,9 @@ struct Prepared {
   MmRowsFn fn = nullptr;
   int64_t row_bytes = 0;  // weight bytes per output column (what a decode step streams)
   // Block: Precision::Fast multiplies int8 activation blocks (qdot, x quantised into xq, one row per a_stride bytes);
-  // Precision::F32 dequantises each weight row exactly and takes fp32 dots with x (j.xp).
+  // Precision::F32 takes fp32 dots of x (j.xp) with the exact weight values (qfdot, or the row dequantised).
   QDotFn qdot = nullptr;
+  QFDotFn qfdot = nullptr;
   const QuantFormat* fmt = nullptr;
   const uint8_t* xq = nullptr;
   int64_t a_stride = 0;
@@ -109,6 +111,8 @@ void run_block_rows(const Prepared& r, const Kernels& kern, int64_t n0, int64_t 
     const uint8_t* row = w + n * r.row_bytes;
     if (r.qdot) {
       r.qdot(row, r.xq, r.a_stride, int(p.M), p.K, out, 1);
+    } else if (r.qfdot) {
+      r.qfdot(row, r.j.xp, r.j.Kp, int(p.M), p.K, out, 1);
     } else {
       r.fmt->to_f32(row, wrow.data(), p.K);
       for (int64_t m = 0; m < p.M; ++m) out[m] = kern.dot(r.j.xp + m * r.j.Kp, wrow.data(), p.K);
@@ -136,6 +140,7 @@ void prepare_block(Prepared& r, const Kernels& kern, uint32_t* xbuf) {
     for (int64_t m = 0; m < p.M; ++m) quantize_act(r.fmt->act, p.x + m * p.ldx, xq + m * r.a_stride, p.K);
     r.xq = xq;
   } else {
+    r.qfdot = qfdot_for(p.w.dtype, kern.isa);
     float* xp = reinterpret_cast<float*>(xbuf);
     for (int64_t m = 0; m < p.M; ++m) {
       std::memcpy(xp + m * r.j.Kp, p.x + m * p.ldx, size_t(p.K) * 4);
