@@ -96,9 +96,10 @@ struct IQ4_NLD {
 
 template <class D, int MB>
 void k32(const uint8_t* w, const uint8_t* a, int64_t as, int64_t nb, float* out, int64_t ldo) {
-  // Few rows (decode): two accumulator sets over even and odd blocks, so consecutive blocks' fmadds do not wait on
-  // each other's latency.
-  constexpr int U = MB <= 2 ? 2 : 1;
+  // Two accumulator sets over even and odd blocks, so consecutive blocks' fmadds do not wait on each other's latency
+  // (decode). The same for every MB: a row's result never depends on how many rows run with it (batched decode is
+  // bitwise single-sequence decode).
+  constexpr int U = 2;
   __m256 acc[U][MB];
   for (int u = 0; u < U; ++u)
     for (int m = 0; m < MB; ++m) acc[u][m] = _mm256_setzero_ps();
