@@ -58,6 +58,7 @@ class Backend {
   virtual void copy(const CopyParams& p) = 0;
   virtual void mla_prefill(const MlaPrefillParams& p) = 0;
   virtual void mla_decode(const MlaDecodeParams& p) = 0;
+  virtual void gqa_attention(const GqaAttentionParams& p) = 0;
   virtual void route(const RouteParams& p) = 0;
   virtual void moe(const MoeParams& p) = 0;
 };

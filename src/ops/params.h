@@ -36,8 +36,11 @@ struct RmsNormParams {
   float eps = 1e-6f;
 };
 
-// Interleaved RoPE in place: pairs (x[2j], x[2j+1]) of the first `dim` values of each head rotate by
-// angle = float(pos) * inv_freq[j]; cos/sin are multiplied by attn_factor (YaRN's mscale ratio).
+// RoPE in place on the first `dim` values of each head: pair j rotates by angle = float(pos) * inv_freq[j], cos/sin
+// multiplied by attn_factor (YaRN's magnitude). Interleaved (DeepSeek's decoupled rope dims, GGUF Llama's permuted
+// q/k): pair j is (x[2j], x[2j+1]). Half-split (`half`, HF "rotate_half": Qwen2/Qwen3/Llama as stored in their
+// checkpoints): pair j is (x[j], x[j + dim/2]).
+//   x0' = x0 * cos * af - x1 * sin * af,  x1' = x1 * cos * af + x0 * sin * af
 struct RopeParams {
   float* x = nullptr;          // [M, n_heads, *], token stride ld, head stride head_stride
   int64_t ld = 0, head_stride = 0;
@@ -45,6 +48,7 @@ struct RopeParams {
   const int32_t* pos = nullptr;      // [M]
   const float* inv_freq = nullptr;   // [dim / 2]
   float attn_factor = 1.0f;
+  bool half = false;                 // half-split pairs instead of interleaved
 };
 
 // out[M, n] = silu(g) * u
@@ -118,6 +122,34 @@ struct MlaDecodeParams {
 
 // Cache row t of an MlaDecodeParams ([rank + rope] floats), contiguous or paged.
 inline const float* mla_kv_row(const MlaDecodeParams& p, int64_t t) {
+  if (!p.block_table) return p.kv + t * p.ldkv;
+  return p.kv + int64_t(p.block_table[t / p.block_size]) * p.block_stride + (t % p.block_size) * p.ldkv;
+}
+
+// Grouped-query attention for one sequence over its K/V cache (dense architectures: Qwen2, Llama, Qwen3; MHA when
+// Hkv == H). Query head h reads kv head h / (H / Hkv):
+//   score[h,i,t] = scale * q[i,h]·k[t, h/g],  t <= pos0 + i (causal);  out[i,h] = Σ_t softmax_t(score) v[t, h/g]
+// Softmax in fp32. Cache row t holds K of every kv head then V of every kv head: [k_0 .. k_{Hkv-1} | v_0 .. v_{Hkv-1}],
+// each hd floats; rows are contiguous (block_table null: row t at kv + t*ldkv) or paged as in MlaDecodeParams.
+// Each query row's result depends only on that row and the cache (not on T, pos0 splits or the thread count), so a
+// row decoded alone is bitwise the row computed inside a prompt chunk.
+struct GqaAttentionParams {
+  const float* q = nullptr;        // [T, H, hd]: token stride ldq, head stride hd
+  int64_t ldq = 0;
+  const float* kv = nullptr;       // [S, 2 * Hkv * hd]: token stride ldkv
+  int64_t ldkv = 0;
+  const int32_t* block_table = nullptr;  // [ceil(S / block_size)] block ids, or null (contiguous)
+  int64_t block_size = 0;
+  int64_t block_stride = 0;
+  float* out = nullptr;            // [T, H, hd]: token stride ldo, head stride hd
+  int64_t ldo = 0;
+  int64_t T = 0, S = 0, H = 0, Hkv = 0, hd = 0;
+  int64_t pos0 = 0;                // position of query 0; keys are positions 0..S-1
+  float scale = 1.0f;
+};
+
+// Cache row t of a GqaAttentionParams ([2 * Hkv * hd] floats), contiguous or paged.
+inline const float* gqa_kv_row(const GqaAttentionParams& p, int64_t t) {
   if (!p.block_table) return p.kv + t * p.ldkv;
   return p.kv + int64_t(p.block_table[t / p.block_size]) * p.block_stride + (t % p.block_size) * p.ldkv;
 }

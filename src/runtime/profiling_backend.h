@@ -38,6 +38,9 @@ class ProfilingBackend final : public ops::Backend {
   void copy(const ops::CopyParams& p) override { timed("copy", [&] { in_->copy(p); }); }
   void mla_prefill(const ops::MlaPrefillParams& p) override { timed("mla_prefill", [&] { in_->mla_prefill(p); }); }
   void mla_decode(const ops::MlaDecodeParams& p) override { timed("mla_decode", [&] { in_->mla_decode(p); }); }
+  void gqa_attention(const ops::GqaAttentionParams& p) override {
+    timed("gqa_attention", [&] { in_->gqa_attention(p); });
+  }
   void route(const ops::RouteParams& p) override { timed("route", [&] { in_->route(p); }); }
   void moe(const ops::MoeParams& p) override { timed("moe", [&] { in_->moe(p); }); }
 

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
-// CUDA element-wise ops, routing, MoE and MLA attention (both forms, contiguous and paged) vs the reference, on odd
-// shapes: the cases shared with the CPU tests (op_cases.h), run by the CUDA runner.
+// CUDA element-wise ops, routing, MoE, MLA attention (both forms, contiguous and paged) and GQA attention vs the
+// reference, on odd shapes: the cases shared with the CPU tests (op_cases.h), run by the CUDA runner.
 #include "ops/cuda_harness.h"
 
 namespace ds::test {
@@ -17,6 +17,14 @@ TEST_F(CudaOps, MlaDecodePaged) {
   mla_decode_paged_cases(check_cuda, [] { return cuda::make_cuda_backend(0); });
 }
 TEST_F(CudaOps, MlaPrefill) { mla_prefill_cases(check_cuda); }
+TEST_F(CudaOps, GqaAttention) { gqa_attention_cases(check_cuda); }
+TEST_F(CudaOps, GqaAttentionPaged) {
+  gqa_attention_paged_cases(check_cuda, [] { return cuda::make_cuda_backend(0); });
+}
+// Each query row's arithmetic is the same whatever the batch: a row alone is bitwise the row inside a chunk.
+TEST_F(CudaOps, GqaAttentionRowIndependentOfSplit) {
+  gqa_attention_split_cases([] { return cuda::make_cuda_backend(0); });
+}
 
 }  // namespace
 }  // namespace ds::test

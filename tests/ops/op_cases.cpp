@@ -67,6 +67,34 @@ void rope_silu_add_copy_cases(const Runner& run) {
     be.rope(ops::RopeParams{y, ld, hs, M, H, dim, m.put(pos), m.put(inv), 1.3f});
     return m.get(y, x.size());
   });
+  // Half-split pairs (x[j], x[j + dim/2]), partial (dim 64 of a 96-float head) and full rotary (dim 96): against ref,
+  // and on every backend bitwise the interleaved rope of the permuted head (interleaved 2j <-> j, 2j+1 <-> j + dim/2).
+  for (int64_t d : {int64_t(64), hs}) {
+    const std::vector<float> invd = rng.vec(size_t(d / 2), 0.001f, 1.0f);
+    auto permuted = [&](const std::vector<float>& v, bool to_half) {  // interleaved layout <-> half-split layout
+      std::vector<float> w = v;
+      for (int64_t mh = 0; mh < M * H; ++mh) {
+        const int64_t base = (mh / H) * ld + (mh % H) * hs;
+        for (int64_t j = 0; j < d / 2; ++j) {
+          const size_t il = size_t(base + 2 * j), hf = size_t(base + j);
+          if (to_half) { w[hf] = v[il]; w[hf + size_t(d / 2)] = v[il + 1]; }
+          else { w[il] = v[hf]; w[il + 1] = v[hf + size_t(d / 2)]; }
+        }
+      }
+      return w;
+    };
+    const std::vector<float> xh = permuted(x, true);
+    run("rope half dim" + std::to_string(d), kExactish, [&](ops::Backend& be, Mem& m) {
+      float* y = m.put(xh);
+      be.rope(ops::RopeParams{y, ld, hs, M, H, d, m.put(pos), m.put(invd), 1.3f, true});
+      float* z = m.put(x);
+      be.rope(ops::RopeParams{z, ld, hs, M, H, d, m.put(pos), m.put(invd), 1.3f, false});
+      const std::vector<float> half = m.get(y, x.size()), inter = m.get(z, x.size());
+      EXPECT_EQ(0, std::memcmp(permuted(half, false).data(), inter.data(), inter.size() * 4))
+          << "rope half dim" << d << " [" << be.name() << "]: differs from interleaved rope on the permuted input";
+      return half;
+    });
+  }
   const int64_t n = 1000;
   const std::vector<float> g = rng.vec(size_t(M * 1003), -8, 8), u = rng.vec(size_t(M * 1001));
   run("silu_mul", kExactish, [&](ops::Backend& be, Mem& m) {
@@ -260,6 +288,176 @@ void mla_prefill_cases(const Runner& run) {
       be.mla_prefill(p);
       return m.get(o, size_t(T * H * dv));
     });
+  }
+}
+
+namespace {
+// One GQA attention problem: a sequence's cache of S rows and T queries at positions pos0 .. pos0 + T - 1.
+struct GqaCase {
+  int64_t H, Hkv, hd, T, S, pos0;
+};
+
+std::string gqa_name(const GqaCase& c) {
+  return "gqa_attention H" + std::to_string(c.H) + " Hkv" + std::to_string(c.Hkv) + " hd" + std::to_string(c.hd) +
+         " T" + std::to_string(c.T) + " S" + std::to_string(c.S) + " pos0 " + std::to_string(c.pos0);
+}
+
+// Host inputs: strided q, the contiguous cache and, with bs > 0, the same rows on shuffled blocks of bs rows in a pool
+// of 3 layers (the op reads layer 1; other layers and unused rows are noise), as model/kv_pool.h lays them out.
+struct GqaInputs {
+  GqaCase c;
+  int64_t ldq = 0, ldkv = 0, ldo = 0, bs = 0, stride = 0;
+  std::vector<float> q, kv, pool;
+  std::vector<int32_t> table;
+  static constexpr int64_t kLayers = 3, kLayer = 1;
+};
+
+GqaInputs gqa_inputs(const GqaCase& c, int64_t bs) {
+  Rng rng(uint64_t(c.H * 1000003 + c.Hkv * 10007 + c.hd * 101 + c.T * 13 + c.S * 7 + c.pos0 + bs * 17));
+  GqaInputs in;
+  in.c = c;
+  in.ldq = c.H * c.hd + 3;
+  in.ldkv = 2 * c.Hkv * c.hd + 4;
+  in.ldo = c.H * c.hd + 5;
+  in.q = rng.vec(size_t(c.T * in.ldq));
+  in.kv = rng.vec(size_t(std::max<int64_t>(c.S, 1) * in.ldkv));
+  if (bs > 0) {
+    const int64_t nb = (c.S + bs - 1) / bs, pool_blocks = nb + 4;
+    in.bs = bs;
+    in.stride = GqaInputs::kLayers * bs * in.ldkv;
+    in.pool = rng.vec(size_t(pool_blocks * in.stride));
+    in.table.resize(size_t(pool_blocks));
+    std::iota(in.table.begin(), in.table.end(), 0);
+    std::shuffle(in.table.begin(), in.table.end(), rng.g);
+    in.table.resize(size_t(std::max<int64_t>(nb, 1)));
+    for (int64_t t = 0; t < c.S; ++t)
+      std::copy_n(&in.kv[size_t(t * in.ldkv)], in.ldkv,
+                  &in.pool[size_t(in.table[size_t(t / bs)] * in.stride + GqaInputs::kLayer * bs * in.ldkv +
+                                  (t % bs) * in.ldkv)]);
+  }
+  return in;
+}
+
+float gqa_scale(const GqaCase& c) { return 1.5f / std::sqrt(float(c.hd)); }
+
+// Runs queries [r0, r0 + T) of `in` at positions pos0 + r0 .. over the first S cache rows, contiguous or paged;
+// returns out[T, H * hd] (the padding columns of each strided out row are checked untouched).
+std::vector<float> gqa_run(ops::Backend& be, Mem& m, const GqaInputs& in, bool paged, int64_t r0, int64_t T,
+                           int64_t S) {
+  const GqaCase& c = in.c;
+  const int64_t n = c.H * c.hd;
+  const std::vector<float> o0(size_t(std::max<int64_t>(T, 1) * in.ldo), 0.75f);
+  ops::GqaAttentionParams p;
+  p.q = m.put(in.q) + r0 * in.ldq; p.ldq = in.ldq; p.ldkv = in.ldkv;
+  if (paged) {
+    p.kv = m.put(in.pool) + GqaInputs::kLayer * in.bs * in.ldkv;
+    p.block_table = m.put(in.table); p.block_size = in.bs; p.block_stride = in.stride;
+  } else {
+    p.kv = m.put(in.kv);
+  }
+  p.out = m.put(o0); p.ldo = in.ldo;
+  p.T = T; p.S = S; p.H = c.H; p.Hkv = c.Hkv; p.hd = c.hd; p.pos0 = c.pos0 + r0; p.scale = gqa_scale(c);
+  be.gqa_attention(p);
+  const std::vector<float> o = m.get(p.out, o0.size());
+  std::vector<float> out;
+  for (int64_t i = 0; i < T; ++i) {
+    out.insert(out.end(), o.begin() + i * in.ldo, o.begin() + i * in.ldo + n);
+    for (int64_t j = n; j < in.ldo; ++j)
+      EXPECT_EQ(o[size_t(i * in.ldo + j)], 0.75f) << gqa_name(c) << " [" << be.name() << "]: wrote past H * hd";
+  }
+  return out;
+}
+
+// An fp64 oracle independent of the op's code (ref included): kv head of query head h = h * Hkv / H, the cache read
+// from the host's contiguous rows, softmax as exp(s - max) / Σ.
+std::vector<float> gqa_fp64(const GqaInputs& in) {
+  const GqaCase& c = in.c;
+  std::vector<float> out(size_t(c.T * c.H * c.hd));
+  for (int64_t i = 0; i < c.T; ++i)
+    for (int64_t h = 0; h < c.H; ++h) {
+      const int64_t kvh = h * c.Hkv / c.H, last = std::min(c.S - 1, c.pos0 + i);
+      const float* q = &in.q[size_t(i * in.ldq + h * c.hd)];
+      std::vector<double> s;
+      for (int64_t t = 0; t <= last; ++t) {
+        const float* k = &in.kv[size_t(t * in.ldkv + kvh * c.hd)];
+        double d = 0.0;
+        for (int64_t e = 0; e < c.hd; ++e) d += double(q[e]) * double(k[e]);
+        s.push_back(d * double(gqa_scale(c)));
+      }
+      const double mx = *std::max_element(s.begin(), s.end());
+      double z = 0.0;
+      for (double& v : s) z += (v = std::exp(v - mx));
+      for (int64_t e = 0; e < c.hd; ++e) {
+        double acc = 0.0;
+        for (int64_t t = 0; t <= last; ++t) acc += s[size_t(t)] * in.kv[size_t(t * in.ldkv + (c.Hkv + kvh) * c.hd + e)];
+        out[size_t(i * c.H * c.hd + h * c.hd + e)] = float(acc / z);
+      }
+    }
+  return out;
+}
+
+// Every backend's result (ref's included) also against gqa_fp64.
+void run_gqa(const Runner& run, const GqaInputs& in, bool paged, const std::string& tag) {
+  const std::vector<float> want = gqa_fp64(in);
+  run(tag, kF32, [&](ops::Backend& be, Mem& m) {
+    std::vector<float> got = gqa_run(be, m, in, paged, 0, in.c.T, in.c.S);
+    expect_close(got, want, kF32, tag + " [" + be.name() + " vs fp64]");
+    return got;
+  });
+}
+
+constexpr GqaCase kGqaHeads[] = {
+    {8, 2, 64, 0, 0, 0}, {6, 3, 32, 0, 0, 0}, {4, 4, 16, 0, 0, 0}, {12, 2, 128, 0, 0, 0}, {8, 1, 128, 0, 0, 0}};
+}  // namespace
+
+void gqa_attention_cases(const Runner& run) {
+  for (GqaCase h : kGqaHeads) {
+    const auto with = [&](int64_t T, int64_t S, int64_t pos0) { return GqaCase{h.H, h.Hkv, h.hd, T, S, pos0}; };
+    std::vector<GqaCase> cs;
+    for (int64_t S : {1, 37, 300}) cs.push_back(with(1, S, S - 1));  // decode: the newest position
+    cs.push_back(with(19, 19, 0));    // prefill: the whole prompt, causal
+    cs.push_back(with(7, 50, 43));    // a chunk appended to a cached prefix
+    cs.push_back(with(3, 40, 20));    // cache rows beyond the chunk's positions (masked by causality)
+    for (const GqaCase& c : cs) run_gqa(run, gqa_inputs(c, 0), false, gqa_name(c));
+  }
+}
+
+void gqa_attention_paged_cases(const Runner& run, const MakeBackend& make) {
+  for (int64_t bs : {16, 5})
+    for (GqaCase c : {GqaCase{8, 2, 64, 1, 300, 299}, GqaCase{8, 2, 64, 7, 37, 30}, GqaCase{6, 3, 32, 1, 16, 15},
+                      GqaCase{12, 2, 128, 20, 20, 0}}) {
+      const GqaInputs in = gqa_inputs(c, bs);
+      const std::string tag = gqa_name(c) + " paged bs" + std::to_string(bs);
+      run_gqa(run, in, true, tag);
+      auto be = make();
+      const auto a = run_on(*be, [&](ops::Backend& b, Mem& m) { return gqa_run(b, m, in, true, 0, c.T, c.S); });
+      const auto b = run_on(*be, [&](ops::Backend& b2, Mem& m) { return gqa_run(b2, m, in, false, 0, c.T, c.S); });
+      EXPECT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * 4)) << tag << " [" << be->name()
+                                                                   << "]: paged differs from contiguous";
+    }
+}
+
+void gqa_attention_split_cases(const MakeBackend& make) {
+  for (GqaCase c : {GqaCase{8, 2, 64, 7, 37, 30}, GqaCase{6, 3, 32, 7, 7, 0}, GqaCase{12, 2, 128, 7, 60, 53}}) {
+    const GqaInputs in = gqa_inputs(c, 16);
+    const int64_t n = c.H * c.hd;
+    auto be = make();
+    const auto chunk = run_on(*be, [&](ops::Backend& b, Mem& m) { return gqa_run(b, m, in, false, 0, c.T, c.S); });
+    for (bool paged : {false, true}) {
+      const std::string tag = gqa_name(c) + (paged ? " paged" : "") + " [" + be->name() + "]";
+      // Row i decoded alone, over the cache as it stood at its step (S = pos0 + i + 1) and over the whole cache.
+      for (int64_t i = 0; i < c.T; ++i)
+        for (int64_t S : {c.pos0 + i + 1, c.S}) {
+          const auto row = run_on(*be, [&](ops::Backend& b, Mem& m) { return gqa_run(b, m, in, paged, i, 1, S); });
+          EXPECT_EQ(0, std::memcmp(row.data(), chunk.data() + i * n, size_t(n) * 4))
+              << tag << ": row " << i << " decoded alone (S " << S << ") differs from the chunk's";
+        }
+      // The chunk split in two (3 + 4 rows): the first part over the cache of its own end.
+      const auto a = run_on(*be, [&](ops::Backend& b, Mem& m) { return gqa_run(b, m, in, paged, 0, 3, c.pos0 + 3); });
+      const auto b = run_on(*be, [&](ops::Backend& b2, Mem& m) { return gqa_run(b2, m, in, paged, 3, 4, c.S); });
+      EXPECT_EQ(0, std::memcmp(a.data(), chunk.data(), a.size() * 4)) << tag << ": first part of a split differs";
+      EXPECT_EQ(0, std::memcmp(b.data(), chunk.data() + 3 * n, b.size() * 4)) << tag << ": second part differs";
+    }
   }
 }
 

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 // Op test cases written once for every backend: each function builds its inputs, then hands the runner of the
 // backend under test (check_op for the CPU, check_cuda for CUDA) one DevOp per case, which the runner executes on ref
-// and on that backend. Cases that compare a backend with itself (paged vs contiguous attention) also take a factory.
+// and on that backend. Cases that compare a backend with itself (paged vs contiguous attention, a row alone vs in a
+// chunk) also take a factory.
 #pragma once
 #include <functional>
 #include <memory>
@@ -61,5 +62,14 @@ void mla_decode_cases(const Runner& run);
 // bitwise equal to the contiguous layout on the backend made by `make`.
 void mla_decode_paged_cases(const Runner& run, const MakeBackend& make);
 void mla_prefill_cases(const Runner& run);
+// Grouped-query attention (GQA, MQA and MHA head layouts; decode, prefill, appended chunks) against ref and against an
+// fp64 oracle written independently in the test.
+void gqa_attention_cases(const Runner& run);
+// Over a paged cache (shuffled blocks of 16 and 5 rows in a pool of several layers): against ref and fp64, and
+// bitwise equal to the contiguous layout on the backend made by `make`.
+void gqa_attention_paged_cases(const Runner& run, const MakeBackend& make);
+// On the backend made by `make`, bitwise: each row of a 7-row chunk equals that row decoded alone (T = 1, over the
+// cache at its step and over the whole cache), and the chunk split 3 + 4 equals the chunk; contiguous and paged.
+void gqa_attention_split_cases(const MakeBackend& make);
 
 }  // namespace ds::test

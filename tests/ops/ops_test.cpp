@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
-// CPU element-wise ops, routing, MLA attention (both forms, contiguous and paged) and MoE vs the reference, at every
-// ISA level and thread count. The cases are shared with the CUDA tests (op_cases.h).
+// CPU element-wise ops, routing, MLA attention (both forms, contiguous and paged), GQA attention and MoE vs the
+// reference, at every ISA level and thread count. The cases are shared with the CUDA tests (op_cases.h).
 #include "ops/op_cases.h"
 
 namespace ds::test {
@@ -16,6 +16,18 @@ TEST(CpuOps, MlaDecodePaged) {
   mla_decode_paged_cases(check_op, [] { return cpu::make_cpu_backend(2); });
 }
 TEST(CpuOps, MlaPrefill) { mla_prefill_cases(check_op); }
+TEST(CpuOps, GqaAttention) { gqa_attention_cases(check_op); }
+TEST(CpuOps, GqaAttentionPaged) {
+  gqa_attention_paged_cases(check_op, [] { return cpu::make_cpu_backend(2); });
+}
+// A row's result must not depend on how the rows were batched: at every ISA level, with 1 and 3 threads.
+TEST(CpuOps, GqaAttentionRowIndependentOfSplit) {
+  for (cpu::Isa isa : isa_levels()) {
+    cpu::set_isa_cap(isa);
+    for (int nt : {1, 3}) gqa_attention_split_cases([nt] { return cpu::make_cpu_backend(nt); });
+  }
+  cpu::set_isa_cap(cpu::Isa::Avx512Bf16);
+}
 TEST(CpuOps, Moe) { moe_cases(check_op); }
 
 }  // namespace

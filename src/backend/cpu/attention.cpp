@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
-// MLA attention (prefill multi-head form and absorbed latent decode form). One work item per (query, head), spread
-// over threads; scores with the ISA's dot product, fp32 softmax (fp64 sum), output as an ordered fp32 axpy over keys.
-// Each item's arithmetic is fixed, so results do not depend on the thread count.
+// MLA attention (prefill multi-head form and absorbed latent decode form) and grouped-query attention. One work item
+// per (query, head) (GQA: per (query, kv head), the group's query heads together), spread over threads; scores with
+// the ISA's dot product, fp32 softmax (fp64 sum), output as an ordered fp32 axpy over keys. Each item's arithmetic is
+// fixed, so results do not depend on the thread count.
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -9,6 +10,7 @@
 #include "backend/cpu/cpu_ops.h"
 #include "backend/cpu/kernels.h"
 #include "backend/cpu/thread_pool.h"
+#include "base/error.h"
 
 namespace ds::cpu {
 
@@ -83,6 +85,51 @@ void mla_prefill(const ops::MlaPrefillParams& p, int n_threads) {
       for (int64_t t = 0; t < n_keys; ++t) kern.axpy(sc[t], p.v + t * p.ldv + h * p.hsv, o, p.dv);
       for (int64_t c = 0; c < p.dv; ++c) o[c] *= inv;
     }
+  });
+}
+
+// One item per (query row i, kv head): the g = H / Hkv query heads of the group share one pass over that kv head's K
+// rows (each row scored against all g queries while it is in cache), then one pass over its V rows. Per (row, head)
+// the operations and their order are fixed (dot per key in key order, softmax, axpy per key in key order), so a row's
+// result does not depend on T, pos0, the cache layout (paged or contiguous) or the thread count.
+void gqa_attention(const ops::GqaAttentionParams& p, int n_threads) {
+  if (p.T <= 0 || p.H <= 0) return;
+  DS_CHECK(p.Hkv > 0 && p.H % p.Hkv == 0, "gqa_attention: H ", p.H, " is not a multiple of Hkv ", p.Hkv);
+  const Kernels& kern = active_kernels();
+  const int64_t g = p.H / p.Hkv, items = p.T * p.Hkv, hd = p.hd, S1 = std::max<int64_t>(p.S, 1);
+  const int nt = threads_for(p.T * p.H * p.S * hd * 4, items, n_threads);
+  const int64_t bs = p.block_table ? p.block_size : S1;  // keys per contiguous run
+  // Per thread: scores [g, S1] (head r's at r * S1), then the g softmax normalisers.
+  std::vector<std::vector<float>> scs(static_cast<size_t>(nt), std::vector<float>(size_t(g * S1 + g)));
+  parallel_dynamic(items, nt, [&](int64_t it, int th) {
+    float* sc = scs[size_t(th)].data();
+    float* inv = sc + g * S1;
+    const int64_t i = it / p.Hkv, kvh = it % p.Hkv;
+    const int64_t n_keys = std::min(p.S, p.pos0 + i + 1);
+    const float* q = p.q + i * p.ldq + kvh * g * hd;  // the group's query heads, hd apart
+    float* o = p.out + i * p.ldo + kvh * g * hd;
+    std::fill_n(o, g * hd, 0.0f);
+    if (n_keys <= 0) return;
+    const int64_t koff = kvh * hd, voff = (p.Hkv + kvh) * hd;
+    for (int64_t t0 = 0; t0 < n_keys; t0 += bs) {
+      const float* kv = ops::gqa_kv_row(p, t0);
+      const int64_t m = std::min(bs, n_keys - t0);
+      for (int64_t j = 0; j < m; ++j) {
+        const float* k = kv + j * p.ldkv + koff;
+        for (int64_t r = 0; r < g; ++r) sc[r * S1 + t0 + j] = kern.dot(q + r * hd, k, hd) * p.scale;
+      }
+    }
+    for (int64_t r = 0; r < g; ++r) inv[r] = softmax_unnorm(sc + r * S1, n_keys);
+    for (int64_t t0 = 0; t0 < n_keys; t0 += bs) {
+      const float* kv = ops::gqa_kv_row(p, t0);
+      const int64_t m = std::min(bs, n_keys - t0);
+      for (int64_t j = 0; j < m; ++j) {
+        const float* v = kv + j * p.ldkv + voff;
+        for (int64_t r = 0; r < g; ++r) kern.axpy(sc[r * S1 + t0 + j], v, o + r * hd, hd);
+      }
+    }
+    for (int64_t r = 0; r < g; ++r)
+      for (int64_t c = 0; c < hd; ++c) o[r * hd + c] *= inv[r];
   });
 }
 

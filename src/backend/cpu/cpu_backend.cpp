@@ -35,6 +35,7 @@ class CpuBackend final : public ops::Backend {
   void copy(const ops::CopyParams& p) override { cpu::copy(p, nt_); }
   void mla_prefill(const ops::MlaPrefillParams& p) override { cpu::mla_prefill(p, nt_); }
   void mla_decode(const ops::MlaDecodeParams& p) override { cpu::mla_decode(p, nt_); }
+  void gqa_attention(const ops::GqaAttentionParams& p) override { cpu::gqa_attention(p, nt_); }
   void route(const ops::RouteParams& p) override { ref::route(p); }
   void moe(const ops::MoeParams& p) override { cpu::moe(p, nt_); }
   WeightView prepare_weight(const WeightView& w, ops::WeightUse use) override {

@@ -13,6 +13,7 @@ void add(const ops::AddParams& p, int n_threads);
 void copy(const ops::CopyParams& p, int n_threads);
 void mla_prefill(const ops::MlaPrefillParams& p, int n_threads);
 void mla_decode(const ops::MlaDecodeParams& p, int n_threads);
+void gqa_attention(const ops::GqaAttentionParams& p, int n_threads);
 void moe(const ops::MoeParams& p, int n_threads);
 
 }  // namespace ds::cpu

@@ -53,11 +53,20 @@ void rope(const ops::RopeParams& p, int n_threads) {
     }
     for (int64_t h = 0; h < p.n_heads; ++h) {
       float* x = p.x + m * p.ld + h * p.head_stride;
-      for (int64_t j = 0; j < half; ++j) {
-        const float c = cs[2 * j], s = cs[2 * j + 1];
-        const float a = x[2 * j], b = x[2 * j + 1];
-        x[2 * j] = a * c - b * s;
-        x[2 * j + 1] = a * s + b * c;
+      if (p.half) {  // pair j is (x[j], x[j + half])
+        for (int64_t j = 0; j < half; ++j) {
+          const float c = cs[2 * j], s = cs[2 * j + 1];
+          const float a = x[j], b = x[j + half];
+          x[j] = a * c - b * s;
+          x[j + half] = a * s + b * c;
+        }
+      } else {  // pair j is (x[2j], x[2j + 1])
+        for (int64_t j = 0; j < half; ++j) {
+          const float c = cs[2 * j], s = cs[2 * j + 1];
+          const float a = x[2 * j], b = x[2 * j + 1];
+          x[2 * j] = a * c - b * s;
+          x[2 * j + 1] = a * s + b * c;
+        }
       }
     }
   });

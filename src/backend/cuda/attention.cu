@@ -1,10 +1,13 @@
 // SPDX-License-Identifier: MIT
-// MLA attention (ops/ref/ref_attention.cpp is the oracle), both forms, fp32 with an online softmax
-// (flash-attention style: running max m, running sum l, output rescaled by exp(m_old - m_new) per key tile).
+// MLA attention (ops/ref/ref_attention.cpp is the oracle), both forms, and grouped-query attention; fp32 with an
+// online softmax (flash-attention style: running max m, running sum l, output rescaled by exp(m_old - m_new) per key
+// tile).
 //   mla_decode (absorbed): block (query, head group). The group's heads share one pass over the latent cache: each
 //     [KT, rank + rope] tile of cache rows is loaded once into shared memory and scored against every head of the
 //     group. The group is as many heads as fit in shared memory (all 16 of V2-Lite; V3's 128 in 4 groups).
 //   mla_prefill (multi-head): block (16 queries, head); key/value tiles in shared memory, causal mask per query.
+//   gqa_attention: block (query, kv head, chunk of its query heads): each K tile, then the V tile of the same keys, is
+//     loaded once into shared memory for every query head of the group (all of them where they fit).
 #include <algorithm>
 #include <cmath>
 
@@ -177,6 +180,85 @@ __global__ void __launch_bounds__(kThreads) mla_prefill_kernel(ops::MlaPrefillPa
   }
 }
 
+// Cache row t of a GqaAttentionParams ([2 * Hkv * hd] floats): ops::gqa_kv_row on the device.
+__device__ __forceinline__ const float* kv_row(const ops::GqaAttentionParams& p, int64_t t) {
+  if (!p.block_table) return p.kv + t * p.ldkv;
+  return p.kv + int64_t(p.block_table[t / p.block_size]) * p.block_stride + (t % p.block_size) * p.ldkv;
+}
+
+constexpr int kGqaKeys = 32;  // cache rows per tile
+
+struct GqaLayout {  // in floats
+  int64_t q, kv, o, sc, stats, total;
+  __host__ __device__ GqaLayout(int64_t hd, int64_t heads) {
+    q = 0;                          // [heads, hd]
+    kv = q + heads * hd;            // [kGqaKeys, hd + 1]: a K tile, then the V tile of the same keys
+    o = kv + kGqaKeys * (hd + 1);   // [heads, hd]
+    sc = o + heads * hd;            // [heads, kGqaKeys] scores, then probabilities
+    stats = sc + heads * kGqaKeys;  // m[heads], l[heads], corr[heads]
+    total = stats + 3 * heads;
+  }
+};
+
+// blockIdx.y = kv head * chunks + chunk; the chunk is query heads [r0, r0 + group) of that kv head's g.
+__global__ void __launch_bounds__(kThreads) gqa_attention_kernel(ops::GqaAttentionParams p, int64_t group,
+                                                                   int64_t chunks) {
+  extern __shared__ float sh[];
+  const GqaLayout L(p.hd, group);
+  const int64_t g = p.H / p.Hkv, kvh = blockIdx.y / chunks, r0 = (blockIdx.y % chunks) * group;
+  const int64_t i = blockIdx.x, nh = std::min(group, g - r0), h0 = kvh * g + r0;
+  const int64_t hd = p.hd, ldk = hd + 1, n_keys = std::min(p.S, p.pos0 + i + 1);
+  const int64_t koff = kvh * hd, voff = (p.Hkv + kvh) * hd;
+  float *q = sh + L.q, *kv = sh + L.kv, *o = sh + L.o, *sc = sh + L.sc;
+  float *m = sh + L.stats, *l = m + group, *corr = l + group;
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+
+  for (int64_t e = tid; e < nh * hd; e += kThreads) q[e] = p.q[i * p.ldq + h0 * hd + e];  // heads hd apart
+  for (int64_t e = tid; e < nh * hd; e += kThreads) o[e] = 0.0f;
+  for (int64_t h = tid; h < nh; h += kThreads) { m[h] = -INFINITY; l[h] = 0.0f; }
+  __syncthreads();
+
+  for (int64_t t0 = 0; t0 < n_keys; t0 += kGqaKeys) {
+    const int64_t kt = std::min<int64_t>(kGqaKeys, n_keys - t0);
+    for (int64_t j = warp; j < kt; j += kWarps) {  // one warp per cache row
+      const float* row = kv_row(p, t0 + j) + koff;
+      for (int64_t c = lane; c < hd; c += 32) kv[j * ldk + c] = row[c];
+    }
+    __syncthreads();
+    for (int64_t pair = warp; pair < nh * kt; pair += kWarps) {  // one warp per (head, key) dot product
+      const int64_t h = pair / kt, j = pair % kt;
+      float d = 0.0f;
+      for (int64_t c = lane; c < hd; c += 32) d = fmaf(q[h * hd + c], kv[j * ldk + c], d);
+      d = warp_sum(d);
+      if (lane == 0) sc[h * kGqaKeys + j] = d * p.scale;
+    }
+    __syncthreads();
+    for (int64_t h = tid; h < nh; h += kThreads) {  // online softmax, one thread per head
+      float mt = m[h];
+      for (int64_t j = 0; j < kt; ++j) mt = fmaxf(mt, sc[h * kGqaKeys + j]);
+      float sum = 0.0f;
+      for (int64_t j = 0; j < kt; ++j) sum += (sc[h * kGqaKeys + j] = expf(sc[h * kGqaKeys + j] - mt));
+      corr[h] = expf(m[h] - mt);  // 0 on the first tile (m = -inf); scores are finite
+      l[h] = l[h] * corr[h] + sum;
+      m[h] = mt;
+    }
+    for (int64_t j = warp; j < kt; j += kWarps) {  // meanwhile the V tile replaces the K tile (scores are done)
+      const float* row = kv_row(p, t0 + j) + voff;
+      for (int64_t c = lane; c < hd; c += 32) kv[j * ldk + c] = row[c];
+    }
+    __syncthreads();
+    for (int64_t e = tid; e < nh * hd; e += kThreads) {
+      const int64_t h = e / hd, c = e % hd;
+      float acc = o[e] * corr[h];
+      for (int64_t j = 0; j < kt; ++j) acc = fmaf(sc[h * kGqaKeys + j], kv[j * ldk + c], acc);
+      o[e] = acc;
+    }
+    __syncthreads();
+  }
+  for (int64_t e = tid; e < nh * hd; e += kThreads)
+    p.out[i * p.ldo + h0 * hd + e] = n_keys > 0 ? o[e] / l[e / hd] : 0.0f;
+}
+
 }  // namespace
 
 void launch_mla_decode(const ops::MlaDecodeParams& p, cudaStream_t s) {
@@ -199,6 +281,19 @@ void launch_mla_prefill(const ops::MlaPrefillParams& p, cudaStream_t s) {
   DS_CHECK(p.H <= 65535, "cuda mla_prefill: too many heads");
   allow_smem(reinterpret_cast<const void*>(&mla_prefill_kernel), smem);
   mla_prefill_kernel<<<dim3(unsigned(ceil_div(p.T, kPrefillQ)), unsigned(p.H)), kThreads, smem, s>>>(p);
+  DS_CU_LAUNCHED();
+}
+
+void launch_gqa_attention(const ops::GqaAttentionParams& p, cudaStream_t s) {
+  // As many of a kv head's query heads per block as shared memory holds: they share every K and V tile load.
+  const int64_t g = p.H / p.Hkv, fixed = GqaLayout(p.hd, 0).total, per_head = GqaLayout(p.hd, 1).total - fixed;
+  const int64_t fit = (int64_t(kSmemBudget / sizeof(float)) - fixed) / per_head;
+  DS_CHECK(fit >= 1, "cuda gqa_attention: head dim ", p.hd, " does not fit in shared memory");
+  const int64_t group = std::min(g, fit), chunks = ceil_div(g, group);
+  const size_t smem = size_t(GqaLayout(p.hd, group).total) * sizeof(float);
+  DS_CHECK(p.T <= 0x7fffffff && p.Hkv * chunks <= 65535, "cuda gqa_attention: T or H too large");
+  allow_smem(reinterpret_cast<const void*>(&gqa_attention_kernel), smem);
+  gqa_attention_kernel<<<dim3(unsigned(p.T), unsigned(p.Hkv * chunks)), kThreads, smem, s>>>(p, group, chunks);
   DS_CU_LAUNCHED();
 }
 

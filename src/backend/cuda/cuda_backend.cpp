@@ -147,6 +147,22 @@ class CudaBackend final : public ops::Backend {
     }
     launch_mla_decode(p, ctx_->stream);
   }
+  void gqa_attention(const ops::GqaAttentionParams& p) override {
+    if (p.T <= 0 || p.H <= 0) return;
+    use();
+    DS_CHECK(p.Hkv > 0 && p.H % p.Hkv == 0 && p.hd > 0, "cuda gqa_attention: H ", p.H, " is not a multiple of Hkv ",
+             p.Hkv, " (head dim ", p.hd, ")");
+    check_rows(p.q, p.T, p.ldq, p.H * p.hd, "gqa_attention", "q");
+    check_rows(p.out, p.T, p.ldo, p.H * p.hd, "gqa_attention", "out");
+    if (p.block_table) {
+      DS_CHECK(p.block_size > 0, "cuda gqa_attention: paged cache with block_size ", p.block_size);
+      mem_->check_device(p.block_table, size_t((p.S + p.block_size - 1) / p.block_size) * 4, "gqa_attention",
+                         "block table");
+    } else if (p.S > 0) {
+      check_rows(p.kv, p.S, p.ldkv, 2 * p.Hkv * p.hd, "gqa_attention", "kv");
+    }
+    launch_gqa_attention(p, ctx_->stream);
+  }
   void route(const ops::RouteParams& p) override {
     if (p.T <= 0) return;
     use();

@@ -43,9 +43,10 @@ __global__ void rope_kernel(ops::RopeParams p) {
     sincosf(ang, &s, &c);
     c *= p.attn_factor;
     s *= p.attn_factor;
-    const float a = x[2 * j], b = x[2 * j + 1];
-    x[2 * j] = a * c - b * s;
-    x[2 * j + 1] = a * s + b * c;
+    const int64_t i0 = p.half ? j : 2 * j, i1 = p.half ? j + half : 2 * j + 1;  // half-split or interleaved pair
+    const float a = x[i0], b = x[i1];
+    x[i0] = a * c - b * s;
+    x[i1] = a * s + b * c;
   }
 }
 

@@ -22,6 +22,7 @@ void launch_route(const ops::RouteParams& p, cudaStream_t s);
 void launch_moe(const ops::MoeParams& p, const ops::ExpertWeights* experts_dev, DeviceMemory& mem, cudaStream_t s);
 void launch_mla_prefill(const ops::MlaPrefillParams& p, cudaStream_t s);
 void launch_mla_decode(const ops::MlaDecodeParams& p, cudaStream_t s);
+void launch_gqa_attention(const ops::GqaAttentionParams& p, cudaStream_t s);
 
 // Sets a kernel's dynamic shared memory limit when `bytes` exceeds the 48 KiB default (Hopper allows 227 KiB).
 void allow_smem(const void* kernel, size_t bytes);

@@ -21,6 +21,7 @@ class RefBackend final : public ops::Backend {
   void copy(const ops::CopyParams& p) override { ref::copy(p); }
   void mla_prefill(const ops::MlaPrefillParams& p) override { ref::mla_prefill(p); }
   void mla_decode(const ops::MlaDecodeParams& p) override { ref::mla_decode(p); }
+  void gqa_attention(const ops::GqaAttentionParams& p) override { ref::gqa_attention(p); }
   void route(const ops::RouteParams& p) override { ref::route(p); }
   void moe(const ops::MoeParams& p) override { ref::moe(p); }
 };

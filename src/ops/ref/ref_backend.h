@@ -19,6 +19,7 @@ void add(const ops::AddParams& p);
 void copy(const ops::CopyParams& p);
 void mla_prefill(const ops::MlaPrefillParams& p);
 void mla_decode(const ops::MlaDecodeParams& p);
+void gqa_attention(const ops::GqaAttentionParams& p);
 void route(const ops::RouteParams& p);
 void moe(const ops::MoeParams& p);
 

@@ -19,16 +19,18 @@ void rms_norm(const ops::RmsNormParams& p) {
 }
 
 void rope(const ops::RopeParams& p) {
+  const int64_t half = p.dim / 2;
   for (int64_t m = 0; m < p.M; ++m) {
     const float pos = float(p.pos[m]);
     for (int64_t h = 0; h < p.n_heads; ++h) {
       float* x = p.x + m * p.ld + h * p.head_stride;
-      for (int64_t j = 0; j < p.dim / 2; ++j) {
+      for (int64_t j = 0; j < half; ++j) {
         const float ang = pos * p.inv_freq[j];
         const float c = std::cos(ang) * p.attn_factor, s = std::sin(ang) * p.attn_factor;
-        const float a = x[2 * j], b = x[2 * j + 1];
-        x[2 * j] = a * c - b * s;
-        x[2 * j + 1] = a * s + b * c;
+        const int64_t i0 = p.half ? j : 2 * j, i1 = p.half ? j + half : 2 * j + 1;  // the pair's two elements
+        const float a = x[i0], b = x[i1];
+        x[i0] = a * c - b * s;
+        x[i1] = a * s + b * c;
       }
     }
   }
