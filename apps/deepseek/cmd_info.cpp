@@ -21,9 +21,11 @@ int cmd_info(int argc, char** argv) {
   std::printf("weight bytes            %.3f GB (%s)\n", double(e->weight_bytes()) / 1e9,
               e->model().has_mtp() ? "with MTP layer" : "no MTP layer");
   std::printf("weight formats          %s\n", model::describe_formats(e->model().weights()).c_str());
-  const double kv_tok = double(c.kv_lora_rank + c.qk_rope_head_dim) * 4.0 * double(e->model().n_cache_layers());
-  std::printf("kv cache                %.1f KiB per token (fp32 latent: %lld values x %lld layers)\n", kv_tok / 1024.0,
-              (long long)(c.kv_lora_rank + c.qk_rope_head_dim), (long long)e->model().n_cache_layers());
+  std::printf("architecture            %s\n", e->model().arch().summary().c_str());
+  const int64_t kvw = e->model().arch().kv_width;
+  const double kv_tok = double(kvw) * 4.0 * double(e->model().n_cache_layers());
+  std::printf("kv cache                %.1f KiB per token (fp32 %s: %lld values x %lld layers)\n", kv_tok / 1024.0,
+              c.mla() ? "latent" : "K and V", (long long)kvw, (long long)e->model().n_cache_layers());
   const auto b = rt::decode_bytes(c, e->model().weights(), 0, 1);
   std::printf("bytes per decode token  %.2f MB (attention %.2f, dense %.2f, shared %.2f, router %.2f, routed %.2f, "
               "lm_head %.2f; kv cache extra)\n", b.total() / 1e6, b.attention / 1e6, b.dense / 1e6, b.shared / 1e6,

@@ -67,21 +67,77 @@ RopeScaling parse_rope_scaling(const Json& rs, const std::string& src) {
   Reader rd(rs, src);
   const std::string type = rd.has("type") ? rd.string("type", "") : rd.string("rope_type", "default");
   if (type == "default" || type.empty()) return r;
-  DS_CHECK(type == "yarn", src, ": rope_scaling type '", type, "' is not supported (expected 'yarn' or none)");
-  r.yarn = true;
   r.factor = rd.number("factor", 1.0);
+  DS_CHECK(r.factor >= 1.0 && r.factor <= 1e6, src, ": rope_scaling.factor = ", r.factor, " must be in [1, 1e6]");
+  if (type == "linear") {
+    r.type = RopeType::Linear;
+    return r;
+  }
   r.original_max_position_embeddings = rd.integer("original_max_position_embeddings", 4096);
+  DS_CHECK(r.original_max_position_embeddings > 0, src, ": rope_scaling.original_max_position_embeddings must be > 0");
+  if (type == "llama3") {
+    r.type = RopeType::Llama3;
+    r.low_freq_factor = rd.number("low_freq_factor", 1.0);
+    r.high_freq_factor = rd.number("high_freq_factor", 4.0);
+    DS_CHECK(r.low_freq_factor > 0 && r.high_freq_factor > r.low_freq_factor, src,
+             ": rope_scaling low_freq_factor = ", r.low_freq_factor, ", high_freq_factor = ", r.high_freq_factor,
+             " (need 0 < low < high)");
+    return r;
+  }
+  DS_CHECK(type == "yarn", src, ": rope_scaling type '", type,
+           "' is not supported (expected yarn, llama3, linear, default or none)");
+  r.type = RopeType::Yarn;
   r.beta_fast = rd.number("beta_fast", 32.0);
   r.beta_slow = rd.number("beta_slow", 1.0);
   r.mscale = rd.number("mscale", 1.0);
   r.mscale_all_dim = rd.number("mscale_all_dim", 0.0);
   r.attention_factor = rd.number("attention_factor", 0.0);
-  DS_CHECK(r.factor >= 1.0 && r.factor <= 1e6, src, ": rope_scaling.factor = ", r.factor, " must be in [1, 1e6]");
-  DS_CHECK(r.original_max_position_embeddings > 0, src, ": rope_scaling.original_max_position_embeddings must be > 0");
+  r.attn_factor = rd.number("attn_factor", 0.0);
   DS_CHECK(r.beta_fast > 0 && r.beta_slow > 0, src, ": rope_scaling beta_fast/beta_slow must be > 0");
+  DS_CHECK(r.attention_factor >= 0 && r.attn_factor >= 0 && r.attn_factor < 100, src,
+           ": rope_scaling attention_factor / attn_factor must be positive");
   return r;
 }
 
+// The grouped-query families (qwen2, llama, qwen3): their attention fields, as each transformers class reads them.
+void parse_dense(const Json& j, const Reader& rd, ModelConfig& c) {
+  const std::string& src = rd.src();
+  const bool qwen2 = c.model_type == "qwen2", qwen3 = c.model_type == "qwen3";
+  // Qwen3's class default is 128, not hidden / heads; Qwen2 and Llama derive it when the file has none.
+  c.head_dim = qwen3 ? rd.integer("head_dim", 128)
+                     : rd.integer("head_dim", c.num_attention_heads > 0 ? c.hidden_size / c.num_attention_heads : 0);
+  const bool bias = rd.boolean("attention_bias", false);
+  c.qkv_bias = qwen2 || bias;  // Qwen2's q/k/v always carry biases, its o_proj never
+  c.o_bias = !qwen2 && bias;
+  c.qk_norm = qwen3;
+  DS_CHECK(!rd.boolean("mlp_bias", false), src, ": mlp_bias = true is not supported");
+  if (rd.boolean("use_sliding_window", false))
+    fail(src, ": use_sliding_window = true is not supported (sliding-window attention; the R1 distills leave it off)");
+  check_range(src, "num_key_value_heads", c.num_key_value_heads, 1, c.num_attention_heads);
+  DS_CHECK(c.num_attention_heads % c.num_key_value_heads == 0, src, ": num_attention_heads = ", c.num_attention_heads,
+           " is not a multiple of num_key_value_heads = ", c.num_key_value_heads);
+  check_range(src, "head_dim", c.head_dim, 2, 1 << 12);
+  DS_CHECK(c.head_dim % 2 == 0, src, ": head_dim = ", c.head_dim, " must be even (RoPE pairs)");
+  (void)j;
+}
+
+}  // namespace
+
+namespace {
+// Checks every family shares: the dimensions the engine sizes buffers with are bounded.
+ModelConfig validate(ModelConfig& c, const std::string& src) {
+  check_range(src, "vocab_size", c.vocab_size, 1, 1 << 22);
+  check_range(src, "hidden_size", c.hidden_size, 1, 1 << 16);
+  check_range(src, "intermediate_size", c.intermediate_size, 1, 1 << 20);
+  check_range(src, "num_hidden_layers", c.num_hidden_layers, 1, 4096);
+  check_range(src, "num_attention_heads", c.num_attention_heads, 1, 4096);
+  check_range(src, "max_position_embeddings", c.max_position_embeddings, 1, int64_t(1) << 24);
+  DS_CHECK(c.rms_norm_eps > 0 && c.rms_norm_eps < 1, src, ": rms_norm_eps = ", c.rms_norm_eps, " must be in (0, 1)");
+  DS_CHECK(c.rope_theta > 1, src, ": rope_theta = ", c.rope_theta, " must be > 1");
+  DS_CHECK(c.hidden_act == "silu", src, ": hidden_act '", c.hidden_act, "' is not supported (expected silu)");
+  for (int64_t e : c.eos_token_ids) check_range(src, "eos_token_id", e, 0, c.vocab_size - 1);
+  return c;
+}
 }  // namespace
 
 bool ModelConfig::is_moe_layer(int64_t layer) const {
@@ -94,8 +150,10 @@ ModelConfig parse_config(const Json& j, const std::string& src) {
   Reader rd(j, src);
   ModelConfig c;
   c.model_type = rd.string("model_type", "");
-  DS_CHECK(c.model_type == "deepseek_v2" || c.model_type == "deepseek_v3" || c.model_type == "kimi_k2", src,
-           ": model_type '", c.model_type, "' is not supported (expected deepseek_v2 or deepseek_v3)");
+  const bool dense = c.model_type == "qwen2" || c.model_type == "llama" || c.model_type == "qwen3";
+  DS_CHECK(dense || c.model_type == "deepseek_v2" || c.model_type == "deepseek_v3" || c.model_type == "kimi_k2", src,
+           ": model_type '", c.model_type,
+           "' is not supported (expected deepseek_v2, deepseek_v3, kimi_k2, qwen2, llama or qwen3)");
   const bool v3 = c.model_type != "deepseek_v2";
   if (j.contains("architectures") && j["architectures"].is_array())
     for (const auto& a : j["architectures"]) if (a.is_string()) c.architectures.push_back(a.get<std::string>());
@@ -106,6 +164,26 @@ ModelConfig parse_config(const Json& j, const std::string& src) {
   c.num_hidden_layers = rd.integer("num_hidden_layers");
   c.num_attention_heads = rd.integer("num_attention_heads");
   c.num_key_value_heads = rd.integer("num_key_value_heads", c.num_attention_heads);
+  c.rms_norm_eps = rd.number("rms_norm_eps", 1e-6);
+  c.hidden_act = rd.string("hidden_act", "silu");
+  c.tie_word_embeddings = rd.boolean("tie_word_embeddings", false);
+  c.bos_token_id = rd.integer("bos_token_id", -1);
+  if (rd.has("eos_token_id")) {
+    const Json& e = j["eos_token_id"];
+    if (e.is_array()) for (const auto& x : e) c.eos_token_ids.push_back(rd.as_int(x, "eos_token_id"));
+    else c.eos_token_ids.push_back(rd.as_int(e, "eos_token_id"));
+  }
+  const Json* rs = nullptr;
+  if (j.contains("rope_scaling")) rs = &j["rope_scaling"];
+  else if (j.contains("rope_parameters")) rs = &j["rope_parameters"];  // transformers v5 spelling
+  c.rope_theta = rd.number("rope_theta", (rs && rs->is_object() && rs->contains("rope_theta") &&
+                                          (*rs)["rope_theta"].is_number()) ? (*rs)["rope_theta"].get<double>() : 10000.0);
+  if (rs) c.rope_scaling = parse_rope_scaling(*rs, src);
+  if (dense) {
+    c.max_position_embeddings = rd.integer("max_position_embeddings", c.model_type == "llama" ? 2048 : 32768);
+    parse_dense(j, rd, c);
+    return validate(c, src);
+  }
   c.kv_lora_rank = rd.integer("kv_lora_rank");
   c.qk_nope_head_dim = rd.integer("qk_nope_head_dim");
   c.qk_rope_head_dim = rd.integer("qk_rope_head_dim");
@@ -134,23 +212,8 @@ ModelConfig parse_config(const Json& j, const std::string& src) {
   else fail(src, ": topk_method '", method, "' is not supported (expected greedy, group_limited_greedy or noaux_tc)");
   c.num_nextn_predict_layers = rd.integer("num_nextn_predict_layers", 0);
 
-  c.rms_norm_eps = rd.number("rms_norm_eps", 1e-6);
-  const Json* rs = nullptr;
-  if (j.contains("rope_scaling")) rs = &j["rope_scaling"];
-  else if (j.contains("rope_parameters")) rs = &j["rope_parameters"];  // transformers v5 spelling
-  c.rope_theta = rd.number("rope_theta", (rs && rs->is_object() && rs->contains("rope_theta") &&
-                                          (*rs)["rope_theta"].is_number()) ? (*rs)["rope_theta"].get<double>() : 10000.0);
-  if (rs) c.rope_scaling = parse_rope_scaling(*rs, src);
   c.max_position_embeddings = rd.integer("max_position_embeddings", v3 ? 4096 : 2048);
-  c.hidden_act = rd.string("hidden_act", "silu");
-  c.tie_word_embeddings = rd.boolean("tie_word_embeddings", false);
   c.attention_bias = rd.boolean("attention_bias", false);
-  c.bos_token_id = rd.integer("bos_token_id", -1);
-  if (rd.has("eos_token_id")) {
-    const Json& e = j["eos_token_id"];
-    if (e.is_array()) for (const auto& x : e) c.eos_token_ids.push_back(rd.as_int(x, "eos_token_id"));
-    else c.eos_token_ids.push_back(rd.as_int(e, "eos_token_id"));
-  }
 
   if (rd.has("quantization_config")) {
     const Json& q = j["quantization_config"];
@@ -172,24 +235,16 @@ ModelConfig parse_config(const Json& j, const std::string& src) {
   }
 
   // Validation: every dimension the engine sizes buffers with is bounded, and the routing arithmetic is sound.
-  check_range(src, "vocab_size", c.vocab_size, 1, 1 << 22);
-  check_range(src, "hidden_size", c.hidden_size, 1, 1 << 16);
-  check_range(src, "intermediate_size", c.intermediate_size, 1, 1 << 20);
-  check_range(src, "num_hidden_layers", c.num_hidden_layers, 1, 4096);
-  check_range(src, "num_attention_heads", c.num_attention_heads, 1, 4096);
   check_range(src, "kv_lora_rank", c.kv_lora_rank, 1, 1 << 16);
   check_range(src, "q_lora_rank", c.q_lora_rank, 0, 1 << 16);
   check_range(src, "qk_nope_head_dim", c.qk_nope_head_dim, 0, 1 << 12);
   check_range(src, "qk_rope_head_dim", c.qk_rope_head_dim, 2, 1 << 12);
   DS_CHECK(c.qk_rope_head_dim % 2 == 0, src, ": qk_rope_head_dim = ", c.qk_rope_head_dim, " must be even (RoPE pairs)");
   check_range(src, "v_head_dim", c.v_head_dim, 1, 1 << 12);
-  check_range(src, "max_position_embeddings", c.max_position_embeddings, 1, int64_t(1) << 24);
   check_range(src, "num_nextn_predict_layers", c.num_nextn_predict_layers, 0, 16);
-  DS_CHECK(c.rms_norm_eps > 0 && c.rms_norm_eps < 1, src, ": rms_norm_eps = ", c.rms_norm_eps, " must be in (0, 1)");
-  DS_CHECK(c.rope_theta > 1, src, ": rope_theta = ", c.rope_theta, " must be > 1");
-  DS_CHECK(c.hidden_act == "silu", src, ": hidden_act '", c.hidden_act, "' is not supported (expected silu)");
   DS_CHECK(!c.attention_bias, src, ": attention_bias = true is not supported (DeepSeek MLA has no biases)");
-  for (int64_t e : c.eos_token_ids) check_range(src, "eos_token_id", e, 0, c.vocab_size - 1);
+  DS_CHECK(c.rope_scaling.type == RopeType::None || c.rope_scaling.yarn(), src,
+           ": DeepSeek MLA models use YaRN or plain RoPE (rope_scaling type yarn or none)");
   if (c.n_routed_experts > 0) {
     check_range(src, "n_routed_experts", c.n_routed_experts, 1, 1 << 14);
     check_range(src, "moe_intermediate_size", c.moe_intermediate_size, 1, 1 << 20);
@@ -208,7 +263,7 @@ ModelConfig parse_config(const Json& j, const std::string& src) {
     DS_CHECK(std::isfinite(c.routed_scaling_factor) && c.routed_scaling_factor > 0, src,
              ": routed_scaling_factor = ", c.routed_scaling_factor, " must be a positive number");
   }
-  return c;
+  return validate(c, src);
 }
 
 ModelConfig load_config(const std::string& path) { return parse_config(read_json_file(path, 1 << 20), path); }
@@ -221,11 +276,19 @@ std::string describe(const ModelConfig& c) {
      << "vocab_size              " << c.vocab_size << "\n"
      << "hidden_size             " << c.hidden_size << "\n"
      << "num_hidden_layers       " << c.num_hidden_layers << " (+" << c.num_nextn_predict_layers << " MTP)\n"
-     << "num_attention_heads     " << c.num_attention_heads << "\n"
-     << "q_lora_rank             " << (c.q_lora_rank ? std::to_string(c.q_lora_rank) : "null (q_proj)") << "\n"
-     << "kv_lora_rank            " << c.kv_lora_rank << "\n"
-     << "qk_nope/rope/v_head_dim " << c.qk_nope_head_dim << " / " << c.qk_rope_head_dim << " / " << c.v_head_dim << "\n"
-     << "intermediate_size       " << c.intermediate_size << " (dense layers: " << c.first_k_dense_replace << ")\n";
+     << "num_attention_heads     " << c.num_attention_heads << "\n";
+  if (c.mla())
+    os << "q_lora_rank             " << (c.q_lora_rank ? std::to_string(c.q_lora_rank) : "null (q_proj)") << "\n"
+       << "kv_lora_rank            " << c.kv_lora_rank << "\n"
+       << "qk_nope/rope/v_head_dim " << c.qk_nope_head_dim << " / " << c.qk_rope_head_dim << " / " << c.v_head_dim
+       << "\n"
+       << "intermediate_size       " << c.intermediate_size << " (dense layers: " << c.first_k_dense_replace << ")\n";
+  else
+    os << "attention               grouped-query, " << c.num_key_value_heads << " kv heads, head_dim " << c.head_dim
+       << (c.qkv_bias ? ", q/k/v bias" : "") << (c.o_bias ? ", o bias" : "") << (c.qk_norm ? ", q/k norm" : "")
+       << (c.rope_interleaved ? ", rope pairs interleaved" : "") << "\n"
+       << "intermediate_size       " << c.intermediate_size << " (dense MLP)\n"
+       << "tie_word_embeddings     " << (c.tie_word_embeddings ? "true" : "false") << "\n";
   if (c.n_routed_experts > 0)
     os << "experts                 " << c.n_routed_experts << " routed x " << c.moe_intermediate_size << ", "
        << c.n_shared_experts << " shared, top-" << c.num_experts_per_tok << ", groups " << c.n_group << "/"
@@ -234,7 +297,12 @@ std::string describe(const ModelConfig& c) {
        << ", norm_topk_prob " << (c.norm_topk_prob ? "true" : "false") << ", routed_scaling_factor "
        << c.routed_scaling_factor << "\n";
   os << "rope                    theta " << c.rope_theta;
-  if (c.rope_scaling.yarn)
+  if (c.rope_scaling.type == RopeType::Llama3)
+    os << ", llama3 factor " << c.rope_scaling.factor << " orig " << c.rope_scaling.original_max_position_embeddings
+       << " low/high " << c.rope_scaling.low_freq_factor << "/" << c.rope_scaling.high_freq_factor;
+  if (c.rope_scaling.type == RopeType::Linear) os << ", linear factor " << c.rope_scaling.factor;
+  if (c.rope_scaling.attn_factor > 0) os << ", attn_factor " << c.rope_scaling.attn_factor;
+  if (c.rope_scaling.yarn())
     os << ", yarn factor " << c.rope_scaling.factor << " orig " << c.rope_scaling.original_max_position_embeddings
        << " beta " << c.rope_scaling.beta_fast << "/" << c.rope_scaling.beta_slow << " mscale "
        << c.rope_scaling.mscale << "/" << c.rope_scaling.mscale_all_dim;

@@ -83,7 +83,7 @@ void add_deepseek2_metadata(GgufWriter& w, const ModelConfig& c, const std::stri
   w.set_u32(a + "attention.head_count", uint32_t(c.num_attention_heads));
   w.set_u32(a + "attention.head_count_kv", 1);  // MLA is converted to MQA (one latent "head" of kv_lora + rope)
   const RopeScaling& rs = c.rope_scaling;
-  if (rs.yarn) {
+  if (rs.yarn()) {
     w.set_string(a + "rope.scaling.type", "yarn");
     w.set_f32(a + "rope.scaling.factor", float(rs.factor));
     w.set_u32(a + "rope.scaling.original_context_length", uint32_t(rs.original_max_position_embeddings));
@@ -118,7 +118,7 @@ void add_deepseek2_metadata(GgufWriter& w, const ModelConfig& c, const std::stri
   w.set_bool(a + "expert_weights_norm", c.norm_topk_prob);
   w.set_u32(a + "rope.dimension_count", uint32_t(c.qk_rope_head_dim));
   // [TAG_DEEPSEEK2_YARN_LOG_MUL_FIX]: llama.cpp divides this by 0.1 again and uses it as mscale == mscale_all_dim.
-  if (rs.yarn && rs.mscale_all_dim != 0)
+  if (rs.yarn() && rs.mscale_all_dim != 0)
     w.set_f32(a + "rope.scaling.yarn_log_multiplier", float(0.1 * rs.mscale_all_dim));
   w.set_u32("general.quantization_version", 2);
 }

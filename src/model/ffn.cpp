@@ -37,7 +37,7 @@ void Model::ffn(int64_t l, int64_t T) {
     be_.matmul(p);
   };
 
-  if (!w.moe) {
+  if (arch_.layers[size_t(l)].ffn == FfnKind::Dense) {
     swiglu(w.gate_proj, w.up_proj, w.down_proj, cfg_.intermediate_size, x, true);
     return;
   }

@@ -58,6 +58,15 @@ GgufWeights::GgufWeights(const io::GgufModel& m, const io::ModelConfig& c) : m_(
     put(a + "q_a_layernorm.weight", b + "attn_q_a_norm.weight");
     put(a + "q_b_proj.weight", b + "attn_q_b.weight");
     put(a + "q_proj.weight", b + "attn_q.weight");
+    // Grouped-query layers (qwen2, llama, qwen3)
+    put(a + "k_proj.weight", b + "attn_k.weight");
+    put(a + "v_proj.weight", b + "attn_v.weight");
+    put(a + "q_proj.bias", b + "attn_q.bias");
+    put(a + "k_proj.bias", b + "attn_k.bias");
+    put(a + "v_proj.bias", b + "attn_v.bias");
+    put(a + "o_proj.bias", b + "attn_output.bias");
+    put(a + "q_norm.weight", b + "attn_q_norm.weight");
+    put(a + "k_norm.weight", b + "attn_k_norm.weight");
     put(a + "kv_a_proj_with_mqa.weight", b + "attn_kv_a_mqa.weight");
     put(a + "kv_a_layernorm.weight", b + "attn_kv_a_norm.weight");
     put(a + "kv_b_proj.weight", b + "attn_kv_b.weight");

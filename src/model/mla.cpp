@@ -12,7 +12,7 @@
 
 namespace ds::model {
 
-void Model::attention(int64_t l, const Batch& batch, int64_t T, const std::vector<int64_t>& pos0, bool mtp) {
+void Model::attention_mla(int64_t l, const Batch& batch, int64_t T, const std::vector<int64_t>& pos0) {
   const LayerWeights& w = w_.layers[l];
   const int64_t D = cfg_.hidden_size, H = cfg_.num_attention_heads, nope = cfg_.qk_nope_head_dim;
   const int64_t dr = cfg_.qk_rope_head_dim, dv = cfg_.v_head_dim, r = cfg_.kv_lora_rank, dqk = nope + dr;
@@ -55,12 +55,7 @@ void Model::attention(int64_t l, const Batch& batch, int64_t T, const std::vecto
     const int64_t n = batch.seqs[j].n, p0 = pos0[j], S = p0 + n;
     KvCache& kc = *batch.seqs[j].cache;  // rows in pool blocks (Model::forward made [p0, S) writable)
     const int64_t bs = kc.block_size();
-    // New rows [p0, S) into their blocks: one copy per block touched.
-    for (int64_t t = p0; t < S;) {
-      const int64_t m = std::min(S - t, bs - t % bs);
-      be_.copy({kva + (off + t - p0) * ldkv, ldkv, kc.row(l, t), ldkv, m, ldkv});
-      t += m;
-    }
+    write_cache_rows(kc, l, p0, n, kva + off * ldkv);
     const float* qj = q + off * ldq;
     float* oj = attn + off * ldo;
     if (attention_form(p0, n) == AttentionForm::MultiHead) {

@@ -11,8 +11,22 @@
 namespace ds::model {
 
 Model::Model(const io::ModelConfig& cfg, Weights weights, ops::Backend& be, ModelOptions opt)
-    : cfg_(cfg), w_(std::move(weights)), be_(be), opt_(opt), rope_(make_rope_tables(cfg)),
-      s_(std::make_unique<Scratch>()) {
+    : cfg_(cfg), w_(std::move(weights)), arch_(describe_arch(cfg, w_.n_mtp)), be_(be), opt_(opt),
+      rope_(make_rope_tables(cfg)), s_(std::make_unique<Scratch>()) {
+  // Biases in fp32 backend memory, converted from the checkpoint's bytes before prepare_weights may release them.
+  biases_.resize(w_.layers.size());
+  for (size_t l = 0; l < w_.layers.size(); ++l) {
+    const LayerWeights& lw = w_.layers[l];
+    auto f32 = [&](const WeightView& v) -> const float* {
+      if (!v.data) return nullptr;
+      std::vector<float> h(size_t(v.cols));
+      v.row_f32(0, h.data());
+      bias_bufs_.push_back(be_.alloc(h.size() * sizeof(float)));
+      be_.upload(bias_bufs_.back()->data(), h.data(), h.size() * sizeof(float));
+      return bias_bufs_.back()->f32();
+    };
+    biases_[l] = {f32(lw.q_bias), f32(lw.k_bias), f32(lw.v_bias), f32(lw.o_bias)};
+  }
   prepare_weights(&w_, be_, opt_.weight_copied);  // the backend's own copies (cuda, cpu owning its weights), or as is
   inv_freq_ = be_.alloc(rope_.inv_freq.size() * sizeof(float));
   be_.upload(inv_freq_->data(), rope_.inv_freq.data(), rope_.inv_freq.size() * sizeof(float));
@@ -21,12 +35,21 @@ Model::Model(const io::ModelConfig& cfg, Weights weights, ops::Backend& be, Mode
 Model::~Model() = default;
 
 ops::Precision Model::precision_for(const WeightView& w) const {
+  if (!arch_.router) return opt_.precision;  // no expert choice downstream to protect
   return opt_.q8_everywhere && is_block_dtype(w.dtype) ? opt_.precision : ops::Precision::F32;
 }
 
 std::shared_ptr<KvPool> Model::new_pool(int64_t n_blocks, int64_t block_size) const {
-  return std::make_shared<KvPool>(be_, n_blocks, block_size, n_cache_layers(),
-                                  cfg_.kv_lora_rank + cfg_.qk_rope_head_dim);
+  return std::make_shared<KvPool>(be_, n_blocks, block_size, n_cache_layers(), arch_.kv_width);
+}
+
+void Model::write_cache_rows(KvCache& kc, int64_t l, int64_t p0, int64_t n, const float* rows) {
+  const int64_t bs = kc.block_size(), w = arch_.kv_width;
+  for (int64_t t = p0; t < p0 + n;) {
+    const int64_t m = std::min(p0 + n - t, bs - t % bs);
+    be_.copy({rows + (t - p0) * w, w, kc.row(l, t), w, m, w});
+    t += m;
+  }
 }
 
 std::unique_ptr<KvCache> Model::new_cache(int64_t capacity) const {
@@ -53,11 +76,12 @@ void Model::embed_tokens(const int32_t* tokens, int64_t T, const WeightView& tab
   be_.embed(p);
 }
 
-void Model::decoder_layer(int64_t l, const Batch& batch, int64_t T, const std::vector<int64_t>& pos0, bool mtp) {
+void Model::decoder_layer(int64_t l, const Batch& batch, int64_t T, const std::vector<int64_t>& pos0) {
   const LayerWeights& w = w_.layers[l];
   const int64_t D = cfg_.hidden_size;
   be_.rms_norm({s_->x->f32(), D, w.input_layernorm, s_->xn->f32(), D, T, D, float(cfg_.rms_norm_eps)});
-  attention(l, batch, T, pos0, mtp);  // x += o_proj(attn(xn))
+  if (arch_.layers[size_t(l)].attention == AttentionKind::Mla) attention_mla(l, batch, T, pos0);  // x += o_proj(attn(xn))
+  else attention_gqa(l, batch, T, pos0);
   be_.rms_norm({s_->x->f32(), D, w.post_attention_layernorm, s_->xn->f32(), D, T, D, float(cfg_.rms_norm_eps)});
   ffn(l, T);                          // x += ffn(xn)
 }
@@ -93,7 +117,7 @@ void Model::forward(const Batch& batch, ForwardOutput* out) {
   be_.upload(s_->pos->data(), pos.data(), pos.size() * sizeof(int32_t));
 
   embed_tokens(batch.tokens.data(), T, w_.embed_tokens, s_->x->f32());
-  for (int64_t l = 0; l < cfg_.num_hidden_layers; ++l) decoder_layer(l, batch, T, pos0, false);
+  for (int64_t l = 0; l < cfg_.num_hidden_layers; ++l) decoder_layer(l, batch, T, pos0);
   be_.rms_norm({s_->x->f32(), D, w_.norm, s_->xn->f32(), D, T, D, float(cfg_.rms_norm_eps)});
 
   outputs(batch, s_->xn->f32(), s_->xn->f32(), w_.lm_head, out);
@@ -174,7 +198,7 @@ void Model::forward_mtp(const Batch& batch, const float* hidden, ForwardOutput* 
   mm.x = cat; mm.ldx = 2 * D; mm.w = w.eh_proj; mm.y = s_->x->f32(); mm.ldy = D;
   mm.M = T; mm.N = D; mm.K = 2 * D; mm.precision = ops::Precision::F32;  // feeds a router: see ModelOptions
   be_.matmul(mm);
-  decoder_layer(l, batch, T, pos0, true);
+  decoder_layer(l, batch, T, pos0);
   be_.rms_norm({s_->x->f32(), D, w.shared_head_norm, s_->xn->f32(), D, T, D, float(cfg_.rms_norm_eps)});
   outputs(batch, s_->xn->f32(), s_->x->f32(), w.shared_head_head.data ? w.shared_head_head : w_.lm_head, out);
   for (const SeqChunk& c : batch.seqs) c.cache->mtp_length += c.n;

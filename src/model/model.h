@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
-// The DeepSeek V2/V3 forward pass in plain C++ over ops::Backend: embedding, decoder layers (MLA + dense MLP or
-// MoE), final norm and lm_head, and the MTP module. Batches may hold several sequences, each with its own cache.
+// The causal LM the runtime, scheduler and server use: one forward pass in plain C++ over ops::Backend for any
+// architecture description (model/arch.h): embedding, decoder layers (attention kind + FFN kind per layer), final
+// norm and lm_head, and DeepSeek's MTP module. Batches may hold several sequences, each with its own paged cache.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -8,6 +9,7 @@
 #include <vector>
 
 #include "io/config.h"
+#include "model/arch.h"
 #include "model/kv_cache.h"
 #include "model/rope.h"
 #include "model/weights.h"
@@ -46,8 +48,8 @@ struct ForwardOutput {
   int64_t rows = 0;
 };
 
-// Precision policy. Products that write the residual stream ahead of a router (attention, dense MLP, shared
-// experts) always run in fp32: rounding their inputs to bf16 flips near-tied expert choices downstream (measured on
+// Precision policy. In a model with a router (MoE layers), products that write the residual stream ahead of it
+// (attention, dense MLP, shared experts) always run in fp32: rounding their inputs to bf16 flips near-tied expert choices downstream (measured on
 // the tiny-v3 fixture: argmax agreement 83-90% instead of 100%). The routed experts and the lm_head, whose outputs feed
 // no discrete decision in the same layer, use `precision` (Fast: bf16 products where the hardware has them).
 // Decode is memory-bound, so the fp32 products cost no speed there. GGUF block weights (Q8_0, Q4_K, ...) keep the
@@ -76,11 +78,13 @@ class Model {
   ~Model();
 
   const io::ModelConfig& config() const { return cfg_; }
+  const ArchDesc& arch() const { return arch_; }
   const Weights& weights() const { return w_; }
   ops::Backend& backend() { return be_; }
   bool has_mtp() const { return w_.n_mtp > 0; }
   int64_t n_cache_layers() const { return cfg_.num_hidden_layers + w_.n_mtp; }
-  // A pool of n_blocks KV blocks of block_size tokens for every cache layer (main + MTP), shared by sequences.
+  // A pool of n_blocks KV blocks of block_size tokens for every cache layer (main + MTP), shared by sequences; rows
+  // of arch().kv_width floats (MLA latent rows, or K and V of every kv head).
   std::shared_ptr<KvPool> new_pool(int64_t n_blocks, int64_t block_size = kKvBlockSize) const;
   // A cache of `capacity` tokens on a private pool just large enough for it (one sequence: CLI, bench, tests).
   std::unique_ptr<KvCache> new_cache(int64_t capacity) const;
@@ -109,8 +113,12 @@ class Model {
  private:
   struct Scratch;
   void ensure_scratch(int64_t T, int64_t S);
-  void decoder_layer(int64_t l, const Batch& batch, int64_t T, const std::vector<int64_t>& pos0, bool mtp);
-  void attention(int64_t l, const Batch& batch, int64_t T, const std::vector<int64_t>& pos0, bool mtp);
+  void decoder_layer(int64_t l, const Batch& batch, int64_t T, const std::vector<int64_t>& pos0);
+  // x += o_proj(attention(xn)) for layer l, by its attention kind (mla.cpp, gqa.cpp).
+  void attention_mla(int64_t l, const Batch& batch, int64_t T, const std::vector<int64_t>& pos0);
+  void attention_gqa(int64_t l, const Batch& batch, int64_t T, const std::vector<int64_t>& pos0);
+  // Writes rows [p0, p0 + n) of layer l of `kc` from `rows` [n, kv_width]: one copy per block touched.
+  void write_cache_rows(KvCache& kc, int64_t l, int64_t p0, int64_t n, const float* rows);
   // The final rows: logits of what each chunk asks for through `head` (lm_head or the MTP shared head) from the
   // normed rows `xn`, and the hidden rows `h` of the chunks that want them.
   void outputs(const Batch& batch, const float* xn, const float* h, const WeightView& head, ForwardOutput* out);
@@ -120,6 +128,7 @@ class Model {
 
   io::ModelConfig cfg_;
   Weights w_;
+  ArchDesc arch_;
   ops::Backend& be_;
   ModelOptions opt_;
   // The precision of a product ahead of a router on weight w: fp32, or with q8_everywhere `precision` for block
@@ -127,6 +136,10 @@ class Model {
   ops::Precision precision_for(const WeightView& w) const;
   RopeTables rope_;
   std::unique_ptr<ops::Buffer> inv_freq_;  // [rope/2] in backend memory
+  // Biases of grouped-query layers in fp32 backend memory (added with ops::add): per layer q, k, v, o (null: none).
+  struct Biases { const float *q = nullptr, *k = nullptr, *v = nullptr, *o = nullptr; };
+  std::vector<Biases> biases_;
+  std::vector<std::unique_ptr<ops::Buffer>> bias_bufs_;
   std::unique_ptr<Scratch> s_;
 };
 

@@ -14,8 +14,9 @@ namespace ds::model {
 struct Model::Scratch {
   int64_t T = 0, S = 0;
   std::unique_ptr<ops::Buffer> x, xn, sel, cat;  // [T, D] residual, normed, gathered rows; [T, 2D] MTP input
-  std::unique_ptr<ops::Buffer> qa, q, kva;       // [T, q_lora], [T, H*qk_head_dim], [T, kv_lora + rope]
+  std::unique_ptr<ops::Buffer> qa, q, kva;       // [T, q_lora], [T, H*qk_head_dim], [T, kv_width] new cache rows
   std::unique_ptr<ops::Buffer> attn;             // [T, H*v_head_dim]
+  // (grouped-query layers: q [T, H*head_dim], attn [T, H*head_dim])
   std::unique_ptr<ops::Buffer> qlat, olat;       // [T, H*(kv_lora + rope)], [T, H*kv_lora] (absorbed form)
   std::unique_ptr<ops::Buffer> kvb;              // [S, H*(nope + v)] (multi-head form)
   std::unique_ptr<ops::Buffer> kvg;              // [S, kv_lora + rope] cache rows gathered from blocks (multi-head form)
@@ -33,8 +34,8 @@ struct Model::Scratch {
       T = std::max(t, T * 2);
       auto f = [&](int64_t n) { return be.alloc(size_t(T) * size_t(std::max<int64_t>(n, 1)) * sizeof(float)); };
       x = f(D); xn = f(D); sel = f(D); cat = f(2 * D);
-      qa = f(c.q_lora_rank); q = f(H * c.qk_head_dim()); kva = f(r + dr);
-      attn = f(H * c.v_head_dim); qlat = f(H * (r + dr)); olat = f(H * r);
+      qa = f(c.q_lora_rank); q = f(H * std::max(c.qk_head_dim(), c.head_dim)); kva = f(c.kv_row_width());
+      attn = f(H * std::max(c.v_head_dim, c.head_dim)); qlat = f(H * (r + dr)); olat = f(H * r);
       const int64_t inter = std::max(c.intermediate_size, c.n_shared_experts * c.moe_intermediate_size);
       g = f(inter); u = f(inter);
       rlogits = f(c.n_routed_experts); rw = f(c.num_experts_per_tok); ids = f(c.num_experts_per_tok);

@@ -34,17 +34,35 @@ void visit_layer(const io::ModelConfig& c, int64_t l, LayerWeights* w, const Vis
   f({p + "input_layernorm.weight", {D}}, &w->input_layernorm);
   f({p + "post_attention_layernorm.weight", {D}}, &w->post_attention_layernorm);
   const std::string a = p + "self_attn.";
-  if (c.q_lora_rank > 0) {
+  if (!c.mla()) {
+    const int64_t hd = c.head_dim, kvw = c.num_key_value_heads * hd;
+    f({a + "q_proj.weight", {H * hd, D}, true}, &w->q_proj);
+    f({a + "k_proj.weight", {kvw, D}, true}, &w->k_proj);
+    f({a + "v_proj.weight", {kvw, D}, true}, &w->v_proj);
+    f({a + "o_proj.weight", {D, H * hd}, true}, &w->o_proj);
+    if (c.qkv_bias) {
+      f({a + "q_proj.bias", {H * hd}}, &w->q_bias);
+      f({a + "k_proj.bias", {kvw}}, &w->k_bias);
+      f({a + "v_proj.bias", {kvw}}, &w->v_bias);
+    }
+    if (c.o_bias) f({a + "o_proj.bias", {D}}, &w->o_bias);
+    if (c.qk_norm) {
+      f({a + "q_norm.weight", {hd}}, &w->q_norm);
+      f({a + "k_norm.weight", {hd}}, &w->k_norm);
+    }
+  } else if (c.q_lora_rank > 0) {
     f({a + "q_a_proj.weight", {c.q_lora_rank, D}, true}, &w->q_a_proj);
     f({a + "q_a_layernorm.weight", {c.q_lora_rank}}, &w->q_a_layernorm);
     f({a + "q_b_proj.weight", {H * c.qk_head_dim(), c.q_lora_rank}, true}, &w->q_b_proj);
   } else {
     f({a + "q_proj.weight", {H * c.qk_head_dim(), D}, true}, &w->q_proj);
   }
-  f({a + "kv_a_proj_with_mqa.weight", {c.kv_lora_rank + c.qk_rope_head_dim, D}, true}, &w->kv_a_proj_with_mqa);
-  f({a + "kv_a_layernorm.weight", {c.kv_lora_rank}}, &w->kv_a_layernorm);
-  f({a + "kv_b_proj.weight", {H * (c.qk_nope_head_dim + c.v_head_dim), c.kv_lora_rank}, true}, &w->kv_b_proj);
-  f({a + "o_proj.weight", {D, H * c.v_head_dim}, true}, &w->o_proj);
+  if (c.mla()) {
+    f({a + "kv_a_proj_with_mqa.weight", {c.kv_lora_rank + c.qk_rope_head_dim, D}, true}, &w->kv_a_proj_with_mqa);
+    f({a + "kv_a_layernorm.weight", {c.kv_lora_rank}}, &w->kv_a_layernorm);
+    f({a + "kv_b_proj.weight", {H * (c.qk_nope_head_dim + c.v_head_dim), c.kv_lora_rank}, true}, &w->kv_b_proj);
+    f({a + "o_proj.weight", {D, H * c.v_head_dim}, true}, &w->o_proj);
+  }
   const std::string m = p + "mlp.";
   w->moe = c.is_moe_layer(l);
   if (!w->moe) {
@@ -183,10 +201,10 @@ void for_each_weight(Weights* w, const std::function<void(WeightView&, ops::Weig
     // kv_b_proj is sliced per head and read transposed (absorbed decode): General. Norms, biases: General.
     for (WeightView* v : {&l.input_layernorm, &l.post_attention_layernorm, &l.q_a_layernorm, &l.kv_a_layernorm,
                           &l.kv_b_proj, &l.e_score_correction_bias, &l.enorm, &l.hnorm, &l.embed_tokens,
-                          &l.shared_head_norm})
+                          &l.shared_head_norm, &l.q_bias, &l.k_bias, &l.v_bias, &l.o_bias, &l.q_norm, &l.k_norm})
       f(*v, general);
     for (WeightView* v : {&l.q_proj, &l.q_a_proj, &l.q_b_proj, &l.kv_a_proj_with_mqa, &l.o_proj, &l.gate_proj,
-                          &l.up_proj, &l.down_proj, &l.gate, &l.eh_proj, &l.shared_head_head})
+                          &l.up_proj, &l.down_proj, &l.gate, &l.eh_proj, &l.shared_head_head, &l.k_proj, &l.v_proj})
       f(*v, mm);
     for (ops::ExpertWeights& e : l.experts) expert(e);
     expert(l.shared);

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
-// The weight table of a DeepSeek V2/V3 model: names as in the Hugging Face checkpoint, with the dtype and shape
-// each tensor must have for the config. Weights stay in their checkpoint dtype (bf16 / fp8 + block scales).
+// The weight table of a model: names as in the Hugging Face checkpoint, with the dtype and shape each tensor must
+// have for the config (DeepSeek V2/V3 MLA + MoE layers, or the grouped-query layers of the dense distills). Weights
+// stay in their checkpoint dtype (bf16 / fp8 + block scales / GGUF block formats).
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -34,7 +35,11 @@ struct LayerWeights {
   WeightView kv_a_proj_with_mqa;    // [kv_lora_rank + rope, hidden]
   WeightView kv_a_layernorm;        // [kv_lora_rank]
   WeightView kv_b_proj;             // [H*(nope+v), kv_lora_rank]
-  WeightView o_proj;                // [hidden, H*v]
+  WeightView o_proj;                // [hidden, H*v] (grouped-query: [hidden, H*head_dim])
+  // Grouped-query attention (q_proj above is [H*head_dim, hidden])
+  WeightView k_proj, v_proj;        // [Hkv*head_dim, hidden]
+  WeightView q_bias, k_bias, v_bias, o_bias;  // [H*head_dim], [Hkv*head_dim] x2, [hidden]; absent without biases
+  WeightView q_norm, k_norm;        // [head_dim] (qwen3)
   // Dense MLP (layers < first_k_dense_replace)
   WeightView gate_proj, up_proj;    // [intermediate, hidden]
   WeightView down_proj;             // [hidden, intermediate]

@@ -21,7 +21,9 @@ DecodeBytes decode_bytes(const io::ModelConfig& c, const model::Weights& w, int6
     const model::LayerWeights& L = w.layers[l];
     d.attention += bytes_of(L.q_proj) + bytes_of(L.q_a_proj) + bytes_of(L.q_a_layernorm) + bytes_of(L.q_b_proj) +
                    bytes_of(L.kv_a_proj_with_mqa) + bytes_of(L.kv_a_layernorm) + bytes_of(L.kv_b_proj) +
-                   bytes_of(L.o_proj) + bytes_of(L.input_layernorm) + bytes_of(L.post_attention_layernorm);
+                   bytes_of(L.o_proj) + bytes_of(L.input_layernorm) + bytes_of(L.post_attention_layernorm) +
+                   bytes_of(L.k_proj) + bytes_of(L.v_proj) + bytes_of(L.q_bias) + bytes_of(L.k_bias) +
+                   bytes_of(L.v_bias) + bytes_of(L.o_bias) + bytes_of(L.q_norm) + bytes_of(L.k_norm);
     if (!L.moe) {
       d.dense += bytes_of(L.gate_proj) + bytes_of(L.up_proj) + bytes_of(L.down_proj);
       continue;
@@ -34,7 +36,7 @@ DecodeBytes decode_bytes(const io::ModelConfig& c, const model::Weights& w, int6
     d.routed += distinct * bytes_of(L.experts[0]);
   }
   d.lm_head = bytes_of(w.lm_head) + bytes_of(w.norm);
-  d.kv = double(batch) * double(ctx) * double(c.kv_lora_rank + c.qk_rope_head_dim) * 4.0 * double(c.num_hidden_layers);
+  d.kv = double(batch) * double(ctx) * double(c.kv_row_width()) * 4.0 * double(c.num_hidden_layers);
   return d;
 }
 
@@ -52,7 +54,8 @@ std::vector<std::pair<const void*, size_t>> decode_read_set(const io::ModelConfi
     const model::LayerWeights& L = w.layers[l];
     for (const WeightView* v : {&L.q_proj, &L.q_a_proj, &L.q_a_layernorm, &L.q_b_proj, &L.kv_a_proj_with_mqa,
                                 &L.kv_a_layernorm, &L.kv_b_proj, &L.o_proj, &L.input_layernorm,
-                                &L.post_attention_layernorm, &L.gate_proj, &L.up_proj, &L.down_proj, &L.gate})
+                                &L.post_attention_layernorm, &L.gate_proj, &L.up_proj, &L.down_proj, &L.gate,
+                                &L.k_proj, &L.v_proj, &L.q_bias, &L.k_bias, &L.v_bias, &L.o_bias, &L.q_norm, &L.k_norm})
       add(*v);
     if (!L.moe) continue;
     add_expert(L.shared);
@@ -70,6 +73,12 @@ double prefill_flops(const io::ModelConfig& c, int64_t n) {
   double per_token = 0;  // multiply-adds per token, all layers
   double attn = 0;       // attention FLOPs, all layers
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    if (!c.mla()) {  // grouped-query: q, k, v, o projections; QK^T and PV over head_dim per q head
+      const double hd = double(c.head_dim), kv = double(c.num_key_value_heads) * hd;
+      per_token += D * H * hd + 2.0 * D * kv + H * hd * D + 3.0 * D * double(c.intermediate_size);
+      attn += 2.0 * H * 2.0 * hd * N * (N + 1) / 2.0;
+      continue;
+    }
     per_token += c.q_lora_rank > 0 ? D * double(c.q_lora_rank) + double(c.q_lora_rank) * H * dqk : D * H * dqk;
     per_token += D * (r + dr) + r * H * (nope + dv) + H * dv * D;  // kv_a, kv_b (expansion), o_proj
     if (c.is_moe_layer(l)) {

@@ -59,8 +59,8 @@ TEST_F(GgufModelTest, ConfigFromMetadataEqualsConfigJson) {
     EXPECT_EQ(g.topk_method, h.topk_method);
     EXPECT_FLOAT_EQ(float(g.rms_norm_eps), float(h.rms_norm_eps));
     EXPECT_FLOAT_EQ(float(g.rope_theta), float(h.rope_theta));
-    EXPECT_EQ(g.rope_scaling.yarn, h.rope_scaling.yarn);
-    if (h.rope_scaling.yarn) {
+    EXPECT_EQ(g.rope_scaling.type, h.rope_scaling.type);
+    if (h.rope_scaling.yarn()) {
       EXPECT_FLOAT_EQ(float(g.rope_scaling.factor), float(h.rope_scaling.factor));
       EXPECT_EQ(g.rope_scaling.original_max_position_embeddings, h.rope_scaling.original_max_position_embeddings);
       EXPECT_FLOAT_EQ(float(g.rope_scaling.mscale_all_dim), float(h.rope_scaling.mscale_all_dim));
@@ -156,16 +156,6 @@ TEST_F(GgufModelTest, Q8EverywhereCpuAgreesWithRef) {
       if (by_ref.empty()) by_ref = got;
       else expect_fast_agreement(got, by_ref, int64_t(tokens.size()), e->config().vocab_size);
     }
-  }
-}
-
-TEST_F(GgufModelTest, UnsupportedFilesAreRefusedByName) {
-  rt::EngineOptions o;
-  try {
-    rt::Engine::load(kShared + "gguf/tiny-qwen2/F32.gguf", o);
-    FAIL() << "a qwen2 file loaded";
-  } catch (const ds::Error& e) {
-    EXPECT_NE(std::string(e.what()).find("architecture 'qwen2' is not supported"), std::string::npos) << e.what();
   }
 }
 

@@ -165,7 +165,7 @@ TEST(ModelLoad, ConfigErrorsNameTheField) {
       {[](json& c) { c["topk_group"] = 9; }, "topk_group"},
       {[](json& c) { c["num_experts_per_tok"] = 17; }, "num_experts_per_tok"},
       {[](json& c) { c["qk_rope_head_dim"] = 7; }, "qk_rope_head_dim"},
-      {[](json& c) { c["model_type"] = "llama"; }, "model_type"},
+      {[](json& c) { c["model_type"] = "mistral"; }, "model_type"},
       {[](json& c) { c["topk_method"] = "mystery"; }, "topk_method"},
       {[](json& c) { c["rope_scaling"]["type"] = "dynamic"; }, "rope_scaling"},
       {[](json& c) { c["vocab_size"] = -5; }, "vocab_size"},
