@@ -9,6 +9,8 @@
 //              is the current token's embedding; lm_head row succ(t) is that embedding (scaled), every other row
 //              zero, so the argmax is succ(t) by a wide margin. The engine runs its real forward, sampling,
 //              detokenizer and tool-call parser over it: what a model that calls a tool produces, end to end.
+//   OUT/qwen2  a dense R1-Distill-Qwen-shaped model (qwen2: grouped-query attention 4 q / 2 kv heads with q/k/v
+//              biases, dense MLP) with the same tokenizer and the R1 template: the server over K/V rows.
 // usage: make_test_model TOKENIZER_DIR TEMPLATES_DIR OUT
 #include <cmath>
 #include <cstdio>
@@ -65,6 +67,27 @@ static json test_config() {
               {"topk_method", "noaux_tc"},
               {"max_position_embeddings", 4096},
               {"num_nextn_predict_layers", 0}};
+}
+
+// The same vocabulary and width as test_config, as a Qwen2 (R1-Distill-Qwen) model.
+static json dense_config() {
+  return json{{"architectures", {"Qwen2ForCausalLM"}},
+              {"model_type", "qwen2"},
+              {"bos_token_id", 0},
+              {"eos_token_id", 1},
+              {"hidden_act", "silu"},
+              {"rms_norm_eps", 1e-6},
+              {"rope_theta", 10000.0},
+              {"tie_word_embeddings", false},
+              {"use_sliding_window", false},
+              {"torch_dtype", "bfloat16"},
+              {"vocab_size", 129280},
+              {"hidden_size", 64},
+              {"intermediate_size", 128},
+              {"num_hidden_layers", 2},
+              {"num_attention_heads", 4},
+              {"num_key_value_heads", 2},
+              {"max_position_embeddings", 4096}};
 }
 
 static void write_file(const fs::path& p, const std::string& s) {
@@ -175,12 +198,14 @@ int main(int argc, char** argv) {
   try {
     const fs::path tok = argv[1], tmpl = argv[2], out = argv[3];
     const json cfg = test_config();
+    const std::string stamp = cfg.dump() + dense_config().dump() + kToolScript;
     if (fs::exists(out / "v3" / "model.safetensors") && fs::exists(out / "r1" / "model.safetensors") &&
-        fs::exists(out / "tools" / "model.safetensors") && fs::exists(out / "stamp")) {
+        fs::exists(out / "tools" / "model.safetensors") && fs::exists(out / "qwen2" / "model.safetensors") &&
+        fs::exists(out / "stamp")) {
       std::ifstream s(out / "stamp");
       std::stringstream ss;
       ss << s.rdbuf();
-      if (ss.str() == cfg.dump() + kToolScript) return 0;
+      if (ss.str() == stamp) return 0;
     }
     write_model(out / "v3", cfg, "", tok);
     std::ifstream r1(tmpl / "deepseek-r1.jinja");
@@ -190,7 +215,8 @@ int main(int argc, char** argv) {
     write_model(out / "r1", cfg, r1s.str(), tok);
     const auto succ = tool_script(tok);
     write_model(out / "tools", cfg, "", tok, &succ);
-    write_file(out / "stamp", cfg.dump() + kToolScript);
+    write_model(out / "qwen2", dense_config(), r1s.str(), tok);
+    write_file(out / "stamp", stamp);
     std::printf("make_test_model: %s ready\n", out.c_str());
   } catch (const std::exception& e) {
     std::fprintf(stderr, "make_test_model: %s\n", e.what());
