@@ -158,7 +158,7 @@ int cmd_bench(int argc, char** argv) {
   double accept = 0.85;
   RandomModelFlags rm;
   ComputeFlags cf;
-  app.add_option("-m,--model", model, "checkpoint folder, or a .gguf file (deepseek2: F32, F16, BF16 or ggml block formats, mixed per tensor)");
+  app.add_option("-m,--model", model, "checkpoint folder, or a .gguf file (deepseek2, qwen2, llama, qwen3: F32, F16, BF16 or ggml block formats, mixed per tensor)");
   rm.add(app);
   app.add_option("--prompt", prompt, "prefill length")->capture_default_str();
   app.add_option("--gen", gen, "decode steps")->capture_default_str();

@@ -27,7 +27,7 @@ int cmd_generate(int argc, char** argv) {
   bool ignore_eos = false, no_bos = false, no_special = false;
   ComputeFlags cf;
   SamplingFlags sf;
-  app.add_option("-m,--model", model, "checkpoint folder, or a .gguf file (deepseek2; F32, F16, BF16 tensors for now; "
+  app.add_option("-m,--model", model, "checkpoint folder, or a .gguf file (deepseek2, qwen2, llama, qwen3; F32, F16, BF16 or ggml block formats; "
                  "its embedded tokenizer unless a tokenizer.json sits beside it)")->required();
   auto* tk = app.add_option("--tokens", tokens_path, "prompt token ids, .npy int64 or int32 [T]");
   auto* pr = app.add_option("-p,--prompt", prompt, "prompt text (tokenized with the model's tokenizer)");

@@ -16,7 +16,7 @@ int cmd_logits(int argc, char** argv) {
   CLI::App app{"Write the logits of every position of one forward pass over a token file (.npy).", "deepseek logits"};
   std::string model, tokens_path, out_path, mtp_out;
   ComputeFlags cf;
-  app.add_option("-m,--model", model, "checkpoint folder, or a .gguf file (deepseek2: F32, F16, BF16 or ggml block formats, mixed per tensor)")->required();
+  app.add_option("-m,--model", model, "checkpoint folder, or a .gguf file (deepseek2, qwen2, llama, qwen3: F32, F16, BF16 or ggml block formats, mixed per tensor)")->required();
   app.add_option("--tokens", tokens_path, "input token ids, .npy int64 or int32 [T]")->required();
   app.add_option("-o,--out", out_path, "output logits, .npy float32 [T, vocab]")->required();
   app.add_option("--mtp-out", mtp_out, "also write MTP logits, .npy float32 [T-1, vocab]");
