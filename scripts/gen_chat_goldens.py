@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: MIT
 # Renders every template in tests/fixtures/tokenizer/templates/ over a set of conversations with Jinja2 configured
 # as Hugging Face's apply_chat_template (ImmutableSandboxedEnvironment, trim_blocks, lstrip_blocks, loopcontrols,
-# raise_exception, HF's tojson) and writes tests/fixtures/tokenizer/chat_goldens.jsonl. Needs python3-jinja2 only.
+# raise_exception, HF's tojson) and writes tests/fixtures/tokenizer/chat_goldens.jsonl (plus the conversations and the
+# tool schemas passed as `tools`, chat_conversations.json and chat_tools.json). Needs python3-jinja2 only.
 import json
 import os
 import sys
@@ -78,9 +79,35 @@ CONVERSATIONS = {
                 {"role": "assistant", "content": "Привет, мир! 你好"}],
     "empty_content": [{"role": "user", "content": ""}],
     "tools_param": [{"role": "user", "content": "hi"}],
+    # Reasoning in the history: as a field (Qwen3 reads it), and in several assistant turns, the last one after the
+    # last user turn (Qwen3 keeps the reasoning of the turns after the last user query; the R1 templates drop it).
+    "reasoning_content_field": [{"role": "user", "content": "1+1?"},
+                                {"role": "assistant", "content": "It is 2.", "reasoning_content": "Simple."},
+                                {"role": "user", "content": "And 2+2?"}],
+    "multi_turn_reasoning": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Q1"},
+                             {"role": "assistant", "content": "<think>\nR1\n</think>\n\nA1"},
+                             {"role": "user", "content": "Q2"},
+                             {"role": "assistant", "content": "<think>\nR2\n</think>\n\nA2"}],
+    "reasoning_then_tool": [{"role": "user", "content": "Weather in Oslo?"},
+                            {"role": "assistant", "content": "<think>\nNeed the tool.\n</think>\n\n",
+                             "tool_calls": [call("get_weather", {"city": "Oslo"})]},
+                            {"role": "tool", "tool_call_id": "call_1", "content": "<tool_response>-3</tool_response>"},
+                            {"role": "assistant", "content": "<think>\nCold.\n</think>\n\nIt is -3 °C."}],
 }
 
-TEMPLATES = ["deepseek-v3", "deepseek-r1", "deepseek-r1-0528", "deepseek-v3.1", "deepseek-r1-distill-qwen"]
+# Tool schemas passed as `tools` with a conversation (chat_tools.json): the templates that list them (Qwen3) render
+# them with tojson.
+TOOLS = {
+    "tools_param": [{"type": "function", "function": {
+        "name": "get_weather", "description": "Current weather — in °C",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}],
+}
+
+TEMPLATES = ["deepseek-v3", "deepseek-r1", "deepseek-r1-0528", "deepseek-v3.1", "deepseek-r1-distill-qwen",
+             "deepseek-r1-distill-llama", "llamacpp-deepseek-r1-distill-qwen-32b", "qwen3"]
+# Templates with a thinking switch: rendered without it and with it on and off (passed as `thinking` and
+# `enable_thinking`, as the C++ ChatOptions::thinking is).
+THINKING = {"deepseek-v3.1", "llamacpp-deepseek-r1-distill-qwen-32b", "qwen3"}
 
 
 def main():
@@ -89,13 +116,16 @@ def main():
     for name in TEMPLATES:
         with open(os.path.join(FIX, "templates", name + ".jinja"), encoding="utf-8") as f:
             tmpl = env.from_string(f.read())
-        thinking_modes = [None, True, False] if name == "deepseek-v3.1" else [None]
+        thinking_modes = [None, True, False] if name in THINKING else [None]
         for conv_name, messages in CONVERSATIONS.items():
             for agp in (False, True):
                 for thinking in thinking_modes:
                     kwargs = {"messages": messages, "add_generation_prompt": agp, "bos_token": BOS, "eos_token": EOS}
                     if thinking is not None:
                         kwargs["thinking"] = thinking
+                        kwargs["enable_thinking"] = thinking
+                    if conv_name in TOOLS:
+                        kwargs["tools"] = TOOLS[conv_name]
                     row = {"template": name, "conversation": conv_name, "add_generation_prompt": agp,
                            "thinking": thinking}
                     try:
@@ -108,6 +138,8 @@ def main():
             f.write(json.dumps(r, ensure_ascii=False) + "\n")
     with open(os.path.join(FIX, "chat_conversations.json"), "w", encoding="utf-8") as f:
         json.dump(CONVERSATIONS, f, ensure_ascii=False, indent=1)
+    with open(os.path.join(FIX, "chat_tools.json"), "w", encoding="utf-8") as f:
+        json.dump(TOOLS, f, ensure_ascii=False, indent=1)
     errs = sum("error" in r for r in out)
     print(f"gen_chat_goldens: {len(out)} renderings ({errs} template errors) -> {FIX}/chat_goldens.jsonl", file=sys.stderr)
 

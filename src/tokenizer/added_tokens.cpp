@@ -51,11 +51,12 @@ bool TokenMatcher::find(std::string_view text, size_t from, size_t& begin, size_
   return false;
 }
 
-void AddedVocabulary::add(AddedToken t) {
+void AddedVocabulary::add(AddedToken t, std::string normalized_match) {
   if (by_id_.count(t.id)) return;
   by_id_[t.id] = tokens_.size();
   by_content_.emplace(t.content, t.id);
-  (t.normalized ? normalized_ : raw_).add(t.content, t.id);
+  if (t.normalized) normalized_.add(normalized_match.empty() ? t.content : normalized_match, t.id);
+  else raw_.add(t.content, t.id);
   tokens_.push_back(std::move(t));
 }
 
@@ -82,6 +83,14 @@ void split_with(const TokenMatcher& m, std::string_view text, size_t base, size_
   if (pos < len) out.push_back({-1, base + pos, len - pos});
 }
 }  // namespace
+
+void AddedVocabulary::split_raw(std::string_view text, std::vector<Segment>& out) const {
+  split_with(raw_, text, 0, text.size(), out);
+}
+
+void AddedVocabulary::split_normalized(std::string_view text, std::vector<Segment>& out) const {
+  split_with(normalized_, text, 0, text.size(), out);
+}
 
 void AddedVocabulary::split(std::string_view text, std::vector<Segment>& out) const {
   std::vector<Segment> first;

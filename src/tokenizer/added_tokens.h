@@ -42,10 +42,16 @@ struct Segment {
 
 class AddedVocabulary {
  public:
-  void add(AddedToken t);
+  // `normalized_match`: for a normalized token, its content as the normalizer writes it (what HF matches in the
+  // normalized text); empty means the content itself.
+  void add(AddedToken t, std::string normalized_match = {});
   // Splits text as HF does: first on the non-normalized tokens, then on the normalized ones inside the
-  // remaining text (the DeepSeek normalizer is empty, so normalization itself is the identity).
+  // remaining text (without normalizing that text: the tokenizer does split_raw, normalizes, split_normalized).
   void split(std::string_view text, std::vector<Segment>& out) const;
+  // The two passes of split(), for a tokenizer with a normalizer (offsets relative to `text`).
+  void split_raw(std::string_view text, std::vector<Segment>& out) const;
+  void split_normalized(std::string_view text, std::vector<Segment>& out) const;
+  bool has_normalized() const { return !normalized_.empty(); }
   const AddedToken* find_id(int32_t id) const;
   int32_t find_content(std::string_view content) const;
   const std::vector<AddedToken>& tokens() const { return tokens_; }

@@ -131,13 +131,6 @@ void BpeModel::encode_piece(std::string_view bytes, std::vector<int32_t>& out) c
     if (id >= 0) out.push_back(id);
     return;
   }
-  if (ignore_merges_) {  // HF: the whole (ByteLevel-mapped) pre-token looked up in the vocabulary first
-    auto it = bytes_to_id_.find(std::string(bytes));
-    if (it != bytes_to_id_.end() && id_bytelevel_[it->second]) {
-      out.push_back(it->second);
-      return;
-    }
-  }
   if (bytes.size() > kCacheMaxPiece) {
     merge_word(bytes, out);
     return;
@@ -161,6 +154,13 @@ void BpeModel::encode_piece(std::string_view bytes, std::vector<int32_t>& out) c
 }
 
 void BpeModel::merge_word(std::string_view bytes, std::vector<int32_t>& out) const {
+  if (ignore_merges_) {  // HF: the whole (ByteLevel-mapped) pre-token looked up in the vocabulary first
+    auto it = bytes_to_id_.find(std::string(bytes));
+    if (it != bytes_to_id_.end() && id_bytelevel_[it->second]) {
+      out.push_back(it->second);
+      return;
+    }
+  }
   // Symbols form a doubly linked list; candidate merges sit in a min-heap ordered by (rank, position).
   // A popped candidate is applied only if it still describes the current neighbours (stale entries are
   // skipped), which gives HF's "lowest rank first, leftmost first" order in O(n log n).

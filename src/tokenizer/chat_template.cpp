@@ -29,12 +29,28 @@ ChatTemplate ChatTemplate::from_tokenizer(const Tokenizer& tok) {
   return ChatTemplate(tok.chat_template(), tok.bos_token(), tok.eos_token());
 }
 
-RenderedPrompt ChatTemplate::render(const nlohmann::json& messages, const ChatOptions& opt) const {
+namespace {
+template <typename Json>
+void check_messages(const Json& messages) {
   DS_CHECK(messages.is_array(), "chat messages must be a JSON array");
   for (const auto& m : messages)
     DS_CHECK(m.is_object() && m.contains("role") && m["role"].is_string(), "each chat message needs a string \"role\"");
+}
+}  // namespace
+
+RenderedPrompt ChatTemplate::render(const nlohmann::json& messages, const ChatOptions& opt) const {
+  check_messages(messages);
+  return render_value(jinja::from_json(messages, /*as_data=*/true), opt);
+}
+
+RenderedPrompt ChatTemplate::render(const nlohmann::ordered_json& messages, const ChatOptions& opt) const {
+  check_messages(messages);
+  return render_value(jinja::from_json(messages, /*as_data=*/true), opt);
+}
+
+RenderedPrompt ChatTemplate::render_value(jinja::Value messages, const ChatOptions& opt) const {
   std::vector<std::pair<std::string, jinja::Value>> g;
-  g.push_back({"messages", jinja::from_json(messages, /*as_data=*/true)});
+  g.push_back({"messages", std::move(messages)});
   g.push_back({"add_generation_prompt", jinja::Value::boolean(opt.add_generation_prompt)});
   g.push_back({"bos_token", jinja::Value::plain(bos_)});
   g.push_back({"eos_token", jinja::Value::plain(eos_)});
@@ -44,7 +60,8 @@ RenderedPrompt ChatTemplate::render(const nlohmann::json& messages, const ChatOp
   }
   if (!opt.tools.is_null()) g.push_back({"tools", jinja::from_json(opt.tools, true)});
   if (opt.extra.is_object())
-    for (auto it = opt.extra.begin(); it != opt.extra.end(); ++it) g.push_back({it.key(), jinja::from_json(it.value(), true)});
+    for (auto it = opt.extra.begin(); it != opt.extra.end(); ++it)
+      g.push_back({it.key(), jinja::from_json(it.value(), true)});
   jinja::TString out = tmpl_.render(g);
   return RenderedPrompt{std::move(out.s), std::move(out.taint)};
 }

@@ -32,11 +32,13 @@ struct ChatMessage {
   nlohmann::json to_json() const;
 };
 
+// Tool schemas and extra variables are ordered JSON: templates print them with tojson (Qwen3 lists the tools), and
+// Hugging Face keeps the caller's key order there. A plain nlohmann::json assigned to them arrives key-sorted.
 struct ChatOptions {
   bool add_generation_prompt = false;
-  std::optional<bool> thinking;        // V3.1 hybrid templates: passed as `thinking` and `enable_thinking`
-  nlohmann::json tools;                // optional tool schemas (passed as `tools` when not null)
-  nlohmann::json extra = nlohmann::json::object();  // more template variables
+  std::optional<bool> thinking;        // V3.1 / Qwen3 hybrid templates: passed as `thinking` and `enable_thinking`
+  nlohmann::ordered_json tools;        // optional tool schemas (passed as `tools` when not null)
+  nlohmann::ordered_json extra = nlohmann::ordered_json::object();  // more template variables
 };
 
 // How special-token text inside message content is tokenized.
@@ -57,8 +59,10 @@ class ChatTemplate {
   ChatTemplate(std::string source, std::string bos_token, std::string eos_token, jinja::Limits limits = {});
   static ChatTemplate from_tokenizer(const Tokenizer& tok);
 
-  // messages: a JSON array of message objects (OpenAI format). Throws ds::Error on template errors.
+  // messages: a JSON array of message objects (OpenAI format). Throws ds::Error on template errors. The
+  // ordered_json form keeps the caller's key order (visible where a template applies tojson to message data).
   RenderedPrompt render(const nlohmann::json& messages, const ChatOptions& opt = {}) const;
+  RenderedPrompt render(const nlohmann::ordered_json& messages, const ChatOptions& opt = {}) const;
   RenderedPrompt render(const std::vector<ChatMessage>& messages, const ChatOptions& opt = {}) const;
 
   const std::string& source() const { return source_; }
@@ -66,6 +70,8 @@ class ChatTemplate {
   bool supports_thinking() const { return source_.find("thinking") != std::string::npos; }
 
  private:
+  RenderedPrompt render_value(jinja::Value messages, const ChatOptions& opt) const;
+
   std::string source_, bos_, eos_;
   jinja::Template tmpl_;
 };

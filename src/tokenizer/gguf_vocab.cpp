@@ -31,6 +31,7 @@ struct PreSpec {
   std::vector<std::string> regexes;
   bool ignore_merges = false;   // tokenizer.json model.ignore_merges (Llama 3: a pre-token in the vocabulary is kept)
   bool add_bos_default = false; // when the file has no tokenizer.ggml.add_bos_token (llama.cpp's default)
+  bool nfc = false;             // tokenizer.json's NFC normalizer (Qwen2 .. Qwen3; llama.cpp itself skips it)
 };
 
 // DeepSeek-LLM / V2 cased-letter class, written with \x{..} escapes: several of its code points (U+1F7D, U+1FBE,
@@ -55,6 +56,10 @@ const char* const kCjkHangul = R"([\x{4E00}-\x{9FA5}\x{800}-\x{4E00}\x{AC00}-\x{
 // Qwen2 and Llama 3 (GPT-4 style); they differ only in the digit run length.
 const char* const kQwen2 =
     R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
+// Qwen3.5: letters with their combining marks, and no normalizer.
+const char* const kQwen35 =
+    R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?[\p{L}\p{M}]+|\p{N}| ?[^\s\p{L}\p{M}\p{N}]+[\r\n]*|)"
+    R"(\s*[\r\n]+|\s+(?!\S)|\s+)";
 const char* const kLlama3 =
     R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
 
@@ -68,8 +73,9 @@ const PreSpec* find_pre(const std::string& pre) {
                             R"(\s+$)", kCjkHangul, R"(\p{N}+)"}};
   // DeepSeek Coder (1.x).
   static const PreSpec coder{{R"([\r\n])", R"(\s?\p{L}+)", R"(\s?\p{P}+)", kCjkHangul, R"(\p{N})"}};
-  // R1-Distill-Qwen.
-  static const PreSpec qwen2{{kQwen2}};
+  // Qwen2 / 2.5 / 3, R1-Distill-Qwen, R1-0528-Qwen3 (their tokenizer.json normalizes to NFC first).
+  static const PreSpec qwen2{{kQwen2}, false, false, true};
+  static const PreSpec qwen35{{kQwen35}};
   // R1-Distill-Llama (Llama 3 tokenizer: ignore_merges, BOS added by default).
   static const PreSpec llama3{{kLlama3}, true, true};
   // llama.cpp's fallback for files converted without a recognised pre-tokenizer (also the tiny test fixtures').
@@ -80,6 +86,7 @@ const PreSpec* find_pre(const std::string& pre) {
   if (pre == "deepseek-llm") return &llm;
   if (pre == "deepseek-coder") return &coder;
   if (pre == "qwen2" || pre == "deepseek-r1-qwen") return &qwen2;
+  if (pre == "qwen35") return &qwen35;
   if (pre == "llama-bpe" || pre == "llama3" || pre == "llama-v3") return &llama3;
   if (pre == "default") return &fallback;
   return nullptr;
@@ -164,7 +171,8 @@ TokenizerJson tokenizer_json_from_gguf(const io::GgufFile& f) {
   const PreSpec* spec = find_pre(pre);
   DS_CHECK(spec, src, ": tokenizer.ggml.pre = '", io::show_text(pre),
            "' is not a known pre-tokenizer (deepseek-v3, deepseek-llm, deepseek-coder, qwen2, deepseek-r1-qwen, "
-           "llama-bpe, llama3, llama-v3, default); put the model's tokenizer.json beside the file to use it instead");
+           "qwen35, llama-bpe, llama3, llama-v3, default); put the model's tokenizer.json beside the file to use it "
+           "instead");
 
   const auto& tokens = m.strings(m.need("tokenizer.ggml.tokens", "the vocabulary"), "tokenizer.ggml.tokens");
   const auto& types = m.ints(m.need("tokenizer.ggml.token_type", "the token types"), "tokenizer.ggml.token_type");
@@ -212,7 +220,7 @@ TokenizerJson tokenizer_json_from_gguf(const io::GgufFile& f) {
   TokenizerJson out;
   out.tokenizer = {
       {"version", "1.0"},
-      {"normalizer", nullptr},
+      {"normalizer", spec->nfc ? json{{"type", "NFC"}} : json()},
       {"pre_tokenizer", pre_tokenizer_json(*spec)},
       {"added_tokens", std::move(added)},
       {"decoder", {{"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", true}, {"use_regex", true}}},

@@ -9,8 +9,9 @@
 //
 //   tokenizer.ggml.model       must be "gpt2" (byte-level BPE); "llama" (SentencePiece) and others are refused
 //   tokenizer.ggml.pre         the pre-tokenizer name llama.cpp recorded -> that model's HF pre_tokenizer Splits
-//                              (deepseek-v3, deepseek-llm, deepseek-coder, qwen2 / deepseek-r1-qwen,
-//                              llama-bpe / llama3 / llama-v3, default); unknown names are refused
+//                              (deepseek-v3, deepseek-llm, deepseek-coder, qwen2 / deepseek-r1-qwen with HF's
+//                              NFC normalizer, qwen35, llama-bpe / llama3 / llama-v3, default); unknown names are
+//                              refused
 //   tokenizer.ggml.tokens      token texts in id order; token_type: 1 normal -> BPE vocabulary, 3 control and
 //                              2 unknown -> special added tokens, 4 user-defined -> added tokens, 5 unused (the
 //                              [PADn] fill up to the model's vocab_size, which older converters typed 4) ->

@@ -60,28 +60,35 @@ bool Value::truthy() const {
   return false;
 }
 
-Value from_json(const nlohmann::json& j, bool as_data) {
+namespace {
+template <typename Json>
+Value from_json_impl(const Json& j, bool as_data) {
   switch (j.type()) {
-    case nlohmann::json::value_t::null: return Value::none();
-    case nlohmann::json::value_t::boolean: return Value::boolean(j.get<bool>());
-    case nlohmann::json::value_t::number_integer:
-    case nlohmann::json::value_t::number_unsigned: return Value::integer(j.get<int64_t>());
-    case nlohmann::json::value_t::number_float: return Value::number(j.get<double>());
-    case nlohmann::json::value_t::string:
-      return as_data ? Value::string(TString::data(j.get<std::string>())) : Value::plain(j.get<std::string>());
-    case nlohmann::json::value_t::array: {
+    case Json::value_t::null: return Value::none();
+    case Json::value_t::boolean: return Value::boolean(j.template get<bool>());
+    case Json::value_t::number_integer:
+    case Json::value_t::number_unsigned: return Value::integer(j.template get<int64_t>());
+    case Json::value_t::number_float: return Value::number(j.template get<double>());
+    case Json::value_t::string:
+      return as_data ? Value::string(TString::data(j.template get<std::string>()))
+                     : Value::plain(j.template get<std::string>());
+    case Json::value_t::array: {
       List l;
-      for (const auto& e : j) l.push_back(from_json(e, as_data));
+      for (const auto& e : j) l.push_back(from_json_impl(e, as_data));
       return Value::make_list(std::move(l));
     }
-    case nlohmann::json::value_t::object: {
+    case Json::value_t::object: {
       Dict d;
-      for (auto it = j.begin(); it != j.end(); ++it) d.push_back({it.key(), from_json(it.value(), as_data)});
+      for (auto it = j.begin(); it != j.end(); ++it) d.push_back({it.key(), from_json_impl(it.value(), as_data)});
       return Value::make_dict(std::move(d));
     }
     default: return Value::none();
   }
 }
+}  // namespace
+
+Value from_json(const nlohmann::json& j, bool as_data) { return from_json_impl(j, as_data); }
+Value from_json(const nlohmann::ordered_json& j, bool as_data) { return from_json_impl(j, as_data); }
 
 namespace {
 std::string float_text(double f) {

@@ -57,8 +57,11 @@ struct Value {
   bool truthy() const;
 };
 
-// Converts caller JSON into values. With `as_data`, every string is marked as tainted data.
+// Converts caller JSON into values. With `as_data`, every string is marked as tainted data. Objects keep the
+// order of their keys: an ordered_json keeps the caller's (as Python dicts do, which tojson shows); a plain json
+// has already sorted them.
 Value from_json(const nlohmann::json& j, bool as_data);
+Value from_json(const nlohmann::ordered_json& j, bool as_data);
 // Python-style text of a value, as `{{ v }}` prints it (strings keep their taint).
 TString to_text(const Value& v);
 // HF's tojson: json.dumps(ensure_ascii=False) with Python's default ", " / ": " separators.

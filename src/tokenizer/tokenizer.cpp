@@ -9,6 +9,7 @@
 
 #include "base/error.h"
 #include "tokenizer/bpe.h"
+#include "tokenizer/normalizer.h"
 #include "tokenizer/pretokenizer.h"
 #include "tokenizer/unicode.h"
 
@@ -40,6 +41,26 @@ std::string token_string(const nlohmann::json& cfg, const char* key) {
   return {};
 }
 
+// The special token a post_processor puts first in a single sequence (TemplateProcessing, alone or in a Sequence,
+// e.g. Llama 3's <|begin_of_text|>); -1 if none. Processors that only fix offsets (ByteLevel) add no ids.
+int32_t post_processor_bos(const nlohmann::json& pp) {
+  if (!pp.is_object()) return -1;
+  const std::string type = pp.value("type", "");
+  if (type == "Sequence") {
+    for (const auto& p : pp.value("processors", nlohmann::json::array()))
+      if (const int32_t id = post_processor_bos(p); id >= 0) return id;
+    return -1;
+  }
+  if (type != "TemplateProcessing") return -1;
+  const auto& single = pp.value("single", nlohmann::json::array());
+  if (single.empty() || !single[0].contains("SpecialToken")) return -1;
+  const std::string name = single[0]["SpecialToken"].value("id", "");
+  const auto& st = pp.value("special_tokens", nlohmann::json::object());
+  if (!st.contains(name)) return -1;
+  const auto& ids = st[name].value("ids", nlohmann::json::array());
+  return ids.size() == 1 && ids[0].is_number_integer() ? ids[0].get<int32_t>() : -1;
+}
+
 }  // namespace
 
 Tokenizer Tokenizer::from_dir(const std::string& dir) {
@@ -55,9 +76,7 @@ Tokenizer Tokenizer::from_dir(const std::string& dir) {
 
 Tokenizer::Tokenizer(const nlohmann::json& tj, const nlohmann::json& cfg) {
   DS_CHECK(tj.is_object() && tj.contains("model"), "tokenizer.json: no \"model\" section");
-  const auto& norm = tj.value("normalizer", nlohmann::json());
-  DS_CHECK(norm.is_null() || (norm.value("type", "") == "Sequence" && norm.value("normalizers", nlohmann::json::array()).empty()),
-           "tokenizer.json: normalizers are not supported (DeepSeek's tokenizer has none)");
+  norm_ = std::make_unique<Normalizer>(tj.value("normalizer", nlohmann::json()));
   bpe_ = std::make_unique<BpeModel>(tj.at("model"));
   pre_ = std::make_unique<PreTokenizer>(tj.value("pre_tokenizer", nlohmann::json()));
   vocab_size_ = bpe_->size();
@@ -71,14 +90,25 @@ Tokenizer::Tokenizer(const nlohmann::json& tj, const nlohmann::json& cfg) {
     DS_CHECK(!a.value("lstrip", false) && !a.value("rstrip", false) && !a.value("single_word", false),
              "tokenizer.json: added token '", t.content, "' uses lstrip/rstrip/single_word, which is not supported");
     vocab_size_ = std::max<size_t>(vocab_size_, static_cast<size_t>(t.id) + 1);
-    added_.add(std::move(t));
+    // HF matches a normalized added token in the normalized text, so by its normalized content.
+    std::string match = t.normalized && !norm_->identity() ? nfc(t.content) : std::string();
+    added_.add(std::move(t), std::move(match));
   }
   bos_token_ = token_string(cfg, "bos_token");
   eos_token_ = token_string(cfg, "eos_token");
   if (!bos_token_.empty()) bos_id_ = token_to_id(bos_token_);
   if (!eos_token_.empty()) eos_id_ = token_to_id(eos_token_);
+  const int32_t pp_bos = post_processor_bos(tj.value("post_processor", nlohmann::json()));
+  if (cfg.is_object() && cfg.contains("add_bos_token") && cfg.at("add_bos_token").is_boolean()) {
+    add_bos_ = cfg.at("add_bos_token").get<bool>();
+  } else if (pp_bos >= 0) {
+    add_bos_ = true;
+    if (bos_id_ < 0) {
+      bos_id_ = pp_bos;
+      bos_token_ = id_to_token(pp_bos);
+    }
+  }
   if (cfg.is_object()) {
-    add_bos_ = cfg.value("add_bos_token", false);
     const auto& ct = cfg.value("chat_template", nlohmann::json());
     if (ct.is_string()) {
       chat_template_ = ct.get<std::string>();
@@ -100,6 +130,21 @@ void Tokenizer::encode_text(std::string_view text, std::vector<int32_t>& out) co
   for (const Span& p : pieces) bpe_->encode_piece(text.substr(p.begin, p.len), out);
 }
 
+void Tokenizer::encode_normalized(std::string_view text, bool parse_special, std::vector<int32_t>& out) const {
+  std::string normalized;
+  if (norm_->apply(text, normalized)) text = normalized;
+  if (!parse_special || !added_.has_normalized()) {
+    encode_text(text, out);
+    return;
+  }
+  std::vector<Segment> segs;
+  added_.split_normalized(text, segs);
+  for (const Segment& s : segs) {
+    if (s.id >= 0) out.push_back(s.id);
+    else encode_text(text.substr(s.begin, s.len), out);
+  }
+}
+
 void Tokenizer::encode_append(std::string_view text, bool parse_special, std::vector<int32_t>& out) const {
   // Offsets are 32-bit inside the pre-tokenizer; refuse absurd inputs with a clear error, not an overflow.
   DS_CHECK(text.size() < (size_t{1} << 31), "tokenize: input of ", text.size(), " bytes exceeds the 2 GiB limit");
@@ -109,14 +154,16 @@ void Tokenizer::encode_append(std::string_view text, bool parse_special, std::ve
     text = repaired;
   }
   if (!parse_special) {
-    encode_text(text, out);
+    encode_normalized(text, false, out);
     return;
   }
+  // As HF's AddedVocabulary: split on the raw (non-normalized) added tokens, normalize each piece between them,
+  // then split that on the normalized added tokens.
   std::vector<Segment> segs;
-  added_.split(text, segs);
+  added_.split_raw(text, segs);
   for (const Segment& s : segs) {
     if (s.id >= 0) out.push_back(s.id);
-    else encode_text(text.substr(s.begin, s.len), out);
+    else encode_normalized(text.substr(s.begin, s.len), true, out);
   }
 }
 

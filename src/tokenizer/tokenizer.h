@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
-// Tokenizer for DeepSeek (byte-level BPE) models: loads tokenizer.json + tokenizer_config.json from a model
-// folder; encode with or without special-token parsing; decode. Byte-exact with Hugging Face `tokenizers`.
+// Tokenizer for DeepSeek (byte-level BPE) models and their distills (Qwen2/3, Llama 3 vocabularies): loads
+// tokenizer.json + tokenizer_config.json from a model folder; encode with or without special-token parsing; decode.
+// Byte-exact with Hugging Face `tokenizers`.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -16,6 +17,7 @@
 namespace ds::tok {
 
 class BpeModel;
+class Normalizer;
 class PreTokenizer;
 
 class Tokenizer {
@@ -49,6 +51,9 @@ class Tokenizer {
 
   int32_t bos_id() const { return bos_id_; }
   int32_t eos_id() const { return eos_id_; }
+  // Whether HF's encode(add_special_tokens=True) starts with bos_id(): tokenizer_config.json's add_bos_token when it
+  // has one (transformers' Llama tokenizers rebuild their post-processor from it), otherwise the tokenizer.json
+  // post-processor's (a TemplateProcessing whose single sequence starts with a special token, as Llama 3's).
   bool add_bos() const { return add_bos_; }
   const std::string& bos_token() const { return bos_token_; }
   const std::string& eos_token() const { return eos_token_; }
@@ -60,8 +65,11 @@ class Tokenizer {
 
  private:
   void encode_text(std::string_view text, std::vector<int32_t>& out) const;
+  // Normalizes a piece of input that holds no raw added token, then matches the normalized added tokens in it.
+  void encode_normalized(std::string_view text, bool parse_special, std::vector<int32_t>& out) const;
 
   std::unique_ptr<BpeModel> bpe_;
+  std::unique_ptr<Normalizer> norm_;
   std::unique_ptr<PreTokenizer> pre_;
   AddedVocabulary added_;
   int32_t bos_id_ = -1, eos_id_ = -1;

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Chat templates against Hugging Face / Jinja2 goldens: chat.jsonl (transformers, V3 template, text + ids) and
-// chat_goldens.jsonl (python3-jinja2 with HF settings over the V3, R1, R1-0528, V3.1 and R1-Distill templates).
+// chat_goldens.jsonl (python3-jinja2 with HF settings over the V3, R1, R1-0528, V3.1, R1-Distill-Qwen/-Llama and Qwen3
+// templates; tool schemas from chat_tools.json passed as `tools`).
 #include "base/error.h"
 #include "expect_error.h"
 #include "tokenizer/chat_template.h"
@@ -42,8 +43,10 @@ TEST(ChatTemplate, HuggingFaceV3GoldensTextAndIds) {
 
 TEST(ChatTemplate, Jinja2GoldensAllTemplates) {
   const auto rows = read_jsonl(fixture("chat_goldens.jsonl"));
-  const auto convs = nlohmann::json::parse(read_file(fixture("chat_conversations.json")));
-  ASSERT_GT(rows.size(), 200u);
+  // Ordered, as Python keeps them: tojson shows the key order.
+  const auto convs = nlohmann::ordered_json::parse(read_file(fixture("chat_conversations.json")));
+  const auto tools = nlohmann::ordered_json::parse(read_file(fixture("chat_tools.json")));
+  ASSERT_GT(rows.size(), 500u);
   std::map<std::string, ChatTemplate> cache;
   size_t ok = 0;
   for (const auto& r : rows) {
@@ -52,7 +55,9 @@ TEST(ChatTemplate, Jinja2GoldensAllTemplates) {
     ChatOptions opt;
     opt.add_generation_prompt = r.at("add_generation_prompt").get<bool>();
     if (!r.at("thinking").is_null()) opt.thinking = r.at("thinking").get<bool>();
-    const auto& messages = convs.at(r.at("conversation").get<std::string>());
+    const std::string conv = r.at("conversation").get<std::string>();
+    if (tools.contains(conv)) opt.tools = tools.at(conv);
+    const auto& messages = convs.at(conv);
     const std::string what = name + " / " + r.at("conversation").get<std::string>() + " agp=" +
                              std::to_string(opt.add_generation_prompt) + " thinking=" + r.at("thinking").dump();
     if (r.contains("error")) {
@@ -98,7 +103,8 @@ TEST(ChatTemplate, ScaffoldEncodingMatchesFullEncodingForBenignContent) {
     if (r.at("add_generation_prompt").get<bool>() && r.at("thinking").is_null())
       jinja_refuses[{r.at("template").get<std::string>(), r.at("conversation").get<std::string>()}] = r.contains("error");
   size_t rendered = 0;
-  for (const char* name : {"deepseek-v3", "deepseek-r1", "deepseek-r1-0528", "deepseek-v3.1", "deepseek-r1-distill-qwen"}) {
+  for (const char* name : {"deepseek-v3", "deepseek-r1", "deepseek-r1-0528", "deepseek-v3.1", "deepseek-r1-distill-qwen",
+                           "deepseek-r1-distill-llama"}) {
     const ChatTemplate t = load_template(name);
     for (auto it = convs.begin(); it != convs.end(); ++it) {
       if (it.key() == "special_text_in_content") continue;

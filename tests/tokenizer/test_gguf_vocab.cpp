@@ -364,8 +364,8 @@ TEST(GgufVocab, PadFillTypedUserDefinedIsNoToken) {
 }
 
 TEST(GgufVocab, EveryKnownPreTokenizerCompiles) {
-  for (const char* pre : {"deepseek-v3", "deepseek-llm", "deepseek-coder", "qwen2", "deepseek-r1-qwen", "llama-bpe",
-                          "llama3", "llama-v3", "default"}) {
+  for (const char* pre : {"deepseek-v3", "deepseek-llm", "deepseek-coder", "qwen2", "deepseek-r1-qwen", "qwen35",
+                          "llama-bpe", "llama3", "llama-v3", "default"}) {
     ASSERT_FALSE(pre_tokenizer_for_gguf_pre(pre).is_null()) << pre;
     const Tokenizer t = load_tokenizer(write(small_vocab(pre), std::string("pre_") + pre));
     EXPECT_EQ(t.decode(t.encode("hello world 12345 日本語 don't\n\n  x", true)), "hello world 12345 日本語 don't\n\n  x")
