@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
-// `deepseek quantize --model HF_DIR --out FILE.gguf --type TYPE`: a Hugging Face DeepSeek checkpoint (bf16 or FP8)
-// or random weights of a config's shapes -> a GGUF file for deepseek.cpp and llama.cpp (runtime/gguf_convert.h).
+// `deepseek quantize --model HF_DIR --out FILE.gguf --type TYPE`: a Hugging Face checkpoint (DeepSeek V2/V3, bf16 or
+// FP8; the qwen2 / llama / qwen3 distills) or random weights of a config's shapes -> a GGUF file for deepseek.cpp
+// and llama.cpp (runtime/gguf_convert.h).
 #include <unistd.h>
 
 #include <chrono>
@@ -45,14 +46,15 @@ class Bar {
 
 int cmd_quantize(int argc, char** argv) {
   const std::string desc =
-      "Write a GGUF file (llama.cpp's `deepseek2` format) from a Hugging Face DeepSeek checkpoint: bf16 or FP8 "
-      "safetensors (FP8 weights are dequantised exactly first). The file loads in deepseek.cpp (--model FILE.gguf) and "
-      "in llama.cpp. Tensor names, shapes and metadata are those of llama.cpp's convert_hf_to_gguf.py; tensor types "
-      "follow llama-quantize's rules for the chosen type (without an importance matrix) and blocks are quantised with "
-      "ggml's reference algorithms, so a file equals `convert_hf_to_gguf.py --outtype f32` followed by "
-      "`llama-quantize` of the same type. The MTP layer is not written (llama.cpp's converter skips it too). The "
-      "vocabulary comes from tokenizer.json / tokenizer_config.json in the folder; without them a placeholder "
-      "vocabulary is written (token ids only).\n\n"
+      "Write a GGUF file from a Hugging Face checkpoint: DeepSeek V2/V3/R1 (llama.cpp's `deepseek2` format) or a "
+      "dense R1 distill (`qwen2`, `llama`, `qwen3`); bf16 or FP8 safetensors (FP8 weights are dequantised exactly "
+      "first). The file loads in deepseek.cpp (--model FILE.gguf) and in llama.cpp. Tensor names, shapes and "
+      "metadata are those of llama.cpp's convert_hf_to_gguf.py (Llama's q/k rows permuted for its RoPE, llama3 "
+      "scaling as the rope_freqs tensor); tensor types follow llama-quantize's rules for the chosen type (without an "
+      "importance matrix) and blocks are quantised with ggml's reference algorithms, so a file equals "
+      "`convert_hf_to_gguf.py --outtype f32` followed by `llama-quantize` of the same type. The MTP layer is not "
+      "written (llama.cpp's converter skips it too). The vocabulary comes from tokenizer.json / "
+      "tokenizer_config.json in the folder; without them a placeholder vocabulary is written (token ids only).\n\n"
       "types (--type):\n" +
       rt::quantize_types_help() +
       "  Norms, the router (ffn_gate_inp) and its bias stay F32. K-quants need rows that are a multiple of 256: other "
@@ -73,7 +75,7 @@ int cmd_quantize(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--tokenizer-pre", o.tokenizer_pre,
                  "tokenizer.ggml.pre to record (default: recognised from tokenizer.json; deepseek-v3, deepseek-llm, "
-                 "deepseek-coder, qwen2, llama-bpe)");
+                 "deepseek-coder, qwen2, deepseek-r1-qwen, llama-bpe)");
   CLI11_PARSE(app, argc, argv);
   DS_CHECK(o.random == !o.config.empty(), "give either --model HF_DIR or --random-weights --config CONFIG.json");
   DS_CHECK(!o.random || o.model.empty(), "--model and --random-weights exclude each other");

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
-// deepseek2 GGUF metadata and tokenizer metadata as convert_hf_to_gguf.py writes them (see gguf_meta.h).
+// deepseek2 / qwen2 / llama / qwen3 GGUF metadata and tokenizer metadata as convert_hf_to_gguf.py writes them (see
+// gguf_meta.h).
 #include "io/gguf_meta.h"
 
 #include <fstream>
@@ -120,6 +121,60 @@ void add_deepseek2_metadata(GgufWriter& w, const ModelConfig& c, const std::stri
   // [TAG_DEEPSEEK2_YARN_LOG_MUL_FIX]: llama.cpp divides this by 0.1 again and uses it as mscale == mscale_all_dim.
   if (rs.yarn() && rs.mscale_all_dim != 0)
     w.set_f32(a + "rope.scaling.yarn_log_multiplier", float(0.1 * rs.mscale_all_dim));
+  w.set_u32("general.quantization_version", 2);
+}
+
+void add_dense_metadata(GgufWriter& w, const ModelConfig& c, const Json& cj, const std::string& name,
+                        uint32_t file_type) {
+  DS_CHECK(!c.mla() && (c.model_type == "qwen2" || c.model_type == "llama" || c.model_type == "qwen3"),
+           "GGUF metadata: model_type '", show_text(c.model_type), "' is not qwen2, llama or qwen3");
+  const std::string arch = c.model_type, a = arch + ".";
+  const Json none = Json::object();
+  const Json& rsj = cj.is_object() && cj.contains("rope_scaling") && cj.at("rope_scaling").is_object()
+                        ? cj.at("rope_scaling")
+                        : none;
+  auto rs_number = [&](const char* k) -> const Json* {
+    return rsj.contains(k) && rsj.at(k).is_number() ? &rsj.at(k) : nullptr;
+  };
+  w.set_string("general.architecture", arch);
+  w.set_string("general.type", "model");
+  w.set_string("general.name", name);
+  // TextModel.set_gguf_parameters
+  w.set_u32(a + "block_count", uint32_t(c.num_hidden_layers));
+  w.set_u32(a + "context_length", uint32_t(c.max_position_embeddings));
+  w.set_u32(a + "embedding_length", uint32_t(c.hidden_size));
+  w.set_u32(a + "feed_forward_length", uint32_t(c.intermediate_size));
+  w.set_u32(a + "attention.head_count", uint32_t(c.num_attention_heads));
+  w.set_u32(a + "attention.head_count_kv", uint32_t(c.num_key_value_heads));
+  const RopeScaling& rs = c.rope_scaling;
+  if (rs.type == RopeType::Linear) {
+    w.set_string(a + "rope.scaling.type", "linear");
+    w.set_f32(a + "rope.scaling.factor", float(rs.factor));
+  } else if (rs.yarn()) {
+    w.set_string(a + "rope.scaling.type", "yarn");
+    w.set_f32(a + "rope.scaling.factor", float(rs.factor));
+    w.set_u32(a + "rope.scaling.original_context_length", uint32_t(rs.original_max_position_embeddings));
+    if (const Json* x = rs_number("extrapolation_factor"))
+      w.set_f32(a + "rope.scaling.yarn_ext_factor", x->get<float>());
+    const Json* af = rs_number("attention_factor");
+    if (!af) af = rs_number("attn_factor");
+    if (af) w.set_f32(a + "rope.scaling.yarn_attn_factor", af->get<float>());
+    if (rs_number("beta_fast")) w.set_f32(a + "rope.scaling.yarn_beta_fast", float(rs.beta_fast));
+    if (rs_number("beta_slow")) w.set_f32(a + "rope.scaling.yarn_beta_slow", float(rs.beta_slow));
+  }
+  w.set_f32(a + "rope.freq_base", float(c.rope_theta));
+  w.set_f32(a + "attention.layer_norm_rms_epsilon", float(c.rms_norm_eps));
+  // The converter writes these only for a config that names head_dim; Qwen3's class default (128) need not be
+  // hidden / heads, which llama.cpp assumes without the keys, so qwen3 files always get them.
+  if (arch == "qwen3" || (cj.is_object() && cj.contains("head_dim") && !cj.at("head_dim").is_null())) {
+    w.set_u32(a + "attention.key_length", uint32_t(c.head_dim));
+    w.set_u32(a + "attention.value_length", uint32_t(c.head_dim));
+  }
+  w.set_u32("general.file_type", file_type);
+  if (arch == "llama") {  // LlamaModel.set_gguf_parameters
+    w.set_u32(a + "vocab_size", uint32_t(c.vocab_size));
+    w.set_u32(a + "rope.dimension_count", uint32_t(c.head_dim));
+  }
   w.set_u32("general.quantization_version", 2);
 }
 

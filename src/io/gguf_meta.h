@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
-// GGUF metadata of a DeepSeek model as llama.cpp's convert_hf_to_gguf.py writes it (DeepseekV2Model, arch
-// `deepseek2`), for GgufWriter: the inverse of io/gguf_config.cpp (config) and tokenizer/gguf_vocab.cpp (tokenizer).
+// GGUF metadata of a model as llama.cpp's convert_hf_to_gguf.py writes it (DeepseekV2Model: arch `deepseek2`;
+// Qwen2Model / LlamaModel / Qwen3Model: `qwen2` / `llama` / `qwen3`), for GgufWriter: the inverse of
+// io/gguf_config.cpp (config) and tokenizer/gguf_vocab.cpp (tokenizer).
 #pragma once
 #include <cstdint>
 #include <string>
@@ -28,6 +29,19 @@ namespace ds::io {
 // general.file_type (`file_type`: llama.cpp's llama_ftype) goes where the converter writes it, and
 // general.quantization_version = 2 last, as convert_hf_to_gguf.py and llama-quantize both write it.
 void add_deepseek2_metadata(GgufWriter& w, const ModelConfig& c, const std::string& name, uint32_t file_type);
+
+// The dense distills (TextModel.set_gguf_parameters, then LlamaModel's additions), in the converter's order:
+// general.architecture, general.type = model, general.name, then `<arch>.` block_count, context_length,
+// embedding_length, feed_forward_length, attention.head_count, attention.head_count_kv, rope.scaling.* (linear:
+// type, factor; yarn: type, factor, original_context_length, then yarn_ext_factor / yarn_attn_factor (the config's
+// attention_factor, else attn_factor) / yarn_beta_fast / yarn_beta_slow for the fields the config's rope_scaling
+// has; llama3 scaling is the rope_freqs tensor instead), rope.freq_base, attention.layer_norm_rms_epsilon,
+// attention.key_length / value_length (when config.json names head_dim, and always for qwen3, whose class default
+// 128 need not be hidden / heads), general.file_type, for llama vocab_size and rope.dimension_count, and
+// general.quantization_version = 2. `config_json` is the config.json `c` was parsed from (the converter writes some
+// keys only for fields the file has); c's numbers win (--layers changes block_count).
+void add_dense_metadata(GgufWriter& w, const ModelConfig& c, const Json& config_json, const std::string& name,
+                        uint32_t file_type);
 
 // convert_hf_to_gguf.py's vocabulary for a Hugging Face byte-level BPE tokenizer (_set_vocab_gpt2 = get_vocab_base +
 // gguf.SpecialVocab(load_merges=True)), in its key order: tokenizer.ggml.model = gpt2, .pre = `pre`, .tokens and

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <cstdio>
 
 #include "base/error.h"
@@ -105,7 +106,71 @@ Rows stacked_rows(std::vector<WeightView> ex) {
   };
 }
 
+// Torch's float32 arithmetic, one rounding per operation: the volatile keeps the compiler from fusing a multiply
+// and an add (-march=native brings FMA), which would round once for both.
+float f32(float x) {
+  volatile float v = x;
+  return v;
+}
+
+// LlamaModel.permute: row (h, j, k) of the output (head h, pair j, k = 0 / 1 its two members) is row (h, k, j) of the
+// HF tensor, whose heads hold the first members of all pairs, then the second ones.
+int64_t permuted_row(int64_t r, int64_t head_dim) {
+  const int64_t h = r / head_dim, i = r % head_dim;
+  return h * head_dim + (i % 2) * (head_dim / 2) + i / 2;
+}
+
+Rows permuted_rows(const WeightView& v, int64_t head_dim) {
+  return [v, head_dim](int64_t r0, int64_t n, float* out) {
+    for (int64_t i = 0; i < n; ++i) v.row_f32(permuted_row(r0 + i, head_dim), out + i * v.cols);
+  };
+}
+
+// A bias is one row: its elements are permuted as the weight's rows.
+Rows permuted_vector(const WeightView& v, int64_t head_dim) {
+  return [v, head_dim](int64_t r0, int64_t n, float* out) {
+    DS_ASSERT(r0 == 0 && n == 1);
+    std::vector<float> row(size_t(v.cols));
+    v.row_f32(0, row.data());
+    for (int64_t i = 0; i < v.cols; ++i) out[i] = row[size_t(permuted_row(i, head_dim))];
+  };
+}
+
 }  // namespace
+
+bool llama_70b_type(const io::ModelConfig& c) {
+  // llama_model_llama / llama_model_qwen2 ::load_arch_hparams (llama: 80 layers with as many kv heads is 65B).
+  if (c.num_hidden_layers != 80 || c.mla()) return false;
+  if (c.model_type == "llama") return c.num_key_value_heads != c.num_attention_heads;
+  return c.model_type == "qwen2";
+}
+
+std::vector<float> llama3_rope_freqs(const io::ModelConfig& c) {
+  const io::RopeScaling& rs = c.rope_scaling;
+  if (c.mla() || c.model_type != "llama" || rs.type != io::RopeType::Llama3) return {};
+  const int64_t dim = c.head_dim;
+  // freqs = 1 / base ** (arange(0, dim, 2, float32) / dim); then per frequency, Python scalars meeting float32
+  // tensors (which keep float32): wavelen = 2 pi / freq is reciprocal(freq) * 2 pi, old_ctx / wavelen likewise.
+  const float base = float(c.rope_theta), factor = float(rs.factor), lo = float(rs.low_freq_factor),
+              old_ctx = float(rs.original_max_position_embeddings);
+  const float lo_wavelen = float(double(rs.original_max_position_embeddings) / rs.low_freq_factor);
+  const float hi_wavelen = float(double(rs.original_max_position_embeddings) / rs.high_freq_factor);
+  const float band = float(rs.high_freq_factor - rs.low_freq_factor);
+  std::vector<float> out;
+  for (int64_t i = 0; i < dim / 2; ++i) {
+    const float freq = f32(1.0f / f32(powf(base, f32(float(2 * i) / float(dim)))));
+    const float wavelen = f32(f32(1.0f / freq) * float(2 * M_PI));
+    if (wavelen < hi_wavelen) {
+      out.push_back(1.0f);
+    } else if (wavelen > lo_wavelen) {
+      out.push_back(factor);
+    } else {
+      const float smooth = f32(f32(f32(f32(1.0f / wavelen) * old_ctx) - lo) / band);
+      out.push_back(f32(1.0f / f32(f32(f32(1.0f - smooth) / factor) + smooth)));
+    }
+  }
+  return out;
+}
 
 const std::vector<QuantRecipe>& quant_recipes() {
   static const std::vector<QuantRecipe> r = {
@@ -136,7 +201,7 @@ const QuantRecipe* find_recipe(const std::string& name) {
 
 std::vector<DType> recipe_types(const QuantRecipe& r,
                                 const std::vector<std::pair<std::string, std::vector<int64_t>>>& tensors,
-                                int64_t n_expert, int64_t n_layer) {
+                                int64_t n_expert, int64_t n_layer, bool type_70b) {
   const bool block = is_block_dtype(r.base);
   bool tied = true;
   int n_attention_wv = 0;
@@ -166,6 +231,8 @@ std::vector<DType> recipe_types(const QuantRecipe& r,
     } else if (attn_v_like(c)) {
       if ((ft == kQ4_K_M || ft == kQ5_K_M) && use_more_bits(i_attention_wv, n_attention_wv)) t = DType::Q6_K;
       else if (ft == kQ4_K_S && i_attention_wv < 4) t = DType::Q5_K;
+      // 70B: 8 heads share each kv head, so attn_v is small; more bits cost little.
+      if (type_70b && (t == DType::Q3_K || t == DType::Q4_K)) t = DType::Q5_K;
       if (n_expert == 8) t = DType::Q8_0;
       ++i_attention_wv;
     } else if (c == Cat::AttnK) {
@@ -193,34 +260,36 @@ std::vector<DType> recipe_types(const QuantRecipe& r,
   return out;
 }
 
-std::vector<GgufTensorPlan> plan_gguf(const io::ModelConfig& c, const Weights& w, const QuantRecipe& r) {
-  std::vector<GgufTensorPlan> p;
-  // Vectors (norms, biases) are 1-D: WeightView rows == 1 for them.
-  auto add_vec = [&](const std::string& name, const WeightView& v) {
-    DS_ASSERT(v.data && v.rows == 1);
-    p.push_back({name, {v.cols}, DType::F32, view_rows(v)});
-  };
-  auto add_mat = [&](const std::string& name, const WeightView& v) {
-    DS_ASSERT(v.data);
-    p.push_back({name, {v.cols, v.rows}, DType::F32, view_rows(v)});
-  };
-  add_mat("token_embd.weight", w.embed_tokens);
-  add_vec("output_norm.weight", w.norm);
-  if (!c.tie_word_embeddings) add_mat("output.weight", w.lm_head);
+namespace {
+
+using Plan = std::vector<GgufTensorPlan>;
+
+// Vectors (norms, biases) are 1-D: WeightView rows == 1 for them.
+void add_vec(Plan& p, const std::string& name, const WeightView& v) {
+  DS_ASSERT(v.data && v.rows == 1);
+  p.push_back({name, {v.cols}, DType::F32, view_rows(v)});
+}
+void add_mat(Plan& p, const std::string& name, const WeightView& v) {
+  DS_ASSERT(v.data);
+  p.push_back({name, {v.cols, v.rows}, DType::F32, view_rows(v)});
+}
+
+// DeepseekV2Model's tensors of the decoder layers.
+void plan_mla_layers(const io::ModelConfig& c, const Weights& w, Plan& p) {
   const int64_t H = c.num_attention_heads, nope = c.qk_nope_head_dim, vd = c.v_head_dim, rank = c.kv_lora_rank;
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
     const LayerWeights& L = w.layers[size_t(l)];
     const std::string b = "blk." + std::to_string(l) + ".";
-    add_vec(b + "attn_norm.weight", L.input_layernorm);
+    add_vec(p, b + "attn_norm.weight", L.input_layernorm);
     if (c.q_lora_rank > 0) {
-      add_mat(b + "attn_q_a.weight", L.q_a_proj);
-      add_vec(b + "attn_q_a_norm.weight", L.q_a_layernorm);
-      add_mat(b + "attn_q_b.weight", L.q_b_proj);
+      add_mat(p, b + "attn_q_a.weight", L.q_a_proj);
+      add_vec(p, b + "attn_q_a_norm.weight", L.q_a_layernorm);
+      add_mat(p, b + "attn_q_b.weight", L.q_b_proj);
     } else {
-      add_mat(b + "attn_q.weight", L.q_proj);
+      add_mat(p, b + "attn_q.weight", L.q_proj);
     }
-    add_mat(b + "attn_kv_a_mqa.weight", L.kv_a_proj_with_mqa);
-    add_vec(b + "attn_kv_a_norm.weight", L.kv_a_layernorm);
+    add_mat(p, b + "attn_kv_a_mqa.weight", L.kv_a_proj_with_mqa);
+    add_vec(p, b + "attn_kv_a_norm.weight", L.kv_a_layernorm);
     // kv_b_proj [H * (nope + v), rank]: head h's rows are W_UK[h] ([nope, rank]) then W_UV[h] ([v, rank]).
     const WeightView kvb = L.kv_b_proj;
     p.push_back({b + "attn_k_b.weight", {nope, rank, H}, DType::F32,
@@ -238,16 +307,16 @@ std::vector<GgufTensorPlan> plan_gguf(const io::ModelConfig& c, const Weights& w
                    for (int64_t k = r0; k < r0 + n; ++k)
                      kvb.row_f32((k / vd) * (nope + vd) + nope + k % vd, out + (k - r0) * kvb.cols);
                  }});
-    add_mat(b + "attn_output.weight", L.o_proj);
-    add_vec(b + "ffn_norm.weight", L.post_attention_layernorm);
+    add_mat(p, b + "attn_output.weight", L.o_proj);
+    add_vec(p, b + "ffn_norm.weight", L.post_attention_layernorm);
     if (!L.moe) {
-      add_mat(b + "ffn_gate.weight", L.gate_proj);
-      add_mat(b + "ffn_up.weight", L.up_proj);
-      add_mat(b + "ffn_down.weight", L.down_proj);
+      add_mat(p, b + "ffn_gate.weight", L.gate_proj);
+      add_mat(p, b + "ffn_up.weight", L.up_proj);
+      add_mat(p, b + "ffn_down.weight", L.down_proj);
       continue;
     }
-    add_mat(b + "ffn_gate_inp.weight", L.gate);
-    if (L.e_score_correction_bias.data) add_vec(b + "exp_probs_b.bias", L.e_score_correction_bias);
+    add_mat(p, b + "ffn_gate_inp.weight", L.gate);
+    if (L.e_score_correction_bias.data) add_vec(p, b + "exp_probs_b.bias", L.e_score_correction_bias);
     const char* names[3] = {"gate", "up", "down"};
     for (int k = 0; k < 3; ++k) {
       std::vector<WeightView> ex;
@@ -256,16 +325,73 @@ std::vector<GgufTensorPlan> plan_gguf(const io::ModelConfig& c, const Weights& w
       p.push_back({b + "ffn_" + names[k] + "_exps.weight", {C, R, E}, DType::F32, stacked_rows(std::move(ex))});
     }
     if (L.shared.gate.data) {
-      add_mat(b + "ffn_gate_shexp.weight", L.shared.gate);
-      add_mat(b + "ffn_up_shexp.weight", L.shared.up);
-      add_mat(b + "ffn_down_shexp.weight", L.shared.down);
+      add_mat(p, b + "ffn_gate_shexp.weight", L.shared.gate);
+      add_mat(p, b + "ffn_up_shexp.weight", L.shared.up);
+      add_mat(p, b + "ffn_down_shexp.weight", L.shared.down);
     }
   }
+}
+
+// Qwen2Model / LlamaModel / Qwen3Model: grouped-query attention, dense MLP; llama's q/k permuted per head.
+void plan_gqa_layers(const io::ModelConfig& c, const Weights& w, Plan& p) {
+  const bool llama = c.model_type == "llama";
+  const int64_t hd = c.head_dim;
+  if (const std::vector<float> f = llama3_rope_freqs(c); !f.empty())
+    p.push_back({"rope_freqs.weight", {int64_t(f.size())}, DType::F32, [f](int64_t r0, int64_t n, float* out) {
+                   DS_ASSERT(r0 == 0 && n == 1);
+                   std::copy(f.begin(), f.end(), out);
+                 }});
+  auto add_qk = [&](const std::string& name, const WeightView& v) {
+    if (!llama) return add_mat(p, name, v);
+    DS_ASSERT(v.data && v.rows % hd == 0);
+    p.push_back({name, {v.cols, v.rows}, DType::F32, permuted_rows(v, hd)});
+  };
+  auto add_qk_bias = [&](const std::string& name, const WeightView& v) {
+    if (!llama) return add_vec(p, name, v);
+    DS_ASSERT(v.data && v.rows == 1 && v.cols % hd == 0);
+    p.push_back({name, {v.cols}, DType::F32, permuted_vector(v, hd)});
+  };
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    const LayerWeights& L = w.layers[size_t(l)];
+    const std::string b = "blk." + std::to_string(l) + ".";
+    add_vec(p, b + "attn_norm.weight", L.input_layernorm);
+    add_qk(b + "attn_q.weight", L.q_proj);
+    add_qk(b + "attn_k.weight", L.k_proj);
+    add_mat(p, b + "attn_v.weight", L.v_proj);
+    if (c.qkv_bias) {
+      add_qk_bias(b + "attn_q.bias", L.q_bias);
+      add_qk_bias(b + "attn_k.bias", L.k_bias);
+      add_vec(p, b + "attn_v.bias", L.v_bias);
+    }
+    add_mat(p, b + "attn_output.weight", L.o_proj);
+    if (c.o_bias) add_vec(p, b + "attn_output.bias", L.o_bias);
+    if (c.qk_norm) {
+      add_vec(p, b + "attn_q_norm.weight", L.q_norm);
+      add_vec(p, b + "attn_k_norm.weight", L.k_norm);
+    }
+    add_vec(p, b + "ffn_norm.weight", L.post_attention_layernorm);
+    add_mat(p, b + "ffn_gate.weight", L.gate_proj);
+    add_mat(p, b + "ffn_up.weight", L.up_proj);
+    add_mat(p, b + "ffn_down.weight", L.down_proj);
+  }
+}
+
+}  // namespace
+
+std::vector<GgufTensorPlan> plan_gguf(const io::ModelConfig& c, const Weights& w, const QuantRecipe& r) {
+  Plan p;
+  add_mat(p, "token_embd.weight", w.embed_tokens);
+  add_vec(p, "output_norm.weight", w.norm);
+  if (!c.tie_word_embeddings) add_mat(p, "output.weight", w.lm_head);
+  if (c.mla())
+    plan_mla_layers(c, w, p);
+  else
+    plan_gqa_layers(c, w, p);
   std::stable_sort(p.begin(), p.end(),
                    [](const GgufTensorPlan& a, const GgufTensorPlan& b) { return loader_less(a.name, b.name); });
   std::vector<std::pair<std::string, std::vector<int64_t>>> shapes;
   for (const GgufTensorPlan& t : p) shapes.emplace_back(t.name, t.ne);
-  const std::vector<DType> types = recipe_types(r, shapes, c.n_routed_experts, c.num_hidden_layers);
+  const std::vector<DType> types = recipe_types(r, shapes, c.n_routed_experts, c.num_hidden_layers, llama_70b_type(c));
   for (size_t i = 0; i < p.size(); ++i) p[i].type = types[i];
   return p;
 }

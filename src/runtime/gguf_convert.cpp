@@ -49,12 +49,33 @@ std::vector<std::string> split_regexes(const io::Json& pre) {
   return r;
 }
 
+// The post-processor puts a special token before every text (TemplateProcessing whose `single` starts with one).
+bool prepends_special_token(const io::Json& tj) {
+  if (!tj.is_object() || !tj.contains("post_processor") || !tj.at("post_processor").is_object()) return false;
+  const io::Json& pp = tj.at("post_processor");
+  auto template_starts_special = [](const io::Json& p) {
+    return p.is_object() && p.value("type", std::string()) == "TemplateProcessing" && p.contains("single") &&
+           p.at("single").is_array() && !p.at("single").empty() && p.at("single")[0].is_object() &&
+           p.at("single")[0].contains("SpecialToken");
+  };
+  if (template_starts_special(pp)) return true;
+  if (pp.value("type", std::string()) == "Sequence" && pp.contains("processors") && pp.at("processors").is_array())
+    for (const io::Json& p : pp.at("processors"))
+      if (template_starts_special(p)) return true;
+  return false;
+}
+
 std::string detect_pre(const io::Json& tj) {
   if (!tj.is_object() || !tj.contains("pre_tokenizer")) return "";
   const std::vector<std::string> have = split_regexes(tj.at("pre_tokenizer"));
   if (have.empty()) return "";
   for (const char* name : {"deepseek-v3", "deepseek-llm", "deepseek-coder", "qwen2", "llama-bpe"})
-    if (split_regexes(tok::pre_tokenizer_for_gguf_pre(name)) == have) return name;
+    if (split_regexes(tok::pre_tokenizer_for_gguf_pre(name)) == have) {
+      // The converter names a tokenizer by the hash of its ids for a test text: R1-Distill-Qwen's adds a BOS where
+      // Qwen's does not, which makes it "deepseek-r1-qwen" (llama.cpp pre-tokenizes both alike).
+      if (std::string(name) == "qwen2" && prepends_special_token(tj)) return "deepseek-r1-qwen";
+      return name;
+    }
   // DeepSeek LLM / V2 and Coder write their letter and CJK classes with literal characters, which deepseek.cpp's
   // table spells as \x{..} escapes: recognise them by the regexes that are spelled alike.
   if (have.size() == 6 && have[0] == "[\r\n]" && have[3] == "\\s+$" && have[5] == "\\p{N}+") return "deepseek-llm";
@@ -155,6 +176,7 @@ ConvertResult convert_to_gguf(const ConvertOptions& o, const ConvertProgressFn& 
   std::unique_ptr<io::Checkpoint> ckpt;
   std::unique_ptr<model::RandomWeights> rnd;
   model::Weights w;
+  io::Json config_json;  // the converter writes some keys only for the fields config.json has
   std::string name;
   if (o.random) {
     DS_CHECK(!o.config.empty(), "quantize: --random-weights needs --config CONFIG.json");
@@ -166,6 +188,7 @@ ConvertResult convert_to_gguf(const ConvertOptions& o, const ConvertProgressFn& 
       cfg.first_k_dense_replace = std::min(cfg.first_k_dense_replace, o.layers);
     }
     cfg.num_nextn_predict_layers = 0;
+    config_json = io::read_json_file(o.config);
     rnd = std::make_unique<model::RandomWeights>(cfg, o.random_dtype);
     w = model::bind_weights(cfg, rnd->lookup(), rnd->names(), "random weights");
     name = "random-" + fs::path(o.config).stem().string();
@@ -176,6 +199,7 @@ ConvertResult convert_to_gguf(const ConvertOptions& o, const ConvertProgressFn& 
     const std::string cfg_path = (fs::path(o.model) / "config.json").string();
     DS_CHECK(fs::exists(cfg_path), "quantize: '", o.model, "' has no config.json");
     cfg = io::load_config(cfg_path);
+    config_json = io::read_json_file(cfg_path);
     ckpt = io::Checkpoint::open(o.model);
     const io::Checkpoint* ck = ckpt.get();
     model::TensorLookup lookup = [ck](const std::string& n, model::RawTensor* out) {
@@ -195,24 +219,30 @@ ConvertResult convert_to_gguf(const ConvertOptions& o, const ConvertProgressFn& 
   const std::string tmp = o.out + ".tmp";
   try {
     io::GgufWriter gw(tmp);
-    io::add_deepseek2_metadata(gw, cfg, name, recipe->ftype);
+    if (cfg.mla())
+      io::add_deepseek2_metadata(gw, cfg, name, recipe->ftype);
+    else
+      io::add_dense_metadata(gw, cfg, config_json, name, recipe->ftype);
     // Vocabulary.
     const fs::path tok_json = o.random ? fs::path() : fs::path(o.model) / "tokenizer.json";
     if (!o.random && fs::exists(tok_json)) {
       const io::Json tj = io::read_json_file(tok_json.string(), 256u << 20);
       const fs::path tc_path = fs::path(o.model) / "tokenizer_config.json";
       const io::Json tc = fs::exists(tc_path) ? io::read_json_file(tc_path.string()) : io::Json::object();
-      const io::Json cj = io::read_json_file((fs::path(o.model) / "config.json").string());
       std::string pre = o.tokenizer_pre.empty() ? detect_pre(tj) : o.tokenizer_pre;
       DS_CHECK(!pre.empty(), tok_json.string(),
                ": the pre-tokenizer is not one llama.cpp names here (deepseek-v3, deepseek-llm, deepseek-coder, "
-               "qwen2, llama-bpe); give it with --tokenizer-pre NAME");
+               "qwen2, deepseek-r1-qwen, llama-bpe); give it with --tokenizer-pre NAME");
       DS_CHECK(!tok::pre_tokenizer_for_gguf_pre(pre).is_null(), "quantize: --tokenizer-pre '", pre,
                "' is not a pre-tokenizer deepseek.cpp reads (deepseek-v3, deepseek-llm, deepseek-coder, qwen2, "
-               "llama-bpe, default)");
+               "deepseek-r1-qwen, llama-bpe, default)");
+      // LlamaModel.set_vocab records the tokenizer's add_prefix_space ahead of the vocabulary.
+      if (cfg.model_type == "llama" && tc.is_object() && tc.contains("add_prefix_space") &&
+          tc.at("add_prefix_space").is_boolean())
+        gw.set_bool("tokenizer.ggml.add_space_prefix", tc.at("add_prefix_space").get<bool>());
       const fs::path jinja = fs::path(o.model) / "chat_template.jinja";
-      io::add_gpt2_tokenizer_metadata(gw, tj, tc, cj, cfg.vocab_size, pre, fs::exists(jinja) ? jinja.string() : "",
-                                      tok_json.string());
+      io::add_gpt2_tokenizer_metadata(gw, tj, tc, config_json, cfg.vocab_size, pre,
+                                      fs::exists(jinja) ? jinja.string() : "", tok_json.string());
     } else {
       const int64_t eos = cfg.eos_token_ids.empty() ? -1 : cfg.eos_token_ids.front();
       if (io::add_placeholder_vocab(gw, cfg.vocab_size, cfg.bos_token_id, eos))

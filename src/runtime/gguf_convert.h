@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
-// `deepseek quantize`: a Hugging Face DeepSeek checkpoint (bf16 or FP8, FP8 dequantised exactly first) or random
-// weights of a config's shapes -> one GGUF file that loads in deepseek.cpp and in llama.cpp (`deepseek2` arch).
+// `deepseek quantize`: a Hugging Face checkpoint (bf16 or FP8, FP8 dequantised exactly first) or random weights of a
+// config's shapes -> one GGUF file that loads in deepseek.cpp and in llama.cpp: DeepSeek V2/V3 as `deepseek2`, the
+// dense distills as `qwen2` (R1-Distill-Qwen), `llama` (R1-Distill-Llama) or `qwen3` (R1-0528-Qwen3).
 //
 // The file holds what convert_hf_to_gguf.py followed by llama-quantize (no importance matrix) would write:
 // metadata and tensor layout of io/gguf_meta.h and model/gguf_export.h, tensor types by llama.cpp's rules for the
@@ -56,7 +57,9 @@ struct ConvertResult {
 ConvertResult convert_to_gguf(const ConvertOptions& o, const ConvertProgressFn& progress = nullptr);
 
 // tokenizer.ggml.pre for a tokenizer.json's pre_tokenizer (the llama.cpp names deepseek.cpp and llama.cpp both
-// know: deepseek-v3, deepseek-llm, deepseek-coder, qwen2, llama-bpe); empty when not recognised.
+// know: deepseek-v3, deepseek-llm, deepseek-coder, qwen2, llama-bpe; qwen2's regex with a post-processor that adds
+// a BOS, as R1-Distill-Qwen's tokenizer has, is deepseek-r1-qwen, the converter's name for it); empty when not
+// recognised.
 std::string detect_tokenizer_pre(const std::string& tokenizer_json_path);
 
 // `--help` text for the types: one line each.
