@@ -27,7 +27,7 @@ const Command kCommands[] = {
     {"bench", ds::app::cmd_bench, "measure prefill and decode speed against the hardware's limits"},
     {"serve", ds::app::cmd_serve, "OpenAI-compatible HTTP server with continuous batching"},
     {"bench-serve", ds::app::cmd_bench_serve, "load-test a running server: throughput, TTFT, inter-token latency"},
-    {"quantize", ds::app::cmd_quantize, "write a GGUF file (F32 ... Q4_K_M) from a Hugging Face checkpoint"},
+    {"quantize", ds::app::cmd_quantize, "write a GGUF file (F32 ... Q4_K_M) from a Hugging Face checkpoint (deepseek2, qwen2, llama, qwen3)"},
 };
 
 void usage(FILE* f) {

@@ -40,13 +40,16 @@ ModelConfig dense_config_from_gguf(const GgufModel& m, const std::string& arch) 
   if (arch != "qwen2") j["attention_bias"] = m.tensor("blk.0.attn_q.bias") != nullptr;
   if (const GgufValue* t = m.find(a + "rope.scaling.type")) {
     DS_CHECK(t->type == GgufType::STRING, src, ": ", a, "rope.scaling.type must be a string");
-    if (t->s == "yarn")
+    if (t->s == "yarn") {
       j["rope_scaling"] = {{"rope_type", "yarn"},
                            {"factor", f_or("rope.scaling.factor", 1.0)},
                            {"original_max_position_embeddings", i_or("rope.scaling.original_context_length", 4096)},
                            {"beta_fast", f_or("rope.scaling.yarn_beta_fast", 32.0)},
                            {"beta_slow", f_or("rope.scaling.yarn_beta_slow", 1.0)}};
-    else if (t->s == "linear")
+      // The converter writes config.json's rope_scaling.attn_factor (R1-0528-Qwen3-8B: 0.878) here; it multiplies the
+      // YaRN magnitude as on the checkpoint (llama.cpp's own qwen3 loader ignores it; see docs/ARCHITECTURE.md).
+      if (m.find(a + "rope.scaling.yarn_attn_factor")) j["rope_scaling"]["attn_factor"] = f_or("rope.scaling.yarn_attn_factor", 0.0);
+    } else if (t->s == "linear")
       j["rope_scaling"] = {{"rope_type", "linear"}, {"factor", f_or("rope.scaling.factor", 1.0)}};
     else
       DS_CHECK(t->s == "none", src, ": ", a, "rope.scaling.type '", show_text(t->s),

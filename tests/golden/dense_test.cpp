@@ -16,6 +16,7 @@
 #include "io/config.h"
 #include "model/rope.h"
 #include "runtime/engine.h"
+#include "runtime/gguf_convert.h"
 #include "runtime/session.h"
 
 namespace ds::test {
@@ -181,6 +182,17 @@ TEST(DenseConfig, AttnFactorKeyChangesLogits) {
   rt::Session s(*e);
   const auto got = s.prefill(tokens, true);
   EXPECT_GT(max_abs_diff(got.data(), want.data(), got.size()), 1e-2);
+
+  // Its GGUF (the converter writes the key as rope.scaling.yarn_attn_factor) computes the same as the checkpoint.
+  rt::ConvertOptions co;
+  co.model = dir;
+  co.out = dir + "/F32.gguf";
+  co.type = "F32";
+  rt::convert_to_gguf(co);
+  auto g = rt::Engine::load(co.out, o);
+  EXPECT_NEAR(g->config().rope_scaling.attn_factor, j["rope_scaling"]["attn_factor"].get<double>(), 1e-6);
+  rt::Session gs(*g);
+  EXPECT_LE(max_abs_diff(gs.prefill(tokens, true).data(), got.data(), got.size()), 1e-4);
 }
 
 TEST(DenseConfig, MalformedConfigsAreRefused) {
