@@ -4,6 +4,7 @@
 #pragma once
 #include <fstream>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <sstream>
 #include <string>
@@ -76,12 +77,12 @@ inline TokenizerFiles model_files(const std::string& name) {
 // One shared instance per name and test binary (loading takes ~0.5 s).
 inline const Tokenizer& model_tok(const std::string& name) {
   static std::mutex mu;
-  static std::map<std::string, const Tokenizer*> cache;
+  static std::map<std::string, std::unique_ptr<const Tokenizer>> cache;
   std::lock_guard<std::mutex> lock(mu);
   auto it = cache.find(name);
   if (it == cache.end()) {
     const TokenizerFiles f = model_files(name);
-    it = cache.emplace(name, new Tokenizer(f.tokenizer, f.config)).first;
+    it = cache.emplace(name, std::make_unique<const Tokenizer>(f.tokenizer, f.config)).first;
   }
   return *it->second;
 }
