@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/error.h"
+#include "base/kv_rows.h"
 #include "base/log.h"
 
 namespace ds::app {
@@ -20,6 +21,8 @@ rt::EngineOptions ComputeFlags::engine_options() const {
   o.threads = threads;
   o.precision = rt::parse_precision(precision);
   o.q8_everywhere = precision == "q8";
+  o.kv_dtype = parse_kv_dtype(kv_dtype);
+  rt::validate(o);
   o.progress = true;
   o.load = load;
   return o;

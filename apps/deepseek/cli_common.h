@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// Flags shared by the subcommands that compute (--backend, --threads, --precision, --ctx, sampling).
+// Flags shared by the subcommands that compute (--backend, --threads, --precision, --kv-dtype, --ctx, sampling).
 #pragma once
 #include <CLI/CLI.hpp>
 
@@ -16,6 +16,7 @@ struct ComputeFlags {
   std::string backend = "cpu";
   int threads = 0;
   std::string precision = "fast";
+  std::string kv_dtype = "f32";
   int64_t ctx = 0;
   bool verbose = false;
   std::string load = "auto";
@@ -30,6 +31,10 @@ struct ComputeFlags {
                    "(Q8_0, Q4_K, ...) for the routed experts and lm_head, fp32 ahead of the routers; "
                    "q8: as fast, but every product on block weights takes int8 activations, as llama.cpp does "
                    "(faster on GGUF files; router inputs rounded)")->capture_default_str();
+    app.add_option("--kv-dtype", kv_dtype,
+                   "KV cache rows: f32 (exact), bf16 (half the bytes), fp8 (e4m3 with one fp32 scale per 128 values, "
+                   "about a quarter): fewer bytes read per decode step at long context; bf16 and fp8 need "
+                   "--precision fast or q8")->capture_default_str();
     app.add_option("-c,--ctx", ctx, "context size in tokens (0 = min(max_position_embeddings, 4096))");
     app.add_option("--load", load,
                    "cpu: copy = weights copied into huge-page memory at load (fastest decode; the checkpoint's pages "

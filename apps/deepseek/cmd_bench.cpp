@@ -9,6 +9,7 @@
 #include "apps/deepseek/cli_common.h"
 #include "apps/deepseek/commands.h"
 #include "base/error.h"
+#include "base/kv_rows.h"
 #include "base/timer.h"
 #include "runtime/cost.h"
 #include "runtime/hw_probe.h"
@@ -182,6 +183,8 @@ int cmd_bench(int argc, char** argv) {
   DS_CHECK(prompt >= 1 && gen >= 1 && batch >= 1, "--prompt, --gen and --batch must be >= 1");
   DS_CHECK(model.empty() || rm.layers == 0, "--layers applies to --config --random-weights only");
 
+  rt::EngineOptions eo = cf.engine_options();  // refuses bad flag combinations before anything is measured
+  eo.profile = profile;
   // Hardware limits first, while the memory is not yet filled with the model.
   const int threads = cf.threads > 0 ? cf.threads : rt::hardware_threads();
   // cuda: the device's own limits; decode GB/s is then compared with a device-to-device copy (read + written).
@@ -201,8 +204,6 @@ int cmd_bench(int argc, char** argv) {
   }
 
   std::unique_ptr<rt::Engine> e;
-  rt::EngineOptions eo = cf.engine_options();
-  eo.profile = profile;
   if (!model.empty()) {
     e = rt::Engine::load(model, eo);
   } else {
@@ -217,10 +218,12 @@ int cmd_bench(int argc, char** argv) {
   else
     std::printf("device   %s, %d threads | memory read %.1f GB/s, copy %.1f GB/s | peak %.2f TFLOP/s (%s)\n",
                 device.c_str(), threads, bw.read_gbs, bw.copy_gbs, peak_tflops, bf16_peak ? "bf16" : "fp32");
-  std::printf("model    %s: %lld layers, hidden %lld, %lld experts top-%lld, weights %.2f GB (%s), precision %s\n",
+  std::printf("model    %s: %lld layers, hidden %lld, %lld experts top-%lld, weights %.2f GB (%s), precision %s, "
+              "kv cache %s (%lld bytes per token)\n",
               model.empty() ? rm.config.c_str() : model.c_str(), (long long)c.num_hidden_layers, (long long)c.hidden_size,
               (long long)c.n_routed_experts, (long long)c.num_experts_per_tok, double(e->weight_bytes()) / 1e9,
-              model.empty() ? rm.dtype.c_str() : "checkpoint", cf.precision.c_str());
+              model.empty() ? rm.dtype.c_str() : "checkpoint", cf.precision.c_str(), kv_dtype_name(eo.kv_dtype),
+              (long long)(kv_row_bytes(eo.kv_dtype, e->model().arch().kv_width) * e->model().n_cache_layers()));
   std::printf("weights  %s%s\n", model.empty() ? "random; " : "", e->backend().weights_placement().c_str());
 
   const int64_t ctx = prompt + gen + 1;
@@ -258,7 +261,7 @@ int cmd_bench(int argc, char** argv) {
   const bool pair = paired && !gpu;
   const double tg_time = decode_batch(*e, caches, last, gen, pair ? &read_set : nullptr, threads, &ratios, &pair_gbs);
   r.tg_tok_s = double(gen * batch) / tg_time;
-  const rt::DecodeBytes db = rt::decode_bytes(c, e->model().weights(), prompt + gen / 2, batch);
+  const rt::DecodeBytes db = rt::decode_bytes(c, e->model().weights(), prompt + gen / 2, batch, eo.kv_dtype);
   r.bytes_per_step = db.total();
   r.tg_gbs = r.bytes_per_step * double(gen) / tg_time / 1e9;
 
@@ -291,11 +294,12 @@ int cmd_bench(int argc, char** argv) {
               double(e->weight_bytes()) / 1e9);
   if (json)
     std::printf("{\"commit\":\"%s\",\"device\":\"%s\",\"backend\":\"%s\",\"threads\":%d,\"dtype\":\"%s\","
-                "\"precision\":\"%s\",\"layers\":%lld,\"batch\":%lld,\"prompt\":%lld,\"gen\":%lld,"
+                "\"precision\":\"%s\",\"kv_dtype\":\"%s\",\"layers\":%lld,\"batch\":%lld,\"prompt\":%lld,\"gen\":%lld,"
                 "\"pp_tok_s\":%.3f,\"pp_tflops\":%.4f,\"peak_tflops\":%.4f,\"tg_tok_s\":%.3f,"
                 "\"bytes_per_step\":%.0f,\"tg_gbs\":%.2f,\"read_gbs\":%.2f,\"copy_gbs\":%.2f,\"rss_peak\":%.0f}\n",
                 rt::build_commit().c_str(), device.c_str(), eo.backend.c_str(), threads,
-                model.empty() ? rm.dtype.c_str() : "checkpoint", cf.precision.c_str(), (long long)c.num_hidden_layers,
+                model.empty() ? rm.dtype.c_str() : "checkpoint", cf.precision.c_str(), kv_dtype_name(eo.kv_dtype),
+                (long long)c.num_hidden_layers,
                 (long long)batch, (long long)prompt, (long long)gen, r.pp_tok_s, r.pp_tflops, peak_tflops, r.tg_tok_s,
                 r.bytes_per_step, r.tg_gbs, bw.read_gbs, bw.copy_gbs, rss.peak);
   return 0;

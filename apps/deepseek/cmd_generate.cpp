@@ -43,6 +43,7 @@ int cmd_generate(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   DS_CHECK(!tokens_path.empty() || !prompt.empty(), "give the prompt with --tokens FILE.npy or --prompt TEXT");
   DS_CHECK(n >= 0, "--n-predict must be >= 0");
+  const rt::EngineOptions eo = cf.engine_options();  // flag errors before the tokenizer and the weights load
 
   std::unique_ptr<tok::Tokenizer> tokenizer;
   if (std::optional<tok::Tokenizer> found = tok::try_load_tokenizer(model))
@@ -63,7 +64,7 @@ int cmd_generate(int argc, char** argv) {
   }
 
   const rt::SamplingParams sp = sf.params(model);
-  auto e = rt::Engine::load(model, cf.engine_options());
+  auto e = rt::Engine::load(model, eo);
   const int64_t ctx = cf.ctx > 0 ? cf.ctx : std::max<int64_t>(e->default_ctx(), int64_t(tokens.size()) + n);
   rt::Session s(*e, ctx);
   rt::Sampler sampler(sp);

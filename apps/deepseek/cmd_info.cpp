@@ -4,6 +4,7 @@
 
 #include "apps/deepseek/cli_common.h"
 #include "apps/deepseek/commands.h"
+#include "base/kv_rows.h"
 #include "runtime/cost.h"
 
 namespace ds::app {
@@ -22,10 +23,13 @@ int cmd_info(int argc, char** argv) {
               e->model().has_mtp() ? "with MTP layer" : "no MTP layer");
   std::printf("weight formats          %s\n", model::describe_formats(e->model().weights()).c_str());
   std::printf("architecture            %s\n", e->model().arch().summary().c_str());
-  const int64_t kvw = e->model().arch().kv_width;
-  const double kv_tok = double(kvw) * 4.0 * double(e->model().n_cache_layers());
-  std::printf("kv cache                %.1f KiB per token (fp32 %s: %lld values x %lld layers)\n", kv_tok / 1024.0,
-              c.mla() ? "latent" : "K and V", (long long)kvw, (long long)e->model().n_cache_layers());
+  const int64_t kvw = e->model().arch().kv_width, layers = e->model().n_cache_layers();
+  std::printf("kv cache per token     ");  // by --kv-dtype: the row bytes of base/kv_rows.h
+  for (DType t : {DType::F32, DType::BF16, DType::F8_E4M3})
+    std::printf(" %s %.2f KiB (%lld B)%s", kv_dtype_name(t), double(kv_row_bytes(t, kvw) * layers) / 1024.0,
+                (long long)(kv_row_bytes(t, kvw) * layers), t == DType::F8_E4M3 ? "" : ",");
+  std::printf(" (--kv-dtype; %s: %lld values x %lld layers)\n", c.mla() ? "latent" : "K and V", (long long)kvw,
+              (long long)layers);
   const auto b = rt::decode_bytes(c, e->model().weights(), 0, 1);
   std::printf("bytes per decode token  %.2f MB (attention %.2f, dense %.2f, shared %.2f, router %.2f, routed %.2f, "
               "lm_head %.2f; kv cache extra)\n", b.total() / 1e6, b.attention / 1e6, b.dense / 1e6, b.shared / 1e6,

@@ -22,6 +22,7 @@ int cmd_logits(int argc, char** argv) {
   app.add_option("--mtp-out", mtp_out, "also write MTP logits, .npy float32 [T-1, vocab]");
   cf.add(app);
   CLI11_PARSE(app, argc, argv);
+  const rt::EngineOptions eo = cf.engine_options();  // flag errors before anything is read
 
   const io::NpyArray arr = io::npy_read(tokens_path);
   DS_CHECK(arr.shape.size() == 1 && arr.shape[0] > 0, tokens_path, ": expected a non-empty 1-D array of token ids");
@@ -30,7 +31,7 @@ int cmd_logits(int argc, char** argv) {
     DS_CHECK(t >= 0 && t < (int64_t(1) << 31), tokens_path, ": token id ", t, " is out of range");
     tokens.push_back(int32_t(t));
   }
-  auto e = rt::Engine::load(model, cf.engine_options());
+  auto e = rt::Engine::load(model, eo);
   const int64_t T = int64_t(tokens.size()), V = e->config().vocab_size;
   rt::Session s(*e, cf.ctx > 0 ? cf.ctx : std::max<int64_t>(T, e->default_ctx()));
   Timer timer;

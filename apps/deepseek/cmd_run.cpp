@@ -73,6 +73,7 @@ int cmd_run(int argc, char** argv) {
   sf.add(app);
   CLI11_PARSE(app, argc, argv);
   DS_CHECK(!(think && no_think), "--thinking and --no-thinking exclude each other");
+  const rt::EngineOptions eo = cf.engine_options();  // flag errors before the tokenizer and the weights load
   std::optional<tok::Tokenizer> found = tok::try_load_tokenizer(model);
   DS_CHECK(found, model, tok::is_gguf_file(model)
                              ? ": the GGUF file carries no tokenizer and no tokenizer.json sits beside it, so there is "
@@ -86,7 +87,7 @@ int cmd_run(int argc, char** argv) {
                                     : "/tokenizer_config.json has no chat_template");
   const tok::ChatTemplate tmpl = tok::ChatTemplate::from_tokenizer(tokenizer);
   const rt::SamplingParams sp = sf.params(model);
-  auto e = rt::Engine::load(model, cf.engine_options());
+  auto e = rt::Engine::load(model, eo);
   rt::Session s(*e, cf.ctx > 0 ? cf.ctx : e->default_ctx());
   rt::Sampler sampler(sp);
   std::vector<int32_t> eos = e->eos_ids();

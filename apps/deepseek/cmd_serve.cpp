@@ -65,6 +65,7 @@ int cmd_serve(int argc, char** argv) {
   DS_CHECK(model.empty() != rm.config.empty(), "give either --model DIR or --config FILE --random-weights --tokenizer DIR");
   DS_CHECK(!model.empty() || !tokenizer_dir.empty(), "--random-weights needs --tokenizer DIR (a folder with tokenizer.json)");
   DS_CHECK(model.empty() || (rm.layers == 0 && !rm.random), "--layers and --random-weights go with --config");
+  const rt::EngineOptions eo = cf.engine_options();  // flag errors before the tokenizer and the weights load
   sc.prefix_cache = !no_prefix_cache;
   sc.threads = cf.threads;
   if (so.api_key.empty())
@@ -77,7 +78,7 @@ int cmd_serve(int argc, char** argv) {
   so.max_body_bytes = size_t(max_body_mib) << 20;
 
   const tok::Tokenizer tokenizer = tok::load_tokenizer(tokenizer_dir.empty() ? model : tokenizer_dir);
-  auto e = model.empty() ? rm.engine(cf.engine_options(), /*keep_mtp=*/true) : rt::Engine::load(model, cf.engine_options());
+  auto e = model.empty() ? rm.engine(eo, /*keep_mtp=*/true) : rt::Engine::load(model, eo);
   DS_CHECK(e->config().vocab_size >= int64_t(tokenizer.vocab_size()), "the tokenizer has ", tokenizer.vocab_size(),
            " tokens but the model's vocabulary only ", e->config().vocab_size);
   sc.ctx = cf.ctx > 0 ? cf.ctx : e->default_ctx();
@@ -95,10 +96,10 @@ int cmd_serve(int argc, char** argv) {
   server::Server srv(*e, sched, tokenizer, so);
   const int port = srv.bind();
   const auto st = sched.stats();
-  std::fprintf(stderr, "deepseek serve: model %s, %d slots x %lld tokens, KV pool %lld blocks x %lld tokens, "
-               "MTP drafts per step %d, listening on http://%s:%d\n", so.model_name.c_str(), sc.parallel,
-               (long long)sc.ctx, (long long)st.kv_blocks_total, (long long)st.kv_block_size, sc.draft,
-               so.host.c_str(), port);
+  std::fprintf(stderr, "deepseek serve: model %s, %d slots x %lld tokens, KV pool %lld blocks x %lld tokens "
+               "(%s, %.2f GB), MTP drafts per step %d, listening on http://%s:%d\n", so.model_name.c_str(), sc.parallel,
+               (long long)sc.ctx, (long long)st.kv_blocks_total, (long long)st.kv_block_size, st.kv_dtype,
+               double(st.kv_bytes_per_token) * double(st.kv_capacity_tokens) / 1e9, sc.draft, so.host.c_str(), port);
   std::fflush(stderr);
   std::thread watcher([&] {
     while (!g_signal) std::this_thread::sleep_for(std::chrono::milliseconds(50));

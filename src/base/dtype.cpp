@@ -106,18 +106,17 @@ uint16_t f32_to_f16(float f) {
 }
 
 uint8_t f32_to_fp8_e4m3(float f) {
-  if (std::isnan(f)) return 0x7f;
-  const uint8_t sign = std::signbit(f) ? 0x80 : 0;
-  float a = std::fabs(f);
-  if (a >= 448.0f) return sign | 0x7e;
-  // Brute force nearest (ties to even code): exact and small (126 finite magnitudes).
-  int best = 0;
-  float best_err = a;
-  for (int c = 1; c <= 0x7e; ++c) {
-    const float err = std::fabs(decode_e4m3(uint8_t(c)) - a);
-    if (err < best_err || (err == best_err && (c & 1) == 0)) { best = c; best_err = err; }
+  const uint32_t u = f32_to_bits(f), a = u & 0x7fffffffu;
+  if (a > 0x7f800000u) return 0x7f;  // NaN
+  const uint8_t sign = uint8_t((u >> 24) & 0x80);
+  if (a >= 0x43e00000u) return sign | 0x7e;  // >= 448 (inf included): saturate
+  if (a < 0x3c800000u) {                     // below 2^-6: subnormal codes m * 2^-9 (m = 8 is the first normal)
+    const float m = std::nearbyint(bits_to_f32(a) * 512.0f);  // exact scaling; ties to even
+    return sign | uint8_t(m);
   }
-  return sign | uint8_t(best);
+  // Normal: keep 3 of the 23 mantissa bits, rounding the other 20 to nearest even (a carry bumps the exponent).
+  const uint32_t r = (a + 0x7ffffu + ((a >> 20) & 1u)) >> 20;  // exponent (bias 127) << 3 | mantissa
+  return sign | uint8_t(r - ((127 - 7) << 3));
 }
 
 }  // namespace ds

@@ -48,14 +48,10 @@ void Model::attention_gqa(int64_t l, const Batch& batch, int64_t T, const std::v
   int64_t off = 0;
   for (size_t j = 0; j < batch.seqs.size(); ++j) {
     const int64_t n = batch.seqs[j].n, p0 = pos0[j];
-    KvCache& kc = *batch.seqs[j].cache;  // Model::forward made [p0, p0 + n) writable
-    write_cache_rows(kc, l, p0, n, kv + off * ldkv);
-    KvPool& pool = kc.pool();
+    const ops::KvRows rows = cache_rows(batch, j, l);  // Model::forward made [p0, p0 + n) writable
+    be_.kv_write({kv + off * ldkv, ldkv, rows, p0, n});
     ops::GqaAttentionParams p;
-    p.q = q + off * ldq; p.ldq = ldq;
-    p.kv = pool.base() + pool.layer_offset(l); p.ldkv = ldkv;  // layer l of block 0; blocks via the table
-    p.block_table = static_cast<const int32_t*>(s_->btab->data()) + s_->tab_off[j];
-    p.block_size = kc.block_size(); p.block_stride = pool.block_stride();
+    p.q = q + off * ldq; p.ldq = ldq; p.kv = rows;
     p.out = attn + off * ldq; p.ldo = ldq;
     p.T = n; p.S = p0 + n; p.H = H; p.Hkv = Hkv; p.hd = hd; p.pos0 = p0; p.scale = rope_.softmax_scale;
     be_.gqa_attention(p);

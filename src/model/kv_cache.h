@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
-// The latent KV cache of one sequence (absorbed MLA): per layer and token, the post-RMSNorm latent c_kv
-// (kv_lora_rank values) followed by the post-RoPE k_pe (qk_rope_head_dim values), fp32, in backend memory.
+// The KV cache of one sequence: per layer and token one row, MLA's post-RMSNorm latent c_kv (kv_lora_rank values)
+// followed by the post-RoPE k_pe (qk_rope_head_dim values), or K then V of every kv head (grouped-query), in the
+// pool's format (model/kv_pool.h), in backend memory.
 // Paged: the rows live in blocks of a KvPool (possibly shared with other sequences); the block table maps position
 // t to row t % block_size of block blocks()[t / block_size]. Blocks shared with other sequences or published in the
 // pool's prefix cache are read-only: prepare_write copies them before a write (copy on write).
@@ -28,8 +29,8 @@ class KvCache {
   KvPool& pool() { return *pool_; }
   const std::vector<int32_t>& blocks() const { return blocks_; }  // [ceil(rows / block_size)] pool block ids
 
-  // Row t of layer l: [width] floats in backend memory. Its block must be allocated.
-  float* row(int64_t l, int64_t t) { return pool_->row(blocks_[size_t(t / block_size())], l, t % block_size()); }
+  // Row t of layer l (pool().row_bytes() bytes in backend memory). Its block must be allocated.
+  uint8_t* row(int64_t l, int64_t t) { return pool_->row(blocks_[size_t(t / block_size())], l, t % block_size()); }
 
   // Makes positions [pos, pos + n) writable in the main layers (mtp = false) or the MTP layers (mtp = true):
   // allocates missing blocks and copies blocks that other sequences share (and, for the main layers, blocks

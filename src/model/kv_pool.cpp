@@ -5,15 +5,17 @@
 #include <cstring>
 
 #include "base/error.h"
+#include "base/kv_rows.h"
 
 namespace ds::model {
 
-KvPool::KvPool(ops::Backend& be, int64_t n_blocks, int64_t block_size, int64_t n_layers, int64_t width)
-    : be_(be), n_blocks_(n_blocks), block_size_(block_size), n_layers_(n_layers), width_(width) {
+KvPool::KvPool(ops::Backend& be, int64_t n_blocks, int64_t block_size, int64_t n_layers, int64_t width, DType dtype)
+    : be_(be), n_blocks_(n_blocks), block_size_(block_size), n_layers_(n_layers), width_(width), dtype_(dtype),
+      row_bytes_(kv_row_bytes(dtype, width)) {
   DS_CHECK(n_blocks >= 1 && n_blocks < (int64_t(1) << 31), "KV cache: block count ", n_blocks, " out of range");
   DS_CHECK(block_size >= 1 && block_size <= 4096, "KV cache: block size ", block_size, " must be in [1, 4096]");
   DS_CHECK(n_layers >= 1 && width >= 1, "KV cache: bad geometry");
-  buf_ = be_.alloc(size_t(n_blocks) * size_t(block_stride()) * sizeof(float));
+  buf_ = be_.alloc(size_t(n_blocks) * size_t(block_bytes()));
   meta_.resize(size_t(n_blocks));
   tokens_.resize(size_t(n_blocks * block_size));
   free_.reserve(size_t(n_blocks));
@@ -59,10 +61,12 @@ void KvPool::release(int32_t b) {
 }
 
 void KvPool::copy_block(int32_t dst, int32_t src) {
+  // Rows are whole 4-byte words in every format: the copy op moves them as floats, bits unchanged.
+  const int64_t words = row_bytes_ / 4;
   ops::CopyParams p;
-  p.src = base() + src * block_stride(); p.lds = width_;
-  p.dst = base() + dst * block_stride(); p.ldd = width_;
-  p.M = n_layers_ * block_size_; p.n = width_;
+  p.src = reinterpret_cast<const float*>(base() + src * block_bytes()); p.lds = words;
+  p.dst = reinterpret_cast<float*>(base() + dst * block_bytes()); p.ldd = words;
+  p.M = n_layers_ * block_size_; p.n = words;
   be_.copy(p);
 }
 

@@ -1,8 +1,11 @@
 // SPDX-License-Identifier: MIT
-// A pool of fixed-size latent KV blocks shared by sequences (paged attention for MLA).
+// A pool of fixed-size KV blocks shared by sequences (paged attention: MLA latent rows, or K and V rows).
 // Block b holds `block_size` consecutive token positions of every cache layer (main layers and MTP), laid out
-// [n_blocks][n_layers][block_size][width] fp32 in backend memory, so one block is one contiguous range (a copy on
-// write is one copy) and layer l of every block sits at the same offset from the block's start.
+// [n_blocks][n_layers][block_size] rows in backend memory, so one block is one contiguous range (a copy on write is
+// one copy) and layer l of every block sits at the same offset from the block's start. A row is `width` values in the
+// pool's format (base/kv_rows.h, `--kv-dtype`): f32 (4 width bytes), bf16 (2 width, padded to 4) or fp8 e4m3 with one
+// fp32 scale per 128 values (width codes padded to 4, then the scales: 596 bytes for a 576-wide MLA row). Offsets and
+// strides are in bytes; ops read and write rows through ops::KvRows (layer()) with kv_write / kv_read / attention.
 //
 // Blocks are reference-counted. A full block of prompt rows can be *published* under its content: the block of its
 // parent (the previous block of the same sequence, -1 for the first) plus its token ids. A later prompt with the
@@ -25,7 +28,8 @@ namespace ds::model {
 
 class KvPool {
  public:
-  KvPool(ops::Backend& be, int64_t n_blocks, int64_t block_size, int64_t n_layers, int64_t width);
+  KvPool(ops::Backend& be, int64_t n_blocks, int64_t block_size, int64_t n_layers, int64_t width,
+         DType dtype = DType::F32);
   KvPool(const KvPool&) = delete;
   KvPool& operator=(const KvPool&) = delete;
 
@@ -33,15 +37,25 @@ class KvPool {
   int64_t block_size() const { return block_size_; }
   int64_t n_layers() const { return n_layers_; }
   int64_t width() const { return width_; }
+  DType dtype() const { return dtype_; }
   size_t bytes() const { return buf_->size(); }
   ops::Backend& backend() { return be_; }
 
-  // Elements from block b's start to block b+1's start; layer l of a block starts layer_offset(l) into it.
-  int64_t block_stride() const { return n_layers_ * block_size_ * width_; }
-  int64_t layer_offset(int64_t l) const { return l * block_size_ * width_; }
-  float* base() { return buf_->f32(); }
-  // Row i (0 <= i < block_size) of layer l in block b: [width] floats.
-  float* row(int32_t b, int64_t l, int64_t i) { return base() + b * block_stride() + layer_offset(l) + i * width_; }
+  // Bytes of one row; of one token's rows in every layer; from block b's start to block b+1's start. Layer l of a
+  // block starts layer_offset(l) bytes into it.
+  int64_t row_bytes() const { return row_bytes_; }
+  int64_t bytes_per_token() const { return n_layers_ * row_bytes_; }
+  int64_t block_bytes() const { return n_layers_ * block_size_ * row_bytes_; }
+  int64_t layer_offset(int64_t l) const { return l * block_size_ * row_bytes_; }
+  uint8_t* base() { return static_cast<uint8_t*>(buf_->data()); }
+  // Row i (0 <= i < block_size) of layer l in block b.
+  uint8_t* row(int32_t b, int64_t l, int64_t i) {
+    return base() + b * block_bytes() + layer_offset(l) + i * row_bytes_;
+  }
+  // Layer l's rows through `table` (a sequence's block ids, in backend memory), as the KV ops take them.
+  ops::KvRows layer(int64_t l, const int32_t* table) {
+    return {base() + layer_offset(l), dtype_, width_, row_bytes_, table, block_size_, block_bytes()};
+  }
 
   // A block with reference count 1: a free one, else the least recently released cached one (its content is
   // forgotten). -1 when every block is referenced.
@@ -82,6 +96,8 @@ class KvPool {
 
   ops::Backend& be_;
   int64_t n_blocks_, block_size_, n_layers_, width_;
+  DType dtype_;
+  int64_t row_bytes_;
   std::unique_ptr<ops::Buffer> buf_;
   std::vector<Meta> meta_;
   std::vector<int32_t> tokens_;    // [n_blocks, block_size] token ids of published blocks

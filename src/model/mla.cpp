@@ -53,18 +53,16 @@ void Model::attention_mla(int64_t l, const Batch& batch, int64_t T, const std::v
   int64_t off = 0;
   for (size_t j = 0; j < batch.seqs.size(); ++j) {
     const int64_t n = batch.seqs[j].n, p0 = pos0[j], S = p0 + n;
-    KvCache& kc = *batch.seqs[j].cache;  // rows in pool blocks (Model::forward made [p0, S) writable)
-    const int64_t bs = kc.block_size();
-    write_cache_rows(kc, l, p0, n, kva + off * ldkv);
+    const ops::KvRows rows = cache_rows(batch, j, l);  // pool blocks (Model::forward made [p0, S) writable)
+    be_.kv_write({kva + off * ldkv, ldkv, rows, p0, n});
     const float* qj = q + off * ldq;
     float* oj = attn + off * ldo;
     if (attention_form(p0, n) == AttentionForm::MultiHead) {
       // The multi-head form expands every cached row through kv_b_proj in one product, so the rows are first
-      // gathered from their blocks into one contiguous [S, r + dr] buffer (exact copies: results do not depend on
-      // the block layout).
+      // read from their blocks into one contiguous fp32 [S, r + dr] buffer (their stored values: results do not
+      // depend on the block layout, and the chunk's own rows are the values later steps will read).
       float* kvg = s_->kvg->f32();
-      for (int64_t t = 0; t < S; t += bs)
-        be_.copy({kc.row(l, t), ldkv, kvg + t * ldkv, ldkv, std::min(bs, S - t), ldkv});
+      be_.kv_read({rows, 0, S, kvg, ldkv});
       float* kvb = s_->kvb->f32();  // [S, H, k_nope | v]
       mm(kvg, ldkv, w.kv_b_proj, kvb, ldkvb, S, ldkvb, r);
       ops::MlaPrefillParams p;
@@ -88,11 +86,7 @@ void Model::attention_mla(int64_t l, const Batch& batch, int64_t T, const std::v
       }
       be_.matmul_batch(heads.data(), heads.size());
       ops::MlaDecodeParams p;
-      KvPool& pool = kc.pool();
-      p.q = qlat; p.ldq = ldql; p.out = olat; p.ldo = H * r;
-      p.kv = pool.base() + pool.layer_offset(l); p.ldkv = ldkv;  // layer l of block 0; blocks via the table
-      p.block_table = static_cast<const int32_t*>(s_->btab->data()) + s_->tab_off[j];
-      p.block_size = bs; p.block_stride = pool.block_stride();
+      p.q = qlat; p.ldq = ldql; p.kv = rows; p.out = olat; p.ldo = H * r;
       p.T = n; p.S = S; p.H = H; p.rank = r; p.rope = dr; p.pos0 = p0; p.scale = rope_.softmax_scale;
       be_.mla_decode(p);
       heads.clear();

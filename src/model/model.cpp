@@ -40,16 +40,11 @@ ops::Precision Model::precision_for(const WeightView& w) const {
 }
 
 std::shared_ptr<KvPool> Model::new_pool(int64_t n_blocks, int64_t block_size) const {
-  return std::make_shared<KvPool>(be_, n_blocks, block_size, n_cache_layers(), arch_.kv_width);
+  return std::make_shared<KvPool>(be_, n_blocks, block_size, n_cache_layers(), arch_.kv_width, opt_.kv_dtype);
 }
 
-void Model::write_cache_rows(KvCache& kc, int64_t l, int64_t p0, int64_t n, const float* rows) {
-  const int64_t bs = kc.block_size(), w = arch_.kv_width;
-  for (int64_t t = p0; t < p0 + n;) {
-    const int64_t m = std::min(p0 + n - t, bs - t % bs);
-    be_.copy({rows + (t - p0) * w, w, kc.row(l, t), w, m, w});
-    t += m;
-  }
+ops::KvRows Model::cache_rows(const Batch& batch, size_t j, int64_t l) {
+  return batch.seqs[j].cache->pool().layer(l, static_cast<const int32_t*>(s_->btab->data()) + s_->tab_off[j]);
 }
 
 std::unique_ptr<KvCache> Model::new_cache(int64_t capacity) const {

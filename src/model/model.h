@@ -66,6 +66,8 @@ constexpr int64_t kKvBlockSize = 16;
 struct ModelOptions {
   ops::Precision precision = ops::Precision::Fast;
   bool q8_everywhere = false;  // with Fast: block weights ahead of routers take int8 activations too (see above)
+  // How KV cache rows are stored (base/kv_rows.h): F32 (exact), BF16 or F8_E4M3 (fewer bytes per decode step).
+  DType kv_dtype = DType::F32;
   // Called for each weight the backend copied (Backend::prepare_weight), with the source bytes it no longer needs:
   // the engine releases them from the checkpoint mapping, so the process never holds two copies of the model.
   WeightSourceDone weight_copied;
@@ -81,10 +83,11 @@ class Model {
   const ArchDesc& arch() const { return arch_; }
   const Weights& weights() const { return w_; }
   ops::Backend& backend() { return be_; }
+  DType kv_dtype() const { return opt_.kv_dtype; }
   bool has_mtp() const { return w_.n_mtp > 0; }
   int64_t n_cache_layers() const { return cfg_.num_hidden_layers + w_.n_mtp; }
   // A pool of n_blocks KV blocks of block_size tokens for every cache layer (main + MTP), shared by sequences; rows
-  // of arch().kv_width floats (MLA latent rows, or K and V of every kv head).
+  // of arch().kv_width values (MLA latent rows, or K and V of every kv head) stored as ModelOptions::kv_dtype.
   std::shared_ptr<KvPool> new_pool(int64_t n_blocks, int64_t block_size = kKvBlockSize) const;
   // A cache of `capacity` tokens on a private pool just large enough for it (one sequence: CLI, bench, tests).
   std::unique_ptr<KvCache> new_cache(int64_t capacity) const;
@@ -117,8 +120,8 @@ class Model {
   // x += o_proj(attention(xn)) for layer l, by its attention kind (mla.cpp, gqa.cpp).
   void attention_mla(int64_t l, const Batch& batch, int64_t T, const std::vector<int64_t>& pos0);
   void attention_gqa(int64_t l, const Batch& batch, int64_t T, const std::vector<int64_t>& pos0);
-  // Writes rows [p0, p0 + n) of layer l of `kc` from `rows` [n, kv_width]: one copy per block touched.
-  void write_cache_rows(KvCache& kc, int64_t l, int64_t p0, int64_t n, const float* rows);
+  // Layer l's rows of batch chunk j's cache (its block table as uploaded for this step).
+  ops::KvRows cache_rows(const Batch& batch, size_t j, int64_t l);
   // The final rows: logits of what each chunk asks for through `head` (lm_head or the MTP shared head) from the
   // normed rows `xn`, and the hidden rows `h` of the chunks that want them.
   void outputs(const Batch& batch, const float* xn, const float* h, const WeightView& head, ForwardOutput* out);

@@ -56,6 +56,9 @@ class Backend {
   virtual void embed(const EmbedParams& p) = 0;
   virtual void add(const AddParams& p) = 0;
   virtual void copy(const CopyParams& p) = 0;
+  // KV cache rows: fp32 rows in, converted to the cache's format; stored rows out as their fp32 values.
+  virtual void kv_write(const KvWriteParams& p) = 0;
+  virtual void kv_read(const KvReadParams& p) = 0;
   virtual void mla_prefill(const MlaPrefillParams& p) = 0;
   virtual void mla_decode(const MlaDecodeParams& p) = 0;
   virtual void gqa_attention(const GqaAttentionParams& p) = 0;

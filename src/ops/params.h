@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: MIT
-// Backend-neutral op parameters: plain structs of pointers, sizes and strides (counted in elements).
+// Backend-neutral op parameters: plain structs of pointers, sizes and strides (counted in elements; KV cache rows
+// in bytes).
 // All activations are fp32; weights are WeightViews in their checkpoint dtype. Pointers are in the backend's memory.
 #pragma once
 #include <cstdint>
 
+#include "base/dtype.h"
 #include "base/weight.h"
 
 namespace ds::ops {
@@ -101,18 +103,48 @@ struct MlaPrefillParams {
   float scale = 1.0f;
 };
 
+// Rows of one layer of a KV cache in their storage format (base/kv_rows.h: F32, BF16 or F8_E4M3): contiguous
+// (block_table null: row t at base + t * row_bytes) or paged (row t at base + block_table[t / block_size] *
+// block_bytes + (t % block_size) * row_bytes; base = layer l of block 0, see model/kv_pool.h).
+struct KvRows {
+  uint8_t* base = nullptr;
+  DType dtype = DType::F32;
+  int64_t width = 0;                     // values per row
+  int64_t row_bytes = 0;                 // from one row to the next (>= kv_row_bytes(dtype, width), a multiple of 4)
+  const int32_t* block_table = nullptr;  // [ceil(rows / block_size)] block ids, or null (contiguous)
+  int64_t block_size = 0;                // rows per block (paged)
+  int64_t block_bytes = 0;               // from one block's row 0 to the next block's (paged)
+};
+
+// Row t of a KvRows.
+inline uint8_t* kv_row(const KvRows& c, int64_t t) {
+  if (!c.block_table) return c.base + t * c.row_bytes;
+  return c.base + int64_t(c.block_table[t / c.block_size]) * c.block_bytes + (t % c.block_size) * c.row_bytes;
+}
+
+// Cache rows [p0, p0 + n) := x[n, width] (row stride ldx), converted to the cache's format (base/kv_rows.h).
+struct KvWriteParams {
+  const float* x = nullptr;
+  int64_t ldx = 0;
+  KvRows kv;
+  int64_t p0 = 0, n = 0;
+};
+
+// out[n, width] (row stride ldo) := cache rows [p0, p0 + n) as fp32: exactly the values attention reads.
+struct KvReadParams {
+  KvRows kv;
+  int64_t p0 = 0, n = 0;
+  float* out = nullptr;
+  int64_t ldo = 0;
+};
+
 // MLA attention in the absorbed (latent) form over the latent cache, for one sequence:
 // score[h,i,t] = scale * (q_lat[i,h]·c_kv[t] + q_pe[i,h]·k_pe[t]);  o_lat[i,h] = Σ_t softmax_t(score) c_kv[t]
-// The cache is contiguous (block_table null: row t at kv + t*ldkv) or paged (row t at
-// kv + block_table[t / block_size] * block_stride + (t % block_size) * ldkv), see model/kv_pool.h.
+// Cache rows (kv.width = rank + rope: c_kv | k_pe) are read in their stored format, as their fp32 values.
 struct MlaDecodeParams {
   const float* q = nullptr;        // [T, H, rank + rope]: per head q_lat | q_pe; token stride ldq
   int64_t ldq = 0;
-  const float* kv = nullptr;       // [S, rank + rope]: c_kv | k_pe per cached token; token stride ldkv
-  int64_t ldkv = 0;
-  const int32_t* block_table = nullptr;  // [ceil(S / block_size)] block ids, or null (contiguous)
-  int64_t block_size = 0;          // tokens per block (paged)
-  int64_t block_stride = 0;        // elements from one block's row 0 to the next block's (paged)
+  KvRows kv;                       // [S] rows of rank + rope values
   float* out = nullptr;            // [T, H, rank]: token stride ldo
   int64_t ldo = 0;
   int64_t T = 0, S = 0, H = 0, rank = 0, rope = 0;
@@ -120,39 +152,23 @@ struct MlaDecodeParams {
   float scale = 1.0f;
 };
 
-// Cache row t of an MlaDecodeParams ([rank + rope] floats), contiguous or paged.
-inline const float* mla_kv_row(const MlaDecodeParams& p, int64_t t) {
-  if (!p.block_table) return p.kv + t * p.ldkv;
-  return p.kv + int64_t(p.block_table[t / p.block_size]) * p.block_stride + (t % p.block_size) * p.ldkv;
-}
-
 // Grouped-query attention for one sequence over its K/V cache (dense architectures: Qwen2, Llama, Qwen3; MHA when
 // Hkv == H). Query head h reads kv head h / (H / Hkv):
 //   score[h,i,t] = scale * q[i,h]·k[t, h/g],  t <= pos0 + i (causal);  out[i,h] = Σ_t softmax_t(score) v[t, h/g]
 // Softmax in fp32. Cache row t holds K of every kv head then V of every kv head: [k_0 .. k_{Hkv-1} | v_0 .. v_{Hkv-1}],
-// each hd floats; rows are contiguous (block_table null: row t at kv + t*ldkv) or paged as in MlaDecodeParams.
+// each hd values (kv.width = 2 * Hkv * hd), read in their stored format as their fp32 values.
 // Each query row's result depends only on that row and the cache (not on T, pos0 splits or the thread count), so a
 // row decoded alone is bitwise the row computed inside a prompt chunk.
 struct GqaAttentionParams {
   const float* q = nullptr;        // [T, H, hd]: token stride ldq, head stride hd
   int64_t ldq = 0;
-  const float* kv = nullptr;       // [S, 2 * Hkv * hd]: token stride ldkv
-  int64_t ldkv = 0;
-  const int32_t* block_table = nullptr;  // [ceil(S / block_size)] block ids, or null (contiguous)
-  int64_t block_size = 0;
-  int64_t block_stride = 0;
+  KvRows kv;                       // [S] rows of 2 * Hkv * hd values
   float* out = nullptr;            // [T, H, hd]: token stride ldo, head stride hd
   int64_t ldo = 0;
   int64_t T = 0, S = 0, H = 0, Hkv = 0, hd = 0;
   int64_t pos0 = 0;                // position of query 0; keys are positions 0..S-1
   float scale = 1.0f;
 };
-
-// Cache row t of a GqaAttentionParams ([2 * Hkv * hd] floats), contiguous or paged.
-inline const float* gqa_kv_row(const GqaAttentionParams& p, int64_t t) {
-  if (!p.block_table) return p.kv + t * p.ldkv;
-  return p.kv + int64_t(p.block_table[t / p.block_size]) * p.block_stride + (t % p.block_size) * p.ldkv;
-}
 
 enum class Scoring { Softmax, Sigmoid };
 enum class TopkRule { Greedy, GroupMax, GroupTop2Sum };

@@ -3,6 +3,8 @@
 
 #include <cmath>
 
+#include "base/kv_rows.h"
+
 namespace ds::rt {
 
 namespace {
@@ -15,7 +17,8 @@ double bytes_of(const WeightView& v) {
 double bytes_of(const ops::ExpertWeights& e) { return bytes_of(e.gate) + bytes_of(e.up) + bytes_of(e.down); }
 }  // namespace
 
-DecodeBytes decode_bytes(const io::ModelConfig& c, const model::Weights& w, int64_t ctx, int64_t batch) {
+DecodeBytes decode_bytes(const io::ModelConfig& c, const model::Weights& w, int64_t ctx, int64_t batch,
+                         DType kv_dtype) {
   DecodeBytes d;
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
     const model::LayerWeights& L = w.layers[l];
@@ -36,7 +39,8 @@ DecodeBytes decode_bytes(const io::ModelConfig& c, const model::Weights& w, int6
     d.routed += distinct * bytes_of(L.experts[0]);
   }
   d.lm_head = bytes_of(w.lm_head) + bytes_of(w.norm);
-  d.kv = double(batch) * double(ctx) * double(c.kv_row_width()) * 4.0 * double(c.num_hidden_layers);
+  const double row = double(kv_row_bytes(kv_dtype, c.kv_row_width()));  // bytes as stored (base/kv_rows.h)
+  d.kv = double(batch) * double(ctx) * row * double(c.num_hidden_layers);
   return d;
 }
 

@@ -18,12 +18,14 @@ struct DecodeBytes {
   double router = 0;     // router gate weights (+ bias)
   double routed = 0;     // the routed experts selected (expected distinct experts for batch > 1)
   double lm_head = 0;    // lm_head + final norm
-  double kv = 0;         // latent cache read, per sequence, summed over the batch
+  double kv = 0;         // KV cache rows read (in their stored format), per sequence, summed over the batch
   double total() const { return attention + dense + shared + router + routed + lm_head + kv; }
 };
 
-// Bytes read by one decode step of `batch` sequences each with `ctx` cached tokens (main layers only, no MTP).
-DecodeBytes decode_bytes(const io::ModelConfig& c, const model::Weights& w, int64_t ctx, int64_t batch);
+// Bytes read by one decode step of `batch` sequences each with `ctx` cached tokens (main layers only, no MTP), the
+// cache rows stored as `kv_dtype` (base/kv_rows.h).
+DecodeBytes decode_bytes(const io::ModelConfig& c, const model::Weights& w, int64_t ctx, int64_t batch,
+                         DType kv_dtype = DType::F32);
 
 // The weight bytes one decode step of one sequence reads, as ranges (the bound views' own layout): every weight a
 // token uses, with the first k routed experts of each MoE layer standing for the k it selects. Reading them plainly

@@ -11,6 +11,7 @@
 
 #include "backend/cpu/cpu_backend.h"
 #include "base/error.h"
+#include "base/kv_rows.h"
 #include "base/log.h"
 #include "io/checkpoint.h"
 #include "io/gguf.h"
@@ -32,6 +33,12 @@ void progress_bar(size_t done, size_t total) {
   std::fflush(stderr);
 }
 }  // namespace
+
+void validate(const EngineOptions& opt) {
+  DS_CHECK(is_kv_dtype(opt.kv_dtype), "--kv-dtype: ", dtype_name(opt.kv_dtype), " is not one of: f32, bf16, fp8");
+  DS_CHECK(opt.kv_dtype == DType::F32 || opt.precision != ops::Precision::F32, "--kv-dtype ",
+           kv_dtype_name(opt.kv_dtype), " needs --precision fast (or q8): --precision f32 keeps the KV cache in f32");
+}
 
 ops::Precision parse_precision(const std::string& s) {
   if (s == "f32") return ops::Precision::F32;
@@ -112,6 +119,7 @@ std::unique_ptr<Engine> Engine::load_gguf(const std::string& path, const EngineO
 
 std::unique_ptr<Engine> Engine::load(const std::string& dir, const EngineOptions& opt) {
   namespace fs = std::filesystem;
+  validate(opt);
   if (fs::is_regular_file(dir) && fs::path(dir).extension() == ".gguf") return load_gguf(dir, opt);
   DS_CHECK(fs::is_directory(dir), "model folder '", dir, "' does not exist or is not a directory");
   const std::string cfg_path = (fs::path(dir) / "config.json").string();
@@ -149,6 +157,7 @@ std::unique_ptr<Engine> Engine::load(const std::string& dir, const EngineOptions
 }
 
 std::unique_ptr<Engine> Engine::random(const io::ModelConfig& cfg, DType linear_dtype, const EngineOptions& opt) {
+  validate(opt);
   std::unique_ptr<Engine> e(new Engine());
   e->random_ = std::make_unique<model::RandomWeights>(cfg, linear_dtype);
   model::Weights w = model::bind_weights(cfg, e->random_->lookup(), e->random_->names(), "random weights");
@@ -171,6 +180,7 @@ void Engine::init(const io::ModelConfig& cfg, const EngineOptions& opt, model::W
   model::ModelOptions mo;
   mo.precision = opt.precision;
   mo.q8_everywhere = opt.q8_everywhere;
+  mo.kv_dtype = opt.kv_dtype;
   mo.weight_copied = copied;
   model_ = std::make_unique<model::Model>(cfg, std::move(w), *backend_, mo);
   for (int64_t id : cfg.eos_token_ids) eos_.push_back(int32_t(id));

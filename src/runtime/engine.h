@@ -21,6 +21,9 @@ struct EngineOptions {
   int threads = 0;              // <= 0: all cores
   ops::Precision precision = ops::Precision::Fast;
   bool q8_everywhere = false;   // --precision q8: ModelOptions::q8_everywhere
+  // --kv-dtype: how KV cache rows are stored (base/kv_rows.h: F32, BF16, F8_E4M3). Lower than F32 needs Fast
+  // precision: F32 is the exact path, cache included.
+  DType kv_dtype = DType::F32;
   bool progress = false;        // progress bar on stderr while opening shards and copying weights
   // cpu backend, checkpoints: "copy" the weights into the backend's huge-page memory at load (fastest decode; the
   // checkpoint's mapped pages are released as each tensor is copied), "mmap" compute from the file mapping (models
@@ -31,6 +34,9 @@ struct EngineOptions {
 
 // Parses "f32" / "fast" (CLI --precision); throws ds::Error naming the flag otherwise.
 ops::Precision parse_precision(const std::string& s);
+// Refuses option combinations (e.g. a bf16 / fp8 KV cache with --precision f32), naming the flags. Engine::load and
+// Engine::random call it before loading anything.
+void validate(const EngineOptions& opt);
 
 class Engine {
  public:

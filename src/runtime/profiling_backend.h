@@ -36,6 +36,8 @@ class ProfilingBackend final : public ops::Backend {
   void embed(const ops::EmbedParams& p) override { timed("embed", [&] { in_->embed(p); }); }
   void add(const ops::AddParams& p) override { timed("add", [&] { in_->add(p); }); }
   void copy(const ops::CopyParams& p) override { timed("copy", [&] { in_->copy(p); }); }
+  void kv_write(const ops::KvWriteParams& p) override { timed("kv_write", [&] { in_->kv_write(p); }); }
+  void kv_read(const ops::KvReadParams& p) override { timed("kv_read", [&] { in_->kv_read(p); }); }
   void mla_prefill(const ops::MlaPrefillParams& p) override { timed("mla_prefill", [&] { in_->mla_prefill(p); }); }
   void mla_decode(const ops::MlaDecodeParams& p) override { timed("mla_decode", [&] { in_->mla_decode(p); }); }
   void gqa_attention(const ops::GqaAttentionParams& p) override {

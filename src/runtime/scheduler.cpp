@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "base/error.h"
+#include "base/kv_rows.h"
 #include "base/log.h"
 
 namespace ds::rt {
@@ -64,6 +65,8 @@ Scheduler::Scheduler(Engine& engine, const SchedulerOptions& opt)
   stats_.slots = opt_.parallel;
   stats_.kv_capacity_tokens = n_blocks * bs;
   stats_.kv_block_size = bs;
+  stats_.kv_bytes_per_token = pool_->bytes_per_token();
+  stats_.kv_dtype = kv_dtype_name(pool_->dtype());
   threads_ = opt_.threads > 0 ? opt_.threads : int(std::max(1u, std::thread::hardware_concurrency()));
   stats_.kv_blocks_total = n_blocks;
   DS_CHECK(opt_.draft >= 0, "--draft must be >= 0");
@@ -157,7 +160,7 @@ void Scheduler::finish(Slot& s, Finish f, const std::string& err) {
   s.swapped = false;
   s.draft.clear();
   s.n_draft = 0;
-  std::vector<float>().swap(s.swap);
+  std::vector<uint8_t>().swap(s.swap);
   {
     std::lock_guard<std::mutex> lk(qm_);
     switch (f) {
@@ -423,11 +426,10 @@ Scheduler::Slot* Scheduler::preemption_victim(Slot& needy) {
 // blocks stay cached in the pool for others; shared ones lose only this sequence's reference.
 void Scheduler::swap_out(Slot& s) {
   const auto& blocks = s.cache->blocks();
-  const int64_t stride = pool_->block_stride();
-  s.swap.resize(blocks.size() * size_t(stride));
+  const size_t stride = size_t(pool_->block_bytes());  // rows in the pool's format, bytes as they are
+  s.swap.resize(blocks.size() * stride);
   for (size_t k = 0; k < blocks.size(); ++k)
-    pool_->backend().download(s.swap.data() + k * size_t(stride), pool_->base() + blocks[k] * stride,
-                              size_t(stride) * sizeof(float));
+    pool_->backend().download(s.swap.data() + k * stride, pool_->base() + size_t(blocks[k]) * stride, stride);
   s.swap_blocks = int64_t(blocks.size());
   s.swap_length = s.cache->length;
   s.swap_mtp_length = s.cache->mtp_length;
@@ -441,20 +443,20 @@ void Scheduler::swap_out(Slot& s) {
 // sequence continues bit for bit as if it had never left. False (nothing changed) while the pool lacks them.
 bool Scheduler::swap_in(Slot& s) {
   if (pool_->available() < s.swap_blocks + 1) return false;
-  const int64_t bs = opt_.block_size, stride = pool_->block_stride();
+  const int64_t bs = opt_.block_size;
+  const size_t stride = size_t(pool_->block_bytes());
   DS_CHECK(s.cache->reserve(std::min(s.swap_blocks * bs, s.cache->capacity())), "scheduler: KV reservation failed");
   const auto& blocks = s.cache->blocks();
   DS_CHECK(int64_t(blocks.size()) == s.swap_blocks, "scheduler: swap-in got ", blocks.size(), " blocks, expected ",
            s.swap_blocks);
   for (size_t k = 0; k < blocks.size(); ++k)
-    pool_->backend().upload(pool_->base() + blocks[k] * stride, s.swap.data() + k * size_t(stride),
-                            size_t(stride) * sizeof(float));
+    pool_->backend().upload(pool_->base() + size_t(blocks[k]) * stride, s.swap.data() + k * stride, stride);
   s.cache->length = s.swap_length;
   s.cache->mtp_length = s.swap_mtp_length;
   s.published = 0;
   s.publishing = false;  // its blocks are private copies now; the prompt's chain (if any) stays published
   s.swapped = false;
-  std::vector<float>().swap(s.swap);
+  std::vector<uint8_t>().swap(s.swap);
   return true;
 }
 

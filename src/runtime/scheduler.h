@@ -126,6 +126,8 @@ struct SchedulerStats {
   int64_t queue_depth = 0, active_slots = 0, slots = 0;
   int64_t kv_used_tokens = 0, kv_capacity_tokens = 0, kv_cached_tokens = 0;
   int64_t kv_block_size = 0, kv_blocks_total = 0, kv_blocks_used = 0, kv_blocks_cached = 0;
+  int64_t kv_bytes_per_token = 0;     // one token's rows in every cache layer, in the pool's format
+  const char* kv_dtype = "f32";       // --kv-dtype (base/kv_rows.h)
   uint64_t prefix_hit_requests = 0, kv_evictions = 0, kv_full_stops = 0;
   uint64_t kv_preemptions = 0;        // sequences swapped out to free blocks
   int64_t kv_swapped_requests = 0;    // sequences swapped out now
@@ -172,7 +174,7 @@ class Scheduler {
     int32_t next_token = -1;        // sampled, not yet in the cache
     uint64_t admitted = 0;          // admission order: the youngest running sequence is preempted first
     bool swapped = false;           // preempted: rows in `swap`, no blocks held
-    std::vector<float> swap;        // [swap_blocks, block_stride] the blocks' content while swapped out
+    std::vector<uint8_t> swap;      // [swap_blocks, block_bytes] the blocks' bytes while swapped out
     int64_t swap_blocks = 0, swap_length = 0, swap_mtp_length = 0;
     DraftState draft;               // speculation: MTP rows waiting, this step's drafts
     int n_draft = 0;                // drafts verified this step

@@ -674,6 +674,10 @@ std::string Server::Impl::metrics() {
         double(s.kv_cached_tokens));
   gauge("deepseek_kv_cache_capacity_tokens", "KV rows in the pool (--kv-cache-tokens)", double(s.kv_capacity_tokens));
   gauge("deepseek_kv_cache_block_size", "tokens per KV block", double(s.kv_block_size));
+  gauge("deepseek_kv_cache_bytes_per_token", "bytes of KV cache one token takes (every cache layer, --kv-dtype format)",
+        double(s.kv_bytes_per_token));
+  o << "# HELP deepseek_kv_cache_info how KV cache rows are stored (--kv-dtype)\n# TYPE deepseek_kv_cache_info gauge\n"
+    << "deepseek_kv_cache_info{dtype=\"" << s.kv_dtype << "\"} 1\n";
   gauge("deepseek_kv_cache_blocks_total", "KV blocks in the pool", double(s.kv_blocks_total));
   gauge("deepseek_kv_cache_blocks_used", "KV blocks referenced by running requests (shared blocks count once)",
         double(s.kv_blocks_used));

@@ -100,6 +100,26 @@ void expect_one_error_line(const CmdResult& r, std::initializer_list<std::string
   for (const std::string& p : pieces) EXPECT_NE(r.out.find(p), std::string::npos) << "no '" << p << "' in: " << r.out;
 }
 
+// --kv-dtype: the cache format the logits command computes with (bf16 in fast precision stays close to the
+// reference; the figures per fixture are in kv_dtype_test.cpp); info states the bytes per token of each format.
+TEST(Cli, KvDtypeLogitsAndInfo) {
+  const std::string m = fixture_dir("tiny-qwen2");
+  const fs::path out = tmp("_kv_logits.npy");
+  const CmdResult r = run("logits --model " + m + " --tokens " + m + "/tokens.npy --out " + out.string() +
+                          " --kv-dtype bf16");
+  ASSERT_EQ(r.code, 0) << r.out;
+  const auto got = io::npy_read(out.string()).to_f32(), want = io::npy_read(m + "/logits.npy").to_f32();
+  ASSERT_EQ(got.size(), want.size());
+  const size_t V = 1000;
+  for (size_t t = 0; t * V < got.size(); ++t) EXPECT_GE(cosine(got.data() + t * V, want.data() + t * V, V), 0.999);
+  fs::remove(out);
+  // tiny-qwen2: 3 layers of K and V rows of 2 kv heads x 16 values = 64 values (fp8: 64 codes + one scale).
+  const CmdResult info = run("info --model " + m);
+  ASSERT_EQ(info.code, 0) << info.out;
+  EXPECT_NE(info.out.find("f32 0.75 KiB (768 B), bf16 0.38 KiB (384 B), fp8 0.20 KiB (204 B)"), std::string::npos)
+      << info.out;
+}
+
 TEST(Cli, ErrorsAreOneClearLine) {
   const std::string m = fixture_dir("tiny-v3");
   expect_one_error_line(run("logits --model /nonexistent --tokens " + m + "/tokens.npy --out /tmp/x.npy"),
@@ -113,6 +133,13 @@ TEST(Cli, ErrorsAreOneClearLine) {
                         {"--draft 2", "no MTP layer"});
   expect_one_error_line(run("generate --model " + m + " --tokens " + m + "/tokens.npy --draft 5"),
                         {"--draft 5", "[0, 4]"});
+  expect_one_error_line(run("logits --model " + m + " --tokens " + m + "/tokens.npy --out /tmp/x.npy --kv-dtype fp16"),
+                        {"--kv-dtype 'fp16'", "f32, bf16, fp8"});
+  const std::string tokens = " --tokens " + m + "/tokens.npy";
+  for (const std::string& cmd : {"logits" + tokens + " --out /tmp/x.npy", "generate" + tokens, std::string("run"),
+                                 std::string("bench"), std::string("serve")})
+    expect_one_error_line(run(cmd + " --model " + m + " --kv-dtype bf16 --precision f32"),
+                          {"--kv-dtype bf16 needs --precision fast"});
   // A usage mistake (unknown command) exits 2 with the command named and the list of commands.
   CmdResult r = run("nosuchcommand");
   EXPECT_EQ(r.code, 2);

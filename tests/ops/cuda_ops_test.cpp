@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
-// CUDA element-wise ops, routing, MoE, MLA attention (both forms, contiguous and paged) and GQA attention vs the
-// reference, on odd shapes: the cases shared with the CPU tests (op_cases.h), run by the CUDA runner.
+// CUDA element-wise ops, routing, MoE, MLA attention (both forms, contiguous and paged), GQA attention and the KV
+// cache row ops (f32, bf16, fp8 rows) vs the reference, on odd shapes: the cases shared with the CPU tests
+// (op_cases.h), run by the CUDA runner.
 #include "ops/cuda_harness.h"
 
 namespace ds::test {
@@ -24,6 +25,20 @@ TEST_F(CudaOps, GqaAttentionPaged) {
 // Each query row's arithmetic is the same whatever the batch: a row alone is bitwise the row inside a chunk.
 TEST_F(CudaOps, GqaAttentionRowIndependentOfSplit) {
   gqa_attention_split_cases([] { return cuda::make_cuda_backend(0); });
+}
+// KV cache rows stored as bf16 / fp8 (base/kv_rows.h): the row ops (stored bytes equal to the host encoding), and
+// attention reading such rows directly.
+TEST_F(CudaOps, KvWriteRead) {
+  for (DType dt : {DType::F32, DType::BF16, DType::F8_E4M3}) kv_write_read_cases(check_cuda, dt);
+}
+TEST_F(CudaOps, AttentionLowPrecisionCache) {
+  for (DType dt : {DType::BF16, DType::F8_E4M3}) {
+    mla_decode_cases(check_cuda, dt);
+    mla_decode_paged_cases(check_cuda, [] { return cuda::make_cuda_backend(0); }, dt);
+    gqa_attention_cases(check_cuda, dt);
+    gqa_attention_paged_cases(check_cuda, [] { return cuda::make_cuda_backend(0); }, dt);
+    gqa_attention_split_cases([] { return cuda::make_cuda_backend(0); }, dt);
+  }
 }
 
 }  // namespace

@@ -5,6 +5,8 @@
 #include <cstring>
 #include <numeric>
 
+#include "base/kv_rows.h"
+
 namespace ds::test {
 
 namespace {
@@ -207,19 +209,87 @@ void moe_cases(const Runner& run) {
     }
 }
 
-void mla_decode_cases(const Runner& run) {
+namespace {
+std::string kv_tag(DType dt) { return dt == DType::F32 ? "" : std::string(" ") + kv_dtype_name(dt); }
+
+// Bytes from one cache row to the next in the cases: more than a row needs (strided rows), a multiple of 4.
+int64_t kv_stride(DType dt, int64_t width) {
+  return dt == DType::F32 ? 4 * (width + 5) : kv_row_bytes(dt, width) + 12;
+}
+
+// rows [n, width] (row stride ldx) in format dt, row_bytes apart (the padding bytes 0xA5, never read).
+std::vector<uint8_t> encode_rows(DType dt, const float* x, int64_t ldx, int64_t n, int64_t width, int64_t row_bytes) {
+  std::vector<uint8_t> b(size_t(std::max<int64_t>(n, 1) * row_bytes), 0xA5);
+  for (int64_t t = 0; t < n; ++t) kv_encode_row(dt, x + t * ldx, width, &b[size_t(t * row_bytes)]);
+  return b;
+}
+
+// The stored rows' fp32 values [n, ldx] (padding columns as in x).
+std::vector<float> decode_rows(DType dt, const std::vector<float>& x, int64_t ldx, int64_t n, int64_t width) {
+  std::vector<float> d(x);
+  std::vector<uint8_t> row(size_t(kv_row_bytes(dt, width)));
+  for (int64_t t = 0; t < n; ++t) {
+    kv_encode_row(dt, &x[size_t(t * ldx)], width, row.data());
+    kv_decode_row(dt, row.data(), width, 0, width, &d[size_t(t * ldx)]);
+  }
+  return d;
+}
+
+// A cache of S rows [S, width] (row stride ldx in x) as ops read it: contiguous, and on shuffled blocks of bs rows in
+// a pool of 3 layers (the op reads layer 1; other layers and unused rows hold other encoded rows), as
+// model/kv_pool.h lays them out.
+struct KvLayouts {
+  DType dt = DType::F32;
+  int64_t width = 0, row_bytes = 0, bs = 0, block_bytes = 0;
+  std::vector<uint8_t> contiguous, pool;
+  std::vector<int32_t> table;
+  static constexpr int64_t kLayers = 3, kLayer = 1;
+
+  KvLayouts(Rng& rng, DType t, const std::vector<float>& x, int64_t ldx, int64_t S, int64_t w, int64_t block)
+      : dt(t), width(w), row_bytes(kv_stride(t, w)), bs(block) {
+    contiguous = encode_rows(dt, x.data(), ldx, S, width, row_bytes);
+    if (bs <= 0) return;
+    const int64_t nb = (S + bs - 1) / bs, pool_blocks = nb + 4;
+    block_bytes = kLayers * bs * row_bytes;
+    const std::vector<float> noise = rng.vec(size_t(pool_blocks * kLayers * bs * width));
+    pool = encode_rows(dt, noise.data(), width, pool_blocks * kLayers * bs, width, row_bytes);
+    table.resize(size_t(pool_blocks));
+    std::iota(table.begin(), table.end(), 0);
+    std::shuffle(table.begin(), table.end(), rng.g);
+    table.resize(size_t(std::max<int64_t>(nb, 1)));
+    for (int64_t t = 0; t < S; ++t)
+      std::copy_n(&contiguous[size_t(t * row_bytes)], row_bytes,
+                  &pool[size_t(table[size_t(t / bs)] * block_bytes + kLayer * bs * row_bytes + (t % bs) * row_bytes)]);
+  }
+  // The rows in backend memory, paged or contiguous.
+  ops::KvRows put(Mem& m, bool paged) const {
+    ops::KvRows r;
+    r.dtype = dt; r.width = width; r.row_bytes = row_bytes;
+    if (paged) {
+      r.base = m.put(pool) + kLayer * bs * row_bytes;
+      r.block_table = m.put(table); r.block_size = bs; r.block_bytes = block_bytes;
+    } else {
+      r.base = m.put(contiguous);
+    }
+    return r;
+  }
+};
+}  // namespace
+
+void mla_decode_cases(const Runner& run, DType dt) {
   for (int64_t H : {4, 20})  // 20 heads of rank 512: more than one head group per query on the GPU
     for (int64_t T : {1, 3})
       for (int64_t S : {1, 37, 300}) {
         Rng rng(uint64_t(T * 100 + S + H));
-        const int64_t rank = H == 4 ? 96 : 512, rope = H == 4 ? 16 : 64;
+        const int64_t rank = H == 4 ? 96 : 512, rope = H == 4 ? 16 : 64, w = rank + rope;
         const int64_t ldq = H * (rank + rope) + 2, ldkv = rank + rope + 5;
         const std::vector<float> q = rng.vec(size_t(T * ldq)), kv = rng.vec(size_t(S * ldkv));
-        run("mla_decode H" + std::to_string(H) + " T" + std::to_string(T) + " S" + std::to_string(S), kF32,
+        const KvLayouts cache(rng, dt, kv, ldkv, S, w, 0);
+        run("mla_decode H" + std::to_string(H) + " T" + std::to_string(T) + " S" + std::to_string(S) + kv_tag(dt), kF32,
             [&](ops::Backend& be, Mem& m) {
               float* o = m.put(std::vector<float>(size_t(T * H * rank)));
               ops::MlaDecodeParams p;
-              p.q = m.put(q); p.ldq = ldq; p.kv = m.put(kv); p.ldkv = ldkv; p.out = o; p.ldo = H * rank;
+              p.q = m.put(q); p.ldq = ldq; p.kv = cache.put(m, false); p.out = o; p.ldo = H * rank;
               p.T = T; p.S = S; p.H = H; p.rank = rank; p.rope = rope;
               p.pos0 = std::max<int64_t>(S - T, 0);  // queries are the last T positions
               p.scale = 0.2f / (H == 4 ? 1.0f : 3.0f);
@@ -229,47 +299,91 @@ void mla_decode_cases(const Runner& run) {
       }
 }
 
-void mla_decode_paged_cases(const Runner& run, const MakeBackend& make) {
+void mla_decode_paged_cases(const Runner& run, const MakeBackend& make, DType dt) {
   for (int64_t bs : {1, 3, 7, 16})
     for (int64_t T : {1, 3})
       for (int64_t S : {1, 5, 37, 300}) {
         Rng rng(uint64_t(bs * 10000 + T * 1000 + S));
         const int64_t H = 4, rank = 96, rope = 16, ldq = H * (rank + rope) + 2, ldkv = rank + rope + 5;
-        const int64_t n_layers = 3, layer = 1, nb = (S + bs - 1) / bs, pool_blocks = nb + 4;
-        const int64_t stride = n_layers * bs * ldkv;
         const std::vector<float> q = rng.vec(size_t(T * ldq)), kv = rng.vec(size_t(S * ldkv));
-        std::vector<float> pool = rng.vec(size_t(pool_blocks * stride));  // other layers / unused rows: noise
-        std::vector<int32_t> table(static_cast<size_t>(pool_blocks));
-        std::iota(table.begin(), table.end(), 0);
-        std::shuffle(table.begin(), table.end(), rng.g);
-        table.resize(size_t(nb));
-        for (int64_t t = 0; t < S; ++t)
-          std::copy_n(&kv[size_t(t * ldkv)], ldkv,
-                      &pool[size_t(table[size_t(t / bs)] * stride + layer * bs * ldkv + (t % bs) * ldkv)]);
+        const KvLayouts cache(rng, dt, kv, ldkv, S, rank + rope, bs);
         auto attend = [&](ops::Backend& be, Mem& m, bool paged) {
           float* o = m.put(std::vector<float>(size_t(T * H * rank)));
           ops::MlaDecodeParams p;
-          p.q = m.put(q); p.ldq = ldq; p.out = o; p.ldo = H * rank; p.ldkv = ldkv;
-          if (paged) {
-            p.kv = m.put(pool) + layer * bs * ldkv;
-            p.block_table = m.put(table); p.block_size = bs; p.block_stride = stride;
-          } else {
-            p.kv = m.put(kv);
-          }
+          p.q = m.put(q); p.ldq = ldq; p.out = o; p.ldo = H * rank; p.kv = cache.put(m, paged);
           p.T = T; p.S = S; p.H = H; p.rank = rank; p.rope = rope; p.pos0 = std::max<int64_t>(S - T, 0);
           p.scale = 0.2f;
           be.mla_decode(p);
           return m.get(o, size_t(T * H * rank));
         };
         const std::string tag = "mla_decode paged bs" + std::to_string(bs) + " T" + std::to_string(T) + " S" +
-                                std::to_string(S);
+                                std::to_string(S) + kv_tag(dt);
         run(tag, kF32, [&](ops::Backend& be, Mem& m) { return attend(be, m, true); });
         auto be = make();
         const auto a = run_on(*be, [&](ops::Backend& b, Mem& m) { return attend(b, m, true); });
         const auto b = run_on(*be, [&](ops::Backend& b2, Mem& m) { return attend(b2, m, false); });
         EXPECT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * 4)) << tag << " [" << be->name()
                                                                      << "]: paged differs from contiguous";
+        if (dt == DType::F32) continue;
+        // bf16 / fp8 rows compute as their fp32 values: bitwise the f32 cache holding those values.
+        const std::vector<float> vals = decode_rows(dt, kv, ldkv, S, rank + rope);
+        const KvLayouts f32(rng, DType::F32, vals, ldkv, S, rank + rope, bs);
+        const auto c = run_on(*be, [&](ops::Backend& b2, Mem& m) {
+          float* o = m.put(std::vector<float>(size_t(T * H * rank)));
+          ops::MlaDecodeParams p;
+          p.q = m.put(q); p.ldq = ldq; p.out = o; p.ldo = H * rank; p.kv = f32.put(m, true);
+          p.T = T; p.S = S; p.H = H; p.rank = rank; p.rope = rope; p.pos0 = std::max<int64_t>(S - T, 0);
+          p.scale = 0.2f;
+          b2.mla_decode(p);
+          return m.get(o, size_t(T * H * rank));
+        });
+        EXPECT_EQ(0, std::memcmp(a.data(), c.data(), a.size() * 4)) << tag << " [" << be->name()
+                                                                     << "]: differs from f32 rows of the same values";
       }
+}
+
+void kv_write_read_cases(const Runner& run, DType dt) {
+  for (int64_t width : {576, 112, 200, 7})  // MLA's row; GQA-like; a partial fp8 tile; odd (padded) rows
+    for (int64_t bs : {16, 5}) {
+      Rng rng(uint64_t(width * 31 + bs + int(dt)));
+      const int64_t S = 45, ldx = width + 3;
+      std::vector<float> x = rng.vec(size_t(S * ldx), -3.0f, 3.0f);
+      for (int64_t c = 0; c < width; c += 3) x[size_t(5 * ldx + c)] *= 1e-3f;  // a row of mixed magnitudes
+      std::fill_n(&x[size_t(6 * ldx)], width, 0.0f);                         // an all-zero row (fp8 scale 0)
+      const KvLayouts empty(rng, dt, std::vector<float>(size_t(S * width)), width, S, width, bs);
+      const std::vector<uint8_t> want_bytes = encode_rows(dt, x.data(), ldx, S, width, empty.row_bytes);
+      const std::string tag = "kv_write/kv_read width " + std::to_string(width) + " bs" + std::to_string(bs) +
+                              " " + kv_dtype_name(dt);
+      run(tag, Budget{0.0, 0.0}, [&](ops::Backend& be, Mem& m) {
+        const ops::KvRows kv = empty.put(m, true);
+        // Rows written in three chunks (a decode-sized one inside a block, one across blocks), read back whole.
+        for (auto [p0, n] : {std::pair<int64_t, int64_t>{0, 1}, {1, 20}, {21, S - 21}})
+          be.kv_write({m.put(x) + p0 * ldx, ldx, kv, p0, n});
+        const std::vector<float> o0(size_t(S * (width + 2)), 0.75f);
+        float* out = m.put(o0);
+        be.kv_read({kv, 0, S, out, width + 2});
+        // The stored bytes are base/kv_rows.h's encoding of each row.
+        for (int64_t t = 0; t < S; ++t) {
+          std::vector<uint8_t> got(size_t(empty.row_bytes));
+          const int64_t off = empty.table[size_t(t / bs)] * empty.block_bytes + (t % bs) * empty.row_bytes;
+          be.download(got.data(), kv.base + off, size_t(kv_row_bytes(dt, width)));
+          EXPECT_EQ(0, std::memcmp(got.data(), &want_bytes[size_t(t * empty.row_bytes)],
+                                   size_t(kv_row_bytes(dt, width))))
+              << tag << " [" << be.name() << "]: row " << t << " stored differently";
+        }
+        std::vector<float> o = m.get(out, o0.size());
+        std::vector<float> res;
+        for (int64_t t = 0; t < S; ++t) {
+          res.insert(res.end(), o.begin() + t * (width + 2), o.begin() + t * (width + 2) + width);
+          EXPECT_EQ(o[size_t(t * (width + 2) + width)], 0.75f) << tag << " [" << be.name() << "]: wrote past width";
+        }
+        // A part of the cache read into the middle of a buffer.
+        be.kv_read({kv, 17, 3, out, width});
+        const std::vector<float> part = m.get(out, size_t(3 * width));
+        for (int64_t i = 0; i < 3 * width; ++i) EXPECT_EQ(part[size_t(i)], res[size_t(17 * width + i)]) << tag;
+        return res;
+      });
+    }
 }
 
 void mla_prefill_cases(const Runner& run) {
@@ -302,17 +416,16 @@ std::string gqa_name(const GqaCase& c) {
          " T" + std::to_string(c.T) + " S" + std::to_string(c.S) + " pos0 " + std::to_string(c.pos0);
 }
 
-// Host inputs: strided q, the contiguous cache and, with bs > 0, the same rows on shuffled blocks of bs rows in a pool
-// of 3 layers (the op reads layer 1; other layers and unused rows are noise), as model/kv_pool.h lays them out.
+// Host inputs: strided q, the fp32 rows kv, and the cache as ops read it (contiguous and, with bs > 0, paged) in
+// format dt; kvd: the rows' stored values (fp32: kv itself).
 struct GqaInputs {
   GqaCase c;
-  int64_t ldq = 0, ldkv = 0, ldo = 0, bs = 0, stride = 0;
-  std::vector<float> q, kv, pool;
-  std::vector<int32_t> table;
-  static constexpr int64_t kLayers = 3, kLayer = 1;
+  int64_t ldq = 0, ldkv = 0, ldo = 0;
+  std::vector<float> q, kv, kvd;
+  std::unique_ptr<KvLayouts> cache;
 };
 
-GqaInputs gqa_inputs(const GqaCase& c, int64_t bs) {
+GqaInputs gqa_inputs(const GqaCase& c, int64_t bs, DType dt = DType::F32) {
   Rng rng(uint64_t(c.H * 1000003 + c.Hkv * 10007 + c.hd * 101 + c.T * 13 + c.S * 7 + c.pos0 + bs * 17));
   GqaInputs in;
   in.c = c;
@@ -321,20 +434,8 @@ GqaInputs gqa_inputs(const GqaCase& c, int64_t bs) {
   in.ldo = c.H * c.hd + 5;
   in.q = rng.vec(size_t(c.T * in.ldq));
   in.kv = rng.vec(size_t(std::max<int64_t>(c.S, 1) * in.ldkv));
-  if (bs > 0) {
-    const int64_t nb = (c.S + bs - 1) / bs, pool_blocks = nb + 4;
-    in.bs = bs;
-    in.stride = GqaInputs::kLayers * bs * in.ldkv;
-    in.pool = rng.vec(size_t(pool_blocks * in.stride));
-    in.table.resize(size_t(pool_blocks));
-    std::iota(in.table.begin(), in.table.end(), 0);
-    std::shuffle(in.table.begin(), in.table.end(), rng.g);
-    in.table.resize(size_t(std::max<int64_t>(nb, 1)));
-    for (int64_t t = 0; t < c.S; ++t)
-      std::copy_n(&in.kv[size_t(t * in.ldkv)], in.ldkv,
-                  &in.pool[size_t(in.table[size_t(t / bs)] * in.stride + GqaInputs::kLayer * bs * in.ldkv +
-                                  (t % bs) * in.ldkv)]);
-  }
+  in.kvd = decode_rows(dt, in.kv, in.ldkv, c.S, 2 * c.Hkv * c.hd);
+  in.cache = std::make_unique<KvLayouts>(rng, dt, in.kv, in.ldkv, c.S, 2 * c.Hkv * c.hd, bs);
   return in;
 }
 
@@ -348,13 +449,7 @@ std::vector<float> gqa_run(ops::Backend& be, Mem& m, const GqaInputs& in, bool p
   const int64_t n = c.H * c.hd;
   const std::vector<float> o0(size_t(std::max<int64_t>(T, 1) * in.ldo), 0.75f);
   ops::GqaAttentionParams p;
-  p.q = m.put(in.q) + r0 * in.ldq; p.ldq = in.ldq; p.ldkv = in.ldkv;
-  if (paged) {
-    p.kv = m.put(in.pool) + GqaInputs::kLayer * in.bs * in.ldkv;
-    p.block_table = m.put(in.table); p.block_size = in.bs; p.block_stride = in.stride;
-  } else {
-    p.kv = m.put(in.kv);
-  }
+  p.q = m.put(in.q) + r0 * in.ldq; p.ldq = in.ldq; p.kv = in.cache->put(m, paged);
   p.out = m.put(o0); p.ldo = in.ldo;
   p.T = T; p.S = S; p.H = c.H; p.Hkv = c.Hkv; p.hd = c.hd; p.pos0 = c.pos0 + r0; p.scale = gqa_scale(c);
   be.gqa_attention(p);
@@ -369,9 +464,10 @@ std::vector<float> gqa_run(ops::Backend& be, Mem& m, const GqaInputs& in, bool p
 }
 
 // An fp64 oracle independent of the op's code (ref included): kv head of query head h = h * Hkv / H, the cache read
-// from the host's contiguous rows, softmax as exp(s - max) / Σ.
+// from the host's contiguous rows (their stored values), softmax as exp(s - max) / Σ.
 std::vector<float> gqa_fp64(const GqaInputs& in) {
   const GqaCase& c = in.c;
+  const std::vector<float>& kv = in.kvd;
   std::vector<float> out(size_t(c.T * c.H * c.hd));
   for (int64_t i = 0; i < c.T; ++i)
     for (int64_t h = 0; h < c.H; ++h) {
@@ -379,7 +475,7 @@ std::vector<float> gqa_fp64(const GqaInputs& in) {
       const float* q = &in.q[size_t(i * in.ldq + h * c.hd)];
       std::vector<double> s;
       for (int64_t t = 0; t <= last; ++t) {
-        const float* k = &in.kv[size_t(t * in.ldkv + kvh * c.hd)];
+        const float* k = &kv[size_t(t * in.ldkv + kvh * c.hd)];
         double d = 0.0;
         for (int64_t e = 0; e < c.hd; ++e) d += double(q[e]) * double(k[e]);
         s.push_back(d * double(gqa_scale(c)));
@@ -389,7 +485,7 @@ std::vector<float> gqa_fp64(const GqaInputs& in) {
       for (double& v : s) z += (v = std::exp(v - mx));
       for (int64_t e = 0; e < c.hd; ++e) {
         double acc = 0.0;
-        for (int64_t t = 0; t <= last; ++t) acc += s[size_t(t)] * in.kv[size_t(t * in.ldkv + (c.Hkv + kvh) * c.hd + e)];
+        for (int64_t t = 0; t <= last; ++t) acc += s[size_t(t)] * kv[size_t(t * in.ldkv + (c.Hkv + kvh) * c.hd + e)];
         out[size_t(i * c.H * c.hd + h * c.hd + e)] = float(acc / z);
       }
     }
@@ -410,7 +506,7 @@ constexpr GqaCase kGqaHeads[] = {
     {8, 2, 64, 0, 0, 0}, {6, 3, 32, 0, 0, 0}, {4, 4, 16, 0, 0, 0}, {12, 2, 128, 0, 0, 0}, {8, 1, 128, 0, 0, 0}};
 }  // namespace
 
-void gqa_attention_cases(const Runner& run) {
+void gqa_attention_cases(const Runner& run, DType dt) {
   for (GqaCase h : kGqaHeads) {
     const auto with = [&](int64_t T, int64_t S, int64_t pos0) { return GqaCase{h.H, h.Hkv, h.hd, T, S, pos0}; };
     std::vector<GqaCase> cs;
@@ -418,16 +514,16 @@ void gqa_attention_cases(const Runner& run) {
     cs.push_back(with(19, 19, 0));    // prefill: the whole prompt, causal
     cs.push_back(with(7, 50, 43));    // a chunk appended to a cached prefix
     cs.push_back(with(3, 40, 20));    // cache rows beyond the chunk's positions (masked by causality)
-    for (const GqaCase& c : cs) run_gqa(run, gqa_inputs(c, 0), false, gqa_name(c));
+    for (const GqaCase& c : cs) run_gqa(run, gqa_inputs(c, 0, dt), false, gqa_name(c) + kv_tag(dt));
   }
 }
 
-void gqa_attention_paged_cases(const Runner& run, const MakeBackend& make) {
+void gqa_attention_paged_cases(const Runner& run, const MakeBackend& make, DType dt) {
   for (int64_t bs : {16, 5})
     for (GqaCase c : {GqaCase{8, 2, 64, 1, 300, 299}, GqaCase{8, 2, 64, 7, 37, 30}, GqaCase{6, 3, 32, 1, 16, 15},
                       GqaCase{12, 2, 128, 20, 20, 0}}) {
-      const GqaInputs in = gqa_inputs(c, bs);
-      const std::string tag = gqa_name(c) + " paged bs" + std::to_string(bs);
+      const GqaInputs in = gqa_inputs(c, bs, dt);
+      const std::string tag = gqa_name(c) + " paged bs" + std::to_string(bs) + kv_tag(dt);
       run_gqa(run, in, true, tag);
       auto be = make();
       const auto a = run_on(*be, [&](ops::Backend& b, Mem& m) { return gqa_run(b, m, in, true, 0, c.T, c.S); });
@@ -437,14 +533,14 @@ void gqa_attention_paged_cases(const Runner& run, const MakeBackend& make) {
     }
 }
 
-void gqa_attention_split_cases(const MakeBackend& make) {
+void gqa_attention_split_cases(const MakeBackend& make, DType dt) {
   for (GqaCase c : {GqaCase{8, 2, 64, 7, 37, 30}, GqaCase{6, 3, 32, 7, 7, 0}, GqaCase{12, 2, 128, 7, 60, 53}}) {
-    const GqaInputs in = gqa_inputs(c, 16);
+    const GqaInputs in = gqa_inputs(c, 16, dt);
     const int64_t n = c.H * c.hd;
     auto be = make();
     const auto chunk = run_on(*be, [&](ops::Backend& b, Mem& m) { return gqa_run(b, m, in, false, 0, c.T, c.S); });
     for (bool paged : {false, true}) {
-      const std::string tag = gqa_name(c) + (paged ? " paged" : "") + " [" + be->name() + "]";
+      const std::string tag = gqa_name(c) + (paged ? " paged" : "") + kv_tag(dt) + " [" + be->name() + "]";
       // Row i decoded alone, over the cache as it stood at its step (S = pos0 + i + 1) and over the whole cache.
       for (int64_t i = 0; i < c.T; ++i)
         for (int64_t S : {c.pos0 + i + 1, c.S}) {

@@ -57,19 +57,25 @@ void embed_cases(const Runner& run);
 // Routing: ids must equal ref's exactly (ties to the lower index, -inf groups); weights within fp32 rounding.
 void route_cases(const Runner& run);
 void moe_cases(const Runner& run);
-void mla_decode_cases(const Runner& run);
+// Attention cases take the cache rows' format (base/kv_rows.h: F32, BF16, F8_E4M3): the rows are stored in it and
+// every backend computes on their stored values (held to kF32 against ref, which converts them exactly).
+void mla_decode_cases(const Runner& run, DType dt = DType::F32);
 // Over a paged cache (rows on shuffled blocks of odd sizes inside a pool with several layers): against ref, and
-// bitwise equal to the contiguous layout on the backend made by `make`.
-void mla_decode_paged_cases(const Runner& run, const MakeBackend& make);
+// bitwise equal to the contiguous layout on the backend made by `make`; bf16 / fp8 rows also bitwise equal to f32
+// rows holding their stored values.
+void mla_decode_paged_cases(const Runner& run, const MakeBackend& make, DType dt = DType::F32);
+// kv_write in chunks through a block table, then kv_read: bitwise ref's values, stored bytes equal to
+// base/kv_rows.h's encoding, nothing written past a row.
+void kv_write_read_cases(const Runner& run, DType dt);
 void mla_prefill_cases(const Runner& run);
 // Grouped-query attention (GQA, MQA and MHA head layouts; decode, prefill, appended chunks) against ref and against an
 // fp64 oracle written independently in the test.
-void gqa_attention_cases(const Runner& run);
+void gqa_attention_cases(const Runner& run, DType dt = DType::F32);
 // Over a paged cache (shuffled blocks of 16 and 5 rows in a pool of several layers): against ref and fp64, and
 // bitwise equal to the contiguous layout on the backend made by `make`.
-void gqa_attention_paged_cases(const Runner& run, const MakeBackend& make);
+void gqa_attention_paged_cases(const Runner& run, const MakeBackend& make, DType dt = DType::F32);
 // On the backend made by `make`, bitwise: each row of a 7-row chunk equals that row decoded alone (T = 1, over the
 // cache at its step and over the whole cache), and the chunk split 3 + 4 equals the chunk; contiguous and paged.
-void gqa_attention_split_cases(const MakeBackend& make);
+void gqa_attention_split_cases(const MakeBackend& make, DType dt = DType::F32);
 
 }  // namespace ds::test

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "base/error.h"
+#include "base/kv_rows.h"
 #include "expect_error.h"
 #include "model/kv_cache.h"
 #include "ops/ref/ref_backend.h"
@@ -80,13 +81,16 @@ TEST(KvPool, EvictedParentMakesChildUnreachable) {
   EXPECT_EQ(pool.lookup(a2, y), -1) << "b was computed after x, not after z";
 }
 
+// Row t of layer l of an f32 pool as floats.
+float* f32_row(KvCache& c, int64_t l, int64_t t) { return reinterpret_cast<float*>(c.row(l, t)); }
+
 TEST(KvCache, CopyOnWriteOfSharedAndPublishedBlocks) {
   auto be = ref::make_ref_backend();
   auto pool = std::make_shared<KvPool>(*be, 8, 2, 2, 3);  // 2 layers (say main + MTP), width 3
   KvCache a(pool, 8);
   a.prepare_write(0, 4, false);
   for (int64_t t = 0; t < 4; ++t)
-    for (int64_t l = 0; l < 2; ++l) std::fill_n(a.row(l, t), 3, float(10 * l + t));
+    for (int64_t l = 0; l < 2; ++l) std::fill_n(f32_row(a, l, t), 3, float(10 * l + t));
   a.length = 4;
   const int32_t toks[4] = {1, 2, 3, 4};
   ASSERT_TRUE(pool->publish(a.blocks()[0], -1, toks));
@@ -102,14 +106,14 @@ TEST(KvCache, CopyOnWriteOfSharedAndPublishedBlocks) {
   b.prepare_write(1, 1, true);
   EXPECT_NE(b.blocks()[0], a.blocks()[0]);
   EXPECT_EQ(b.blocks()[1], a.blocks()[1]);
-  EXPECT_EQ(b.row(1, 0)[0], 10.0f);
-  b.row(1, 1)[0] = -1;
-  EXPECT_EQ(a.row(1, 1)[0], 11.0f);
+  EXPECT_EQ(f32_row(b, 1, 0)[0], 10.0f);
+  f32_row(b, 1, 1)[0] = -1;
+  EXPECT_EQ(f32_row(a, 1, 1)[0], 11.0f);
   // Main rows of a published block, even when no one else holds it: copied (its key promises its content).
   b.truncate(3);
   b.prepare_write(3, 1, false);
   EXPECT_NE(b.blocks()[1], a.blocks()[1]);
-  EXPECT_EQ(b.row(0, 2)[0], 2.0f);
+  EXPECT_EQ(f32_row(b, 0, 2)[0], 2.0f);
   // Pool exhaustion is an error naming the flag; clear() gives everything back.
   KvCache c(pool, 64);
   EXPECT_TRUE(throws_with([&] { c.prepare_write(0, 64, false); }, {"--kv-cache-tokens"}));
@@ -123,12 +127,14 @@ TEST(KvCache, CopyOnWriteOfSharedAndPublishedBlocks) {
 
 // Model level: prefill in two chunks + decode steps + MTP, through caches of several block sizes whose blocks are
 // scattered in a shared pool, and through a cache that adopts another sequence's published prefix.
-class PagedModel : public ::testing::Test {
+// The cache's format is the parameter: f32 (with --precision f32), bf16 and fp8 rows (with fast).
+class PagedModel : public ::testing::TestWithParam<DType> {
  protected:
   void SetUp() override {
     rt::EngineOptions o;
     o.threads = 2;
-    o.precision = ops::Precision::F32;
+    o.precision = GetParam() == DType::F32 ? ops::Precision::F32 : ops::Precision::Fast;
+    o.kv_dtype = GetParam();
     e_ = rt::Engine::load(std::string(DS_SOURCE_DIR) + "/tests/fixtures/models/tiny-v3", o);
     for (int i = 0; i < 21; ++i) prompt_.push_back(int32_t((i * 37 + 11) % e_->config().vocab_size));
   }
@@ -166,7 +172,7 @@ class PagedModel : public ::testing::Test {
   std::vector<int32_t> prompt_;
 };
 
-TEST_F(PagedModel, BlockSizeAndLayoutDoNotChangeLogits) {
+TEST_P(PagedModel, BlockSizeAndLayoutDoNotChangeLogits) {
   auto ref_cache = e_->model().new_cache(64);
   const std::vector<float> want = run(*ref_cache, 0);
   for (int64_t bs : {1, 3, 5, 16, 64}) {
@@ -181,7 +187,7 @@ TEST_F(PagedModel, BlockSizeAndLayoutDoNotChangeLogits) {
   }
 }
 
-TEST_F(PagedModel, AdoptedPrefixGivesTheSameLogits) {
+TEST_P(PagedModel, AdoptedPrefixGivesTheSameLogits) {
   auto pool = e_->model().new_pool(32, 4);
   KvCache a(pool, 64);
   const std::vector<float> want = run(a, 0);
@@ -199,6 +205,28 @@ TEST_F(PagedModel, AdoptedPrefixGivesTheSameLogits) {
   ASSERT_EQ(got.size() + 8 * size_t(V), want.size());
   EXPECT_EQ(0, std::memcmp(got.data(), want.data() + 8 * V, got.size() * 4));
 }
+
+// Copy on write and swapping copy a block's bytes: every format's rows (and fp8 scales) come out unchanged.
+TEST_P(PagedModel, CopiedBlockHoldsTheSameRows) {
+  auto pool = e_->model().new_pool(4, 4);
+  EXPECT_EQ(pool->dtype(), GetParam());
+  EXPECT_EQ(pool->row_bytes(), kv_row_bytes(GetParam(), e_->model().arch().kv_width));
+  EXPECT_EQ(pool->bytes_per_token(), pool->row_bytes() * e_->model().n_cache_layers());
+  auto big = e_->model().new_pool(16, 4);
+  KvCache a(big, 64);
+  run(a, 0);
+  const int32_t src = a.blocks()[1], dst = big->allocate();
+  ASSERT_GE(dst, 0);
+  big->copy_block(dst, src);
+  std::vector<uint8_t> x(size_t(big->block_bytes())), y(x.size());
+  big->backend().download(x.data(), big->base() + src * big->block_bytes(), x.size());
+  big->backend().download(y.data(), big->base() + dst * big->block_bytes(), y.size());
+  EXPECT_EQ(0, std::memcmp(x.data(), y.data(), x.size()));
+  big->release(dst);
+}
+
+INSTANTIATE_TEST_SUITE_P(KvDtypes, PagedModel, ::testing::Values(DType::F32, DType::BF16, DType::F8_E4M3),
+                         [](const auto& info) { return std::string(kv_dtype_name(info.param)); });
 
 }  // namespace
 }  // namespace ds::test

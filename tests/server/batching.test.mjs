@@ -38,6 +38,9 @@ test('16 concurrent greedy requests equal each alone', async () => {
   // Batched: far fewer forward steps than tokens generated.
   const steps = m1.deepseek_scheduler_steps_total - m0.deepseek_scheduler_steps_total;
   assert.ok(steps < tokens * 0.6, `steps ${steps} vs tokens ${tokens}`);
+  // The default cache format: f32 rows, 4 bytes per value (V3 test model: 2 layers of 32 + 8 latent values).
+  assert.equal(m1['deepseek_kv_cache_info{dtype="f32"}'], 1);
+  assert.equal(m1.deepseek_kv_cache_bytes_per_token, 2 * 40 * 4);
   // Streaming under concurrency gives the same text too.
   const streamed = await Promise.all([0, 5, 10].map(async (i) => {
     const r = await fetch(srv.url + '/v1/chat/completions', { method: 'POST', headers: { 'Content-Type': 'application/json' },

@@ -1,16 +1,19 @@
 // SPDX-License-Identifier: MIT
-// MLA attention (prefill multi-head form and absorbed latent decode form) and grouped-query attention. One work item
-// per (query, head) (GQA: per (query, kv head), the group's query heads together), spread over threads; scores with
-// the ISA's dot product, fp32 softmax (fp64 sum), output as an ordered fp32 axpy over keys. Each item's arithmetic is
-// fixed, so results do not depend on the thread count.
+// MLA attention (prefill multi-head form and absorbed latent decode form), grouped-query attention, and the KV cache
+// row ops (kv_write, kv_read). Attention work items are (query, group of heads) (prefill: (query, head)), spread over
+// threads; scores with the ISA's dot product, fp32 softmax (fp64 sum), output as an ordered fp32 axpy over keys. Each
+// (query, head)'s arithmetic is fixed, so results do not depend on the grouping or the thread count. Cache rows stored
+// as bf16 / fp8 are converted exactly to their fp32 values (base/kv_rows.h) once per item, then computed on as fp32.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "backend/cpu/cpu_ops.h"
 #include "backend/cpu/kernels.h"
 #include "backend/cpu/thread_pool.h"
 #include "base/error.h"
+#include "base/kv_rows.h"
 
 namespace ds::cpu {
 
@@ -27,38 +30,108 @@ float softmax_unnorm(float* sc, int64_t n) {
 int threads_for(int64_t flops, int64_t items, int n_threads) {
   return int(std::min<int64_t>(items, flops < (1 << 16) ? 1 : n_threads));
 }
+
+// Cache rows as fp32 for the attention loops: fp32 rows are used in place; bf16 / fp8 rows are converted (exactly,
+// base/kv_rows.h) into a per-thread tile of at most kTileRows rows, once for every head that reads them.
+constexpr int64_t kTileRows = 16;
+
+class RowSource {
+ public:
+  RowSource(const ops::KvRows& kv, const Kernels& kern, float* tile) : kv_(kv), kern_(kern), tile_(tile) {}
+  // Rows that can be had at once from row t (the same block, at most kTileRows when converted), up to `end`.
+  int64_t run(int64_t t, int64_t end) const {
+    int64_t m = end - t;
+    if (kv_.block_table) m = std::min(m, kv_.block_size - t % kv_.block_size);
+    return kv_.dtype == DType::F32 ? m : std::min(m, kTileRows);
+  }
+  // Values [c0, c0 + n) of rows [t, t + m) (one run): fp32 rows *ld floats apart.
+  const float* rows(int64_t t, int64_t m, int64_t c0, int64_t n, int64_t* ld) const {
+    const uint8_t* r = ops::kv_row(kv_, t);
+    if (kv_.dtype == DType::F32) {
+      *ld = kv_.row_bytes / 4;
+      return reinterpret_cast<const float*>(r) + c0;
+    }
+    const int64_t so = kv_scale_offset(kv_.width);
+    for (int64_t j = 0; j < m; ++j, r += kv_.row_bytes)
+      kern_.convert_cols(kv_.dtype, r, c0, n, reinterpret_cast<const float*>(r + so), kKvTile, tile_ + j * n);
+    *ld = n;
+    return tile_;
+  }
+
+ private:
+  const ops::KvRows& kv_;
+  const Kernels& kern_;
+  float* tile_;
+};
 }  // namespace
 
-void mla_decode(const ops::MlaDecodeParams& p, int n_threads) {
+void kv_write(const ops::KvWriteParams& p, int n_threads) {
+  const ops::KvRows& kv = p.kv;
+  const int nt = threads_for(p.n * kv.width * (kv.dtype == DType::F32 ? 1 : 16), p.n, n_threads);
+  parallel_for(p.n, nt,
+               [&](int64_t i) { kv_encode_row(kv.dtype, p.x + i * p.ldx, kv.width, ops::kv_row(kv, p.p0 + i)); });
+}
+
+void kv_read(const ops::KvReadParams& p, int n_threads) {
   const Kernels& kern = active_kernels();
-  const int64_t items = p.T * p.H, dq = p.rank + p.rope;
-  const int nt = threads_for(items * p.S * dq * 2, items, n_threads);
-  const int64_t bs = p.block_table ? p.block_size : std::max<int64_t>(p.S, 1);  // keys per contiguous run
-  std::vector<std::vector<float>> scs(static_cast<size_t>(nt), std::vector<float>(size_t(std::max<int64_t>(p.S, 1))));
+  const ops::KvRows& kv = p.kv;
+  const int nt = threads_for(p.n * kv.width * 4, p.n, n_threads);
+  const int64_t so = kv_scale_offset(kv.width);
+  parallel_for(p.n, nt, [&](int64_t i) {
+    const uint8_t* r = ops::kv_row(kv, p.p0 + i);
+    float* out = p.out + i * p.ldo;
+    if (kv.dtype == DType::F32) std::memcpy(out, r, size_t(kv.width) * 4);
+    else kern.convert_cols(kv.dtype, r, 0, kv.width, reinterpret_cast<const float*>(r + so), kKvTile, out);
+  });
+}
+
+// One item per (query, group of heads): the group shares one pass over the cache rows (converted once for all of
+// them when stored as bf16 / fp8; a group is one head with f32 rows). Per (query, head) the operations and their
+// order are fixed (dot per key in key order, softmax, axpy per key in key order, on the rows' fp32 values), so the
+// result does not depend on the grouping, the thread count, the cache layout (paged or contiguous) or the other
+// queries of the chunk.
+void mla_decode(const ops::MlaDecodeParams& p, int n_threads) {
+  if (p.T <= 0 || p.H <= 0) return;
+  DS_CHECK(p.kv.width == p.rank + p.rope, "mla_decode: cache rows of ", p.kv.width, " values, expected rank ", p.rank,
+           " + rope ", p.rope);
+  const Kernels& kern = active_kernels();
+  const int64_t dq = p.rank + p.rope, S1 = std::max<int64_t>(p.S, 1);
+  // Heads per item: f32 rows are read in place, one head per item (streaming the rows per head measured faster than
+  // sharing them); bf16 / fp8 rows are converted once per item, so up to 8 heads share each converted tile, as many
+  // as still leave an item per thread (1 thread, V2-Lite's 16 heads, 4k keys: 4.5 ms with 8, 10 ms with 1).
+  const int64_t per = p.kv.dtype == DType::F32 ? 1 : std::clamp<int64_t>(p.H * p.T / n_threads, 1, 8);
+  const int64_t groups = (p.H + per - 1) / per, items = p.T * groups;
+  const int nt = threads_for(p.T * p.H * p.S * dq * 2, items, n_threads);
+  // Per thread: scores [per, S1] (head r's at r * S1), the per softmax normalisers, a tile of converted rows.
+  std::vector<std::vector<float>> scs(static_cast<size_t>(nt),
+                                      std::vector<float>(size_t(per * S1 + per + kTileRows * dq)));
   parallel_dynamic(items, nt, [&](int64_t it, int th) {
-    std::vector<float>& sc = scs[size_t(th)];
-    {
-      const int64_t i = it / p.H, h = it % p.H;
-      const int64_t n_keys = std::min(p.S, p.pos0 + i + 1);
-      const float* q = p.q + i * p.ldq + h * dq;
-      float* o = p.out + i * p.ldo + h * p.rank;
-      std::fill_n(o, p.rank, 0.0f);
-      if (n_keys <= 0) return;
-      // Keys block by block (a contiguous cache is one block); the per-key operations and their order are the
-      // same for every layout, so a paged cache gives bitwise the same result as a contiguous one.
-      for (int64_t t0 = 0; t0 < n_keys; t0 += bs) {
-        const float* kv = ops::mla_kv_row(p, t0);
-        const int64_t m = std::min(bs, n_keys - t0);
-        for (int64_t j = 0; j < m; ++j) sc[t0 + j] = kern.dot(q, kv + j * p.ldkv, dq) * p.scale;
-      }
-      const float inv = softmax_unnorm(sc.data(), n_keys);
-      for (int64_t t0 = 0; t0 < n_keys; t0 += bs) {
-        const float* kv = ops::mla_kv_row(p, t0);
-        const int64_t m = std::min(bs, n_keys - t0);
-        for (int64_t j = 0; j < m; ++j) kern.axpy(sc[t0 + j], kv + j * p.ldkv, o, p.rank);
-      }
-      for (int64_t c = 0; c < p.rank; ++c) o[c] *= inv;
+    float* sc = scs[size_t(th)].data();
+    float* inv = sc + per * S1;
+    const RowSource src(p.kv, kern, inv + per);
+    const int64_t i = it / groups, h0 = (it % groups) * per, nh = std::min(per, p.H - h0);
+    const int64_t n_keys = std::min(p.S, p.pos0 + i + 1);
+    const float* q = p.q + i * p.ldq + h0 * dq;  // the group's heads, dq apart
+    float* o = p.out + i * p.ldo + h0 * p.rank;  // rank apart
+    std::fill_n(o, nh * p.rank, 0.0f);
+    if (n_keys <= 0) return;
+    for (int64_t t0 = 0, m = 0; t0 < n_keys; t0 += m) {
+      m = src.run(t0, n_keys);
+      int64_t ld = 0;
+      const float* kv = src.rows(t0, m, 0, dq, &ld);
+      for (int64_t j = 0; j < m; ++j)
+        for (int64_t r = 0; r < nh; ++r) sc[r * S1 + t0 + j] = kern.dot(q + r * dq, kv + j * ld, dq) * p.scale;
     }
+    for (int64_t r = 0; r < nh; ++r) inv[r] = softmax_unnorm(sc + r * S1, n_keys);
+    for (int64_t t0 = 0, m = 0; t0 < n_keys; t0 += m) {
+      m = src.run(t0, n_keys);
+      int64_t ld = 0;
+      const float* kv = src.rows(t0, m, 0, p.rank, &ld);
+      for (int64_t j = 0; j < m; ++j)
+        for (int64_t r = 0; r < nh; ++r) kern.axpy(sc[r * S1 + t0 + j], kv + j * ld, o + r * p.rank, p.rank);
+    }
+    for (int64_t r = 0; r < nh; ++r)
+      for (int64_t c = 0; c < p.rank; ++c) o[r * p.rank + c] *= inv[r];
   });
 }
 
@@ -89,21 +162,25 @@ void mla_prefill(const ops::MlaPrefillParams& p, int n_threads) {
 }
 
 // One item per (query row i, kv head): the g = H / Hkv query heads of the group share one pass over that kv head's K
-// rows (each row scored against all g queries while it is in cache), then one pass over its V rows. Per (row, head)
-// the operations and their order are fixed (dot per key in key order, softmax, axpy per key in key order), so a row's
-// result does not depend on T, pos0, the cache layout (paged or contiguous) or the thread count.
+// values (each run of rows scored against all g queries while it is in cache, converted once when stored as bf16 /
+// fp8), then one pass over its V values. Per (row, head) the operations and their order are fixed (dot per key in key
+// order, softmax, axpy per key in key order), so a row's result does not depend on T, pos0, the cache layout (paged
+// or contiguous) or the thread count.
 void gqa_attention(const ops::GqaAttentionParams& p, int n_threads) {
   if (p.T <= 0 || p.H <= 0) return;
   DS_CHECK(p.Hkv > 0 && p.H % p.Hkv == 0, "gqa_attention: H ", p.H, " is not a multiple of Hkv ", p.Hkv);
+  DS_CHECK(p.kv.width == 2 * p.Hkv * p.hd, "gqa_attention: cache rows of ", p.kv.width, " values, expected 2 x ",
+           p.Hkv, " x ", p.hd);
   const Kernels& kern = active_kernels();
   const int64_t g = p.H / p.Hkv, items = p.T * p.Hkv, hd = p.hd, S1 = std::max<int64_t>(p.S, 1);
   const int nt = threads_for(p.T * p.H * p.S * hd * 4, items, n_threads);
-  const int64_t bs = p.block_table ? p.block_size : S1;  // keys per contiguous run
-  // Per thread: scores [g, S1] (head r's at r * S1), then the g softmax normalisers.
-  std::vector<std::vector<float>> scs(static_cast<size_t>(nt), std::vector<float>(size_t(g * S1 + g)));
+  // Per thread: scores [g, S1] (head r's at r * S1), the g softmax normalisers, a tile of converted rows.
+  std::vector<std::vector<float>> scs(static_cast<size_t>(nt),
+                                      std::vector<float>(size_t(g * S1 + g + kTileRows * hd)));
   parallel_dynamic(items, nt, [&](int64_t it, int th) {
     float* sc = scs[size_t(th)].data();
     float* inv = sc + g * S1;
+    const RowSource src(p.kv, kern, inv + g);
     const int64_t i = it / p.Hkv, kvh = it % p.Hkv;
     const int64_t n_keys = std::min(p.S, p.pos0 + i + 1);
     const float* q = p.q + i * p.ldq + kvh * g * hd;  // the group's query heads, hd apart
@@ -111,22 +188,20 @@ void gqa_attention(const ops::GqaAttentionParams& p, int n_threads) {
     std::fill_n(o, g * hd, 0.0f);
     if (n_keys <= 0) return;
     const int64_t koff = kvh * hd, voff = (p.Hkv + kvh) * hd;
-    for (int64_t t0 = 0; t0 < n_keys; t0 += bs) {
-      const float* kv = ops::gqa_kv_row(p, t0);
-      const int64_t m = std::min(bs, n_keys - t0);
-      for (int64_t j = 0; j < m; ++j) {
-        const float* k = kv + j * p.ldkv + koff;
-        for (int64_t r = 0; r < g; ++r) sc[r * S1 + t0 + j] = kern.dot(q + r * hd, k, hd) * p.scale;
-      }
+    for (int64_t t0 = 0, m = 0; t0 < n_keys; t0 += m) {
+      m = src.run(t0, n_keys);
+      int64_t ld = 0;
+      const float* k = src.rows(t0, m, koff, hd, &ld);
+      for (int64_t j = 0; j < m; ++j)
+        for (int64_t r = 0; r < g; ++r) sc[r * S1 + t0 + j] = kern.dot(q + r * hd, k + j * ld, hd) * p.scale;
     }
     for (int64_t r = 0; r < g; ++r) inv[r] = softmax_unnorm(sc + r * S1, n_keys);
-    for (int64_t t0 = 0; t0 < n_keys; t0 += bs) {
-      const float* kv = ops::gqa_kv_row(p, t0);
-      const int64_t m = std::min(bs, n_keys - t0);
-      for (int64_t j = 0; j < m; ++j) {
-        const float* v = kv + j * p.ldkv + voff;
-        for (int64_t r = 0; r < g; ++r) kern.axpy(sc[r * S1 + t0 + j], v, o + r * hd, hd);
-      }
+    for (int64_t t0 = 0, m = 0; t0 < n_keys; t0 += m) {
+      m = src.run(t0, n_keys);
+      int64_t ld = 0;
+      const float* v = src.rows(t0, m, voff, hd, &ld);
+      for (int64_t j = 0; j < m; ++j)
+        for (int64_t r = 0; r < g; ++r) kern.axpy(sc[r * S1 + t0 + j], v + j * ld, o + r * hd, hd);
     }
     for (int64_t r = 0; r < g; ++r)
       for (int64_t c = 0; c < hd; ++c) o[r * hd + c] *= inv[r];

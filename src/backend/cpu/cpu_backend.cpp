@@ -33,6 +33,8 @@ class CpuBackend final : public ops::Backend {
   void embed(const ops::EmbedParams& p) override { cpu::embed(p, nt_); }
   void add(const ops::AddParams& p) override { cpu::add(p, nt_); }
   void copy(const ops::CopyParams& p) override { cpu::copy(p, nt_); }
+  void kv_write(const ops::KvWriteParams& p) override { cpu::kv_write(p, nt_); }
+  void kv_read(const ops::KvReadParams& p) override { cpu::kv_read(p, nt_); }
   void mla_prefill(const ops::MlaPrefillParams& p) override { cpu::mla_prefill(p, nt_); }
   void mla_decode(const ops::MlaDecodeParams& p) override { cpu::mla_decode(p, nt_); }
   void gqa_attention(const ops::GqaAttentionParams& p) override { cpu::gqa_attention(p, nt_); }

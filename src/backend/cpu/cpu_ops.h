@@ -11,6 +11,8 @@ void silu_mul(const ops::SiluMulParams& p, int n_threads);
 void embed(const ops::EmbedParams& p, int n_threads);
 void add(const ops::AddParams& p, int n_threads);
 void copy(const ops::CopyParams& p, int n_threads);
+void kv_write(const ops::KvWriteParams& p, int n_threads);
+void kv_read(const ops::KvReadParams& p, int n_threads);
 void mla_prefill(const ops::MlaPrefillParams& p, int n_threads);
 void mla_decode(const ops::MlaDecodeParams& p, int n_threads);
 void gqa_attention(const ops::GqaAttentionParams& p, int n_threads);

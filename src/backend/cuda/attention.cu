@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 // MLA attention (ops/ref/ref_attention.cpp is the oracle), both forms, and grouped-query attention; fp32 with an
 // online softmax (flash-attention style: running max m, running sum l, output rescaled by exp(m_old - m_new) per key
-// tile).
+// tile). Cache rows are read in their stored format (f32, bf16, fp8 with per-128 scales: base/kv_rows.h) and
+// converted to fp32 as a tile is staged in shared memory; kv_write / kv_read convert rows to and from that format.
 //   mla_decode (absorbed): block (query, head group). The group's heads share one pass over the latent cache: each
 //     [KT, rank + rope] tile of cache rows is loaded once into shared memory and scored against every head of the
 //     group. The group is as many heads as fit in shared memory (all 16 of V2-Lite; V3's 128 in 4 groups).
@@ -23,12 +24,6 @@ constexpr int kThreads = 256, kWarps = kThreads / 32;
 constexpr int kDecodeKeys = 16;                  // cache rows per tile (decode)
 constexpr int kPrefillQ = 16, kPrefillKeys = 32;  // queries per block, keys per tile (prefill)
 constexpr size_t kSmemBudget = 200 * 1024;       // of Hopper's 227 KiB per block
-
-// Cache row t ([rank + rope] floats), contiguous or paged: ops::mla_kv_row on the device.
-__device__ __forceinline__ const float* kv_row(const ops::MlaDecodeParams& p, int64_t t) {
-  if (!p.block_table) return p.kv + t * p.ldkv;
-  return p.kv + int64_t(p.block_table[t / p.block_size]) * p.block_stride + (t % p.block_size) * p.ldkv;
-}
 
 struct DecodeLayout {  // shared-memory carve-up, in floats
   int64_t dq, hg, q, kv, o, sc, stats, total;
@@ -61,8 +56,8 @@ __global__ void __launch_bounds__(kThreads) mla_decode_kernel(ops::MlaDecodePara
   for (int64_t t0 = 0; t0 < n_keys; t0 += kDecodeKeys) {
     const int64_t kt = std::min<int64_t>(kDecodeKeys, n_keys - t0);
     for (int64_t j = warp; j < kt; j += kWarps) {  // one warp per cache row: the row lookup once, lanes along it
-      const float* row = kv_row(p, t0 + j);
-      for (int64_t c = lane; c < dq; c += 32) kv[j * ldk + c] = row[c];
+      const uint8_t* row = kv_row_dev(p.kv, t0 + j);  // converted to fp32 as it is staged (bf16 / fp8 rows)
+      for (int64_t c = lane; c < dq; c += 32) kv[j * ldk + c] = kv_value(row, p.kv.dtype, dq, c);
     }
     __syncthreads();
     for (int64_t pair = warp; pair < nh * kt; pair += kWarps) {  // one warp per (head, key) dot product
@@ -180,12 +175,6 @@ __global__ void __launch_bounds__(kThreads) mla_prefill_kernel(ops::MlaPrefillPa
   }
 }
 
-// Cache row t of a GqaAttentionParams ([2 * Hkv * hd] floats): ops::gqa_kv_row on the device.
-__device__ __forceinline__ const float* kv_row(const ops::GqaAttentionParams& p, int64_t t) {
-  if (!p.block_table) return p.kv + t * p.ldkv;
-  return p.kv + int64_t(p.block_table[t / p.block_size]) * p.block_stride + (t % p.block_size) * p.ldkv;
-}
-
 constexpr int kGqaKeys = 32;  // cache rows per tile
 
 struct GqaLayout {  // in floats
@@ -221,8 +210,8 @@ __global__ void __launch_bounds__(kThreads) gqa_attention_kernel(ops::GqaAttenti
   for (int64_t t0 = 0; t0 < n_keys; t0 += kGqaKeys) {
     const int64_t kt = std::min<int64_t>(kGqaKeys, n_keys - t0);
     for (int64_t j = warp; j < kt; j += kWarps) {  // one warp per cache row
-      const float* row = kv_row(p, t0 + j) + koff;
-      for (int64_t c = lane; c < hd; c += 32) kv[j * ldk + c] = row[c];
+      const uint8_t* row = kv_row_dev(p.kv, t0 + j);
+      for (int64_t c = lane; c < hd; c += 32) kv[j * ldk + c] = kv_value(row, p.kv.dtype, p.kv.width, koff + c);
     }
     __syncthreads();
     for (int64_t pair = warp; pair < nh * kt; pair += kWarps) {  // one warp per (head, key) dot product
@@ -243,8 +232,8 @@ __global__ void __launch_bounds__(kThreads) gqa_attention_kernel(ops::GqaAttenti
       m[h] = mt;
     }
     for (int64_t j = warp; j < kt; j += kWarps) {  // meanwhile the V tile replaces the K tile (scores are done)
-      const float* row = kv_row(p, t0 + j) + voff;
-      for (int64_t c = lane; c < hd; c += 32) kv[j * ldk + c] = row[c];
+      const uint8_t* row = kv_row_dev(p.kv, t0 + j);
+      for (int64_t c = lane; c < hd; c += 32) kv[j * ldk + c] = kv_value(row, p.kv.dtype, p.kv.width, voff + c);
     }
     __syncthreads();
     for (int64_t e = tid; e < nh * hd; e += kThreads) {
@@ -259,7 +248,55 @@ __global__ void __launch_bounds__(kThreads) gqa_attention_kernel(ops::GqaAttenti
     p.out[i * p.ldo + h0 * hd + e] = n_keys > 0 ? o[e] / l[e / hd] : 0.0f;
 }
 
+// KV cache rows: block (row, tile of kKvTileDev values), one thread per value. fp8: the tile's amax over the block,
+// scale = amax / 448, code = e4m3(x / scale) rounded to nearest even and saturated (as f32_to_fp8_e4m3 on the host).
+__global__ void __launch_bounds__(kKvTileDev) kv_write_kernel(ops::KvWriteParams p) {
+  __shared__ float tmp[32];
+  const int64_t i = blockIdx.x, c = int64_t(blockIdx.y) * kKvTileDev + threadIdx.x, w = p.kv.width;
+  uint8_t* row = kv_row_dev(p.kv, p.p0 + i);
+  const bool in = c < w;
+  const float x = in ? p.x[i * p.ldx + c] : 0.0f;
+  const int64_t so = (w + 3) / 4 * 4;
+  switch (p.kv.dtype) {
+    case DType::F32:
+      if (in) reinterpret_cast<float*>(row)[c] = x;
+      break;
+    case DType::BF16:
+      if (in) reinterpret_cast<__nv_bfloat16*>(row)[c] = __float2bfloat16_rn(x);
+      else if (c < (w + 1) / 2 * 2) reinterpret_cast<uint16_t*>(row)[c] = 0;  // padding to the 4-byte word
+      break;
+    default: {
+      float amax = warp_max(fabsf(x));
+      __syncthreads();
+      if ((threadIdx.x & 31) == 0) tmp[threadIdx.x >> 5] = amax;
+      __syncthreads();
+      amax = fmaxf(fmaxf(tmp[0], tmp[1]), fmaxf(tmp[2], tmp[3]));  // kKvTileDev / 32 warps
+      const float scale = __fdiv_rn(amax, 448.0f);
+      if (in) row[c] = scale > 0.0f ? __nv_cvt_float_to_fp8(__fdiv_rn(x, scale), __NV_SATFINITE, __NV_E4M3) : 0;
+      else if (c < so) row[c] = 0;
+      if (threadIdx.x == 0) reinterpret_cast<float*>(row + so)[blockIdx.y] = scale;
+    }
+  }
+}
+
+__global__ void __launch_bounds__(kKvTileDev) kv_read_kernel(ops::KvReadParams p) {
+  const int64_t i = blockIdx.x, c = int64_t(blockIdx.y) * kKvTileDev + threadIdx.x;
+  if (c < p.kv.width) p.out[i * p.ldo + c] = kv_value(kv_row_dev(p.kv, p.p0 + i), p.kv.dtype, p.kv.width, c);
+}
+
 }  // namespace
+
+void launch_kv_write(const ops::KvWriteParams& p, cudaStream_t s) {
+  DS_CHECK(p.n <= 0x7fffffff && ceil_div(p.kv.width, kKvTileDev) <= 65535, "cuda kv_write: too many rows or values");
+  kv_write_kernel<<<dim3(unsigned(p.n), unsigned(ceil_div(p.kv.width, kKvTileDev))), kKvTileDev, 0, s>>>(p);
+  DS_CU_LAUNCHED();
+}
+
+void launch_kv_read(const ops::KvReadParams& p, cudaStream_t s) {
+  DS_CHECK(p.n <= 0x7fffffff && ceil_div(p.kv.width, kKvTileDev) <= 65535, "cuda kv_read: too many rows or values");
+  kv_read_kernel<<<dim3(unsigned(p.n), unsigned(ceil_div(p.kv.width, kKvTileDev))), kKvTileDev, 0, s>>>(p);
+  DS_CU_LAUNCHED();
+}
 
 void launch_mla_decode(const ops::MlaDecodeParams& p, cudaStream_t s) {
   // As many heads per block as shared memory holds: they then share every cache tile load.

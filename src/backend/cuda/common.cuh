@@ -11,6 +11,7 @@
 
 #include "base/error.h"
 #include "base/weight.h"
+#include "ops/params.h"
 
 namespace ds::cuda {
 
@@ -61,6 +62,21 @@ __device__ __forceinline__ float block_sum(float v, float* tmp) {
   __syncthreads();
   v = lane < nw ? tmp[lane] : 0.0f;
   return warp_sum(v);
+}
+
+// KV cache rows (base/kv_rows.h, ops::KvRows): row t's address (ops::kv_row on the device), and stored value c of a
+// row as fp32, exactly as the host reads it (bf16 widened; fp8: the e4m3 value times its tile's scale, one rounding).
+constexpr int64_t kKvTileDev = 128;  // base/kv_rows.h kKvTile
+__device__ __forceinline__ uint8_t* kv_row_dev(const ops::KvRows& k, int64_t t) {
+  if (!k.block_table) return k.base + t * k.row_bytes;
+  return k.base + int64_t(k.block_table[t / k.block_size]) * k.block_bytes + (t % k.block_size) * k.row_bytes;
+}
+__device__ __forceinline__ float kv_value(const uint8_t* row, DType dt, int64_t width, int64_t c) {
+  if (dt == DType::F32) return reinterpret_cast<const float*>(row)[c];
+  if (dt == DType::BF16) return __uint_as_float(uint32_t(reinterpret_cast<const uint16_t*>(row)[c]) << 16);
+  const float scale = reinterpret_cast<const float*>(row + (width + 3) / 4 * 4)[c / kKvTileDev];
+  const __half_raw h = __nv_cvt_fp8_to_halfraw(row[c], __NV_E4M3);
+  return __fmul_rn(__half2float(__half(h)), scale);
 }
 
 // Calls f.template operator()<DT>() with the weight dtype as a compile-time constant.

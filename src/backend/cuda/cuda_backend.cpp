@@ -10,6 +10,7 @@
 #include "backend/cuda/check.h"
 #include "backend/cuda/device_memory.h"
 #include "backend/cuda/launch.h"
+#include "base/kv_rows.h"
 
 namespace ds::cuda {
 
@@ -130,6 +131,20 @@ class CudaBackend final : public ops::Backend {
     check_rows(p.dst, p.M, p.ldd, p.n, "copy", "dst");
     launch_copy(p, ctx_->stream);
   }
+  void kv_write(const ops::KvWriteParams& p) override {
+    if (p.n <= 0) return;
+    use();
+    check_kv(p.kv, p.p0 + p.n, "kv_write");
+    check_rows(p.x, p.n, p.ldx, p.kv.width, "kv_write", "x");
+    launch_kv_write(p, ctx_->stream);
+  }
+  void kv_read(const ops::KvReadParams& p) override {
+    if (p.n <= 0) return;
+    use();
+    check_kv(p.kv, p.p0 + p.n, "kv_read");
+    check_rows(p.out, p.n, p.ldo, p.kv.width, "kv_read", "out");
+    launch_kv_read(p, ctx_->stream);
+  }
   void mla_prefill(const ops::MlaPrefillParams& p) override {
     if (p.T <= 0 || p.H <= 0) return;
     use();
@@ -140,11 +155,9 @@ class CudaBackend final : public ops::Backend {
     if (p.T <= 0 || p.H <= 0) return;
     use();
     check_rows(p.out, p.T, p.ldo, p.H * p.rank, "mla_decode", "out");
-    if (p.block_table) {
-      DS_CHECK(p.block_size > 0, "cuda mla_decode: paged cache with block_size ", p.block_size);
-      mem_->check_device(p.block_table, size_t((p.S + p.block_size - 1) / p.block_size) * 4, "mla_decode",
-                         "block table");
-    }
+    DS_CHECK(p.kv.width == p.rank + p.rope, "cuda mla_decode: cache rows of ", p.kv.width, " values, expected rank ",
+             p.rank, " + rope ", p.rope);
+    check_kv(p.kv, p.S, "mla_decode");
     launch_mla_decode(p, ctx_->stream);
   }
   void gqa_attention(const ops::GqaAttentionParams& p) override {
@@ -154,13 +167,9 @@ class CudaBackend final : public ops::Backend {
              p.Hkv, " (head dim ", p.hd, ")");
     check_rows(p.q, p.T, p.ldq, p.H * p.hd, "gqa_attention", "q");
     check_rows(p.out, p.T, p.ldo, p.H * p.hd, "gqa_attention", "out");
-    if (p.block_table) {
-      DS_CHECK(p.block_size > 0, "cuda gqa_attention: paged cache with block_size ", p.block_size);
-      mem_->check_device(p.block_table, size_t((p.S + p.block_size - 1) / p.block_size) * 4, "gqa_attention",
-                         "block table");
-    } else if (p.S > 0) {
-      check_rows(p.kv, p.S, p.ldkv, 2 * p.Hkv * p.hd, "gqa_attention", "kv");
-    }
+    DS_CHECK(p.kv.width == 2 * p.Hkv * p.hd, "cuda gqa_attention: cache rows of ", p.kv.width, " values, expected 2 x ",
+             p.Hkv, " x ", p.hd);
+    check_kv(p.kv, p.S, "gqa_attention");
     launch_gqa_attention(p, ctx_->stream);
   }
   void route(const ops::RouteParams& p) override {
@@ -191,6 +200,21 @@ class CudaBackend final : public ops::Backend {
   template <typename T>
   void check_rows(const T* p, int64_t M, int64_t ld, int64_t n, const char* op, const char* what) const {
     mem_->check_device(p, size_t((M - 1) * ld + n) * sizeof(T), op, what);
+  }
+
+  // Cache rows [0, rows) (base/kv_rows.h): a known format, row stride and, paged, the block table in device memory;
+  // contiguous rows in device memory.
+  void check_kv(const ops::KvRows& k, int64_t rows, const char* op) const {
+    DS_CHECK(is_kv_dtype(k.dtype) && k.row_bytes >= kv_row_bytes(k.dtype, k.width) && k.row_bytes % 4 == 0,
+             "cuda ", op, ": bad cache rows (", dtype_name(k.dtype), ", ", k.width, " values, ", k.row_bytes,
+             " bytes apart)");
+    if (rows <= 0) return;
+    if (k.block_table) {
+      DS_CHECK(k.block_size > 0, "cuda ", op, ": paged cache with block_size ", k.block_size);
+      mem_->check_device(k.block_table, size_t((rows + k.block_size - 1) / k.block_size) * 4, op, "block table");
+    } else {
+      mem_->check_device(k.base, size_t((rows - 1) * k.row_bytes + kv_row_bytes(k.dtype, k.width)), op, "kv");
+    }
   }
 
   // The experts array lives on the host (one ExpertWeights per expert); kernels need it on the device. A layer's

@@ -20,6 +20,8 @@ void launch_matmul(const ops::MatmulParams& p, cudaStream_t s);
 void launch_route(const ops::RouteParams& p, cudaStream_t s);
 // `experts_dev`: the [E] expert table copied to device memory (ExpertWeights of device views).
 void launch_moe(const ops::MoeParams& p, const ops::ExpertWeights* experts_dev, DeviceMemory& mem, cudaStream_t s);
+void launch_kv_write(const ops::KvWriteParams& p, cudaStream_t s);
+void launch_kv_read(const ops::KvReadParams& p, cudaStream_t s);
 void launch_mla_prefill(const ops::MlaPrefillParams& p, cudaStream_t s);
 void launch_mla_decode(const ops::MlaDecodeParams& p, cudaStream_t s);
 void launch_gqa_attention(const ops::GqaAttentionParams& p, cudaStream_t s);

@@ -1,10 +1,13 @@
 // SPDX-License-Identifier: MIT
 // Reference attention: MLA in both forms (multi-head prefill and absorbed latent decode) and grouped-query attention
-// over a K/V cache; fp64 dot products and softmax sums.
+// over a K/V cache; fp64 dot products and softmax sums. Cache rows are read as their stored values (base/kv_rows.h),
+// converted exactly.
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
+#include "base/error.h"
+#include "base/kv_rows.h"
 #include "ops/ref/ref_backend.h"
 
 namespace ds::ref {
@@ -37,17 +40,40 @@ void mla_prefill(const ops::MlaPrefillParams& p) {
   }
 }
 
+namespace {
+// Cache rows [0, n) as their fp32 values (base/kv_rows.h), contiguous [n, width].
+std::vector<float> read_rows(const ops::KvRows& kv, int64_t n) {
+  std::vector<float> r(size_t(std::max<int64_t>(n, 0) * kv.width));
+  for (int64_t t = 0; t < n; ++t)
+    kv_decode_row(kv.dtype, ops::kv_row(kv, t), kv.width, 0, kv.width, &r[size_t(t * kv.width)]);
+  return r;
+}
+}  // namespace
+
+void kv_write(const ops::KvWriteParams& p) {
+  for (int64_t i = 0; i < p.n; ++i) kv_encode_row(p.kv.dtype, p.x + i * p.ldx, p.kv.width, ops::kv_row(p.kv, p.p0 + i));
+}
+
+void kv_read(const ops::KvReadParams& p) {
+  for (int64_t i = 0; i < p.n; ++i)
+    kv_decode_row(p.kv.dtype, ops::kv_row(p.kv, p.p0 + i), p.kv.width, 0, p.kv.width, p.out + i * p.ldo);
+}
+
 void mla_decode(const ops::MlaDecodeParams& p) {
+  DS_CHECK(p.kv.width == p.rank + p.rope, "mla_decode: cache rows of ", p.kv.width, " values, expected rank ", p.rank,
+           " + rope ", p.rope);
   std::vector<double> sc(size_t(p.S));
+  const int64_t w = p.kv.width;
+  const std::vector<float> kv = read_rows(p.kv, p.S);
   for (int64_t i = 0; i < p.T; ++i) {
     const int64_t n_keys = std::min(p.S, p.pos0 + i + 1);
     for (int64_t h = 0; h < p.H; ++h) {
       const float* q = p.q + i * p.ldq + h * (p.rank + p.rope);
       double mx = -INFINITY;
       for (int64_t t = 0; t < n_keys; ++t) {
-        const float* kv = ops::mla_kv_row(p, t);
+        const float* row = &kv[size_t(t * w)];
         double d = 0.0;
-        for (int64_t c = 0; c < p.rank + p.rope; ++c) d += double(q[c]) * kv[c];
+        for (int64_t c = 0; c < p.rank + p.rope; ++c) d += double(q[c]) * row[c];
         sc[t] = d * p.scale;
         mx = std::max(mx, sc[t]);
       }
@@ -56,7 +82,7 @@ void mla_decode(const ops::MlaDecodeParams& p) {
       float* o = p.out + i * p.ldo + h * p.rank;
       for (int64_t c = 0; c < p.rank; ++c) {
         double acc = 0.0;
-        for (int64_t t = 0; t < n_keys; ++t) acc += sc[t] * ops::mla_kv_row(p, t)[c];
+        for (int64_t t = 0; t < n_keys; ++t) acc += sc[t] * kv[size_t(t * w + c)];
         o[c] = float(acc / sum);
       }
     }
@@ -64,8 +90,11 @@ void mla_decode(const ops::MlaDecodeParams& p) {
 }
 
 void gqa_attention(const ops::GqaAttentionParams& p) {
+  DS_CHECK(p.Hkv > 0 && p.H % p.Hkv == 0 && p.kv.width == 2 * p.Hkv * p.hd, "gqa_attention: cache rows of ",
+           p.kv.width, " values for H ", p.H, ", Hkv ", p.Hkv, ", head dim ", p.hd);
   std::vector<double> sc(size_t(p.S));
-  const int64_t g = p.H / p.Hkv;
+  const int64_t g = p.H / p.Hkv, w = p.kv.width;
+  const std::vector<float> kv = read_rows(p.kv, p.S);
   for (int64_t i = 0; i < p.T; ++i) {
     const int64_t n_keys = std::min(p.S, p.pos0 + i + 1);
     for (int64_t h = 0; h < p.H; ++h) {
@@ -73,7 +102,7 @@ void gqa_attention(const ops::GqaAttentionParams& p) {
       const float* q = p.q + i * p.ldq + h * p.hd;
       double mx = -INFINITY;
       for (int64_t t = 0; t < n_keys; ++t) {
-        const float* k = ops::gqa_kv_row(p, t) + koff;
+        const float* k = &kv[size_t(t * w + koff)];
         double d = 0.0;
         for (int64_t c = 0; c < p.hd; ++c) d += double(q[c]) * k[c];
         sc[t] = d * p.scale;
@@ -84,7 +113,7 @@ void gqa_attention(const ops::GqaAttentionParams& p) {
       float* o = p.out + i * p.ldo + h * p.hd;
       for (int64_t c = 0; c < p.hd; ++c) {
         double acc = 0.0;
-        for (int64_t t = 0; t < n_keys; ++t) acc += sc[t] * ops::gqa_kv_row(p, t)[voff + c];
+        for (int64_t t = 0; t < n_keys; ++t) acc += sc[t] * kv[size_t(t * w + voff + c)];
         o[c] = n_keys > 0 ? float(acc / sum) : 0.0f;
       }
     }

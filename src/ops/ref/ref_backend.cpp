@@ -19,6 +19,8 @@ class RefBackend final : public ops::Backend {
   void embed(const ops::EmbedParams& p) override { ref::embed(p); }
   void add(const ops::AddParams& p) override { ref::add(p); }
   void copy(const ops::CopyParams& p) override { ref::copy(p); }
+  void kv_write(const ops::KvWriteParams& p) override { ref::kv_write(p); }
+  void kv_read(const ops::KvReadParams& p) override { ref::kv_read(p); }
   void mla_prefill(const ops::MlaPrefillParams& p) override { ref::mla_prefill(p); }
   void mla_decode(const ops::MlaDecodeParams& p) override { ref::mla_decode(p); }
   void gqa_attention(const ops::GqaAttentionParams& p) override { ref::gqa_attention(p); }

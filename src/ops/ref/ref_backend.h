@@ -17,6 +17,8 @@ void silu_mul(const ops::SiluMulParams& p);
 void embed(const ops::EmbedParams& p);
 void add(const ops::AddParams& p);
 void copy(const ops::CopyParams& p);
+void kv_write(const ops::KvWriteParams& p);
+void kv_read(const ops::KvReadParams& p);
 void mla_prefill(const ops::MlaPrefillParams& p);
 void mla_decode(const ops::MlaDecodeParams& p);
 void gqa_attention(const ops::GqaAttentionParams& p);
