@@ -15,6 +15,7 @@
 
 #include "base/error.h"
 #include "base/log.h"
+#include "server/web_page.h"
 #include "tokenizer/reasoning.h"
 #include "tokenizer/stream_decoder.h"
 
@@ -186,7 +187,7 @@ struct Server::Impl {
         else send_error(res, 405, "method not allowed", "invalid_request_error");
         return httplib::Server::HandlerResponse::Handled;
       }
-      if (req.path != "/health" && !authorized(req)) {
+      if (req.path != "/health" && !is_web_page(req.method, req.path) && !authorized(req)) {
         send_error(res, 401, "missing or invalid API key (Authorization: Bearer KEY or X-Api-Key: KEY)",
                    "authentication_error", "", "invalid_api_key");
         count("auth", 401);
@@ -211,6 +212,7 @@ struct Server::Impl {
       count("error", 500);
     });
 
+    add_web_page(s, [this](int status) { count("/", status); });
     s.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
       if (stopping) return send_error(res, 503, "shutting down", "server_error");
       res.set_content(R"({"status":"ok"})", "application/json");
