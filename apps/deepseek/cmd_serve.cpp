@@ -22,7 +22,7 @@ extern "C" void on_signal(int sig) { g_signal = sig; }
 }  // namespace
 
 int cmd_serve(int argc, char** argv) {
-  CLI::App app{"OpenAI-compatible HTTP server: /v1/chat/completions, /v1/completions (streaming and not), /v1/models, "
+  CLI::App app{"OpenAI-compatible HTTP server: /v1/chat/completions, /v1/completions (streaming and not), /v1/models[/ID], "
                "/health, /metrics, /tokenize, /detokenize. See docs/SERVER.md.",
                "deepseek serve"};
   std::string model, alias, tokenizer_dir;

@@ -145,23 +145,55 @@ void common_params(const json& b, const ParseContext& c, CompletionRequest& r) {
 }
 
 void set_max_tokens(const json& b, const ParseContext& c, CompletionRequest& r, const char* name2) {
-  const int64_t room = c.ctx - int64_t(r.prompt.size());
-  int64_t def = std::min<int64_t>(room, c.limits.max_tokens);
   int64_t v = get_int(b, "max_tokens", 1, c.limits.max_tokens, -1);
   if (name2) {
     const int64_t v2 = get_int(b, name2, 1, c.limits.max_tokens, -1);
     if (v2 > 0) v = v2;
   }
-  r.gen.max_tokens = v > 0 ? v : std::max<int64_t>(1, def);
+  for (auto& p : r.prompts) {
+    const int64_t room = c.ctx - int64_t(p.ids.size());
+    p.max_tokens = v > 0 ? v : std::max<int64_t>(1, std::min<int64_t>(room, c.limits.max_tokens));
+  }
 }
 
-void check_prompt_fits(const ParseContext& c, const CompletionRequest& r) {
-  if (r.prompt.empty()) bad("the prompt is empty", "prompt");
-  if (int64_t(r.prompt.size()) >= c.ctx)
+void check_prompt_fits(const ParseContext& c, const std::vector<int32_t>& ids, const char* param) {
+  if (ids.empty()) bad("the prompt is empty", param);
+  if (int64_t(ids.size()) >= c.ctx)
     throw ApiError(400,
                    "This model's context holds " + std::to_string(c.ctx) + " tokens; the prompt has " +
-                       std::to_string(r.prompt.size()),
-                   "messages", "context_length_exceeded");
+                       std::to_string(ids.size()),
+                   param, "context_length_exceeded");
+}
+
+// One prompt of /v1/completions: text, whose special-token text (e.g. <｜begin▁of▁sentence｜>) becomes the special
+// token as Hugging Face's encode does by default, after the BOS the tokenizer adds; or token ids as given.
+CompletionRequest::Prompt completion_prompt(const json& p, const ParseContext& c, bool echo) {
+  CompletionRequest::Prompt out;
+  if (p.is_string()) {
+    const std::string& text = p.get_ref<const std::string&>();
+    if (text.empty()) bad("the prompt is empty", "prompt");
+    if (text.size() > size_t(c.ctx) * 32)
+      throw ApiError(400, "the prompt is far longer than the context of " + std::to_string(c.ctx) + " tokens",
+                     "prompt", "context_length_exceeded");
+    if (c.tok->add_bos() && c.tok->bos_id() >= 0) out.ids.push_back(c.tok->bos_id());
+    c.tok->encode_append(text, true, out.ids);
+    if (echo) out.echo = text;
+  } else if (p.is_array()) {
+    if (p.size() >= size_t(c.ctx))
+      throw ApiError(400, "the prompt is longer than the context of " + std::to_string(c.ctx) + " tokens", "prompt",
+                     "context_length_exceeded");
+    for (const auto& id : p) {
+      if (!id.is_number_integer()) bad("'prompt' must be a string, or an array of token ids", "prompt", "invalid_type");
+      if (id.is_number_unsigned() ? id.get<uint64_t>() >= uint64_t(c.vocab) : (id.get<int64_t>() < 0 || id.get<int64_t>() >= c.vocab))
+        bad("'prompt' holds a token id outside the vocabulary", "prompt");
+      out.ids.push_back(int32_t(id.get<int64_t>()));
+    }
+    if (echo) out.echo = c.tok->decode(out.ids);
+  } else {
+    bad("'prompt' must be a string, token ids, or an array of strings or of token-id arrays", "prompt", "invalid_type");
+  }
+  check_prompt_fits(c, out.ids, "prompt");
+  return out;
 }
 
 std::string message_content(const json& m, size_t i, bool allow_null) {
@@ -309,8 +341,9 @@ CompletionRequest parse_chat(const json& b, const ParseContext& c) {
     throw ApiError(400, "the chat template could not render these messages", "messages", "template_error");
   }
   r.opens_reasoning = tok::prompt_opens_reasoning(rp.text);
-  r.prompt = tok::encode_prompt(*c.tok, rp);
-  check_prompt_fits(c, r);
+  r.prompts.emplace_back();
+  r.prompts[0].ids = tok::encode_prompt(*c.tok, rp);
+  check_prompt_fits(c, r.prompts[0].ids, "messages");
   common_params(b, c, r);
   r.logprobs = get_bool(b, "logprobs", false);
   r.top_logprobs = int(get_int(b, "top_logprobs", 0, c.limits.max_top_logprobs, 0));
@@ -324,30 +357,19 @@ CompletionRequest parse_completion(const json& b, const ParseContext& c) {
   CompletionRequest r;
   const json* p = field(b, "prompt");
   if (!p) bad("'prompt' is required", "prompt", "missing_required_parameter");
-  const json* pp = p;
-  if (p->is_array() && p->size() == 1 && ((*p)[0].is_string() || (*p)[0].is_array())) pp = &(*p)[0];
-  if (pp->is_string()) {
-    const std::string& text = pp->get_ref<const std::string&>();
-    if (text.empty()) bad("the prompt is empty", "prompt");
-    if (text.size() > size_t(c.ctx) * 32)
-      throw ApiError(400, "the prompt is far longer than the context of " + std::to_string(c.ctx) + " tokens",
-                     "prompt", "context_length_exceeded");
-    if (c.tok->add_bos() && c.tok->bos_id() >= 0) r.prompt.push_back(c.tok->bos_id());
-    c.tok->encode_append(text, false, r.prompt);
-  } else if (pp->is_array()) {
-    if (pp->size() >= size_t(c.ctx))
-      throw ApiError(400, "the prompt is longer than the context of " + std::to_string(c.ctx) + " tokens", "prompt",
-                     "context_length_exceeded");
-    for (const auto& id : *pp) {
-      if (!id.is_number_integer()) bad("'prompt' must be a string, or an array of token ids", "prompt", "invalid_type");
-      if (id.is_number_unsigned() ? id.get<uint64_t>() >= uint64_t(c.vocab) : (id.get<int64_t>() < 0 || id.get<int64_t>() >= c.vocab))
-        bad("'prompt' holds a token id outside the vocabulary", "prompt");
-      r.prompt.push_back(int32_t(id.get<int64_t>()));
+  const bool echo = get_bool(b, "echo", false);
+  // A list of prompts (strings or token-id arrays), else one prompt (a string or token ids).
+  if (p->is_array() && !p->empty() && ((*p)[0].is_string() || (*p)[0].is_array())) {
+    if (p->size() > c.limits.max_prompts)
+      bad("'prompt' holds more than " + std::to_string(c.limits.max_prompts) + " prompts", "prompt");
+    for (const auto& one : *p) {
+      if (!one.is_string() && !one.is_array())
+        bad("'prompt' lists must hold strings or token-id arrays", "prompt", "invalid_type");
+      r.prompts.push_back(completion_prompt(one, c, echo));
     }
   } else {
-    bad("'prompt' must be a string, an array with one string, or an array of token ids", "prompt", "invalid_type");
+    r.prompts.push_back(completion_prompt(*p, c, echo));
   }
-  check_prompt_fits(c, r);
   common_params(b, c, r);
   if (const json* lp = field(b, "logprobs")) {
     if (lp->is_boolean()) {
@@ -357,7 +379,10 @@ CompletionRequest parse_completion(const json& b, const ParseContext& c) {
       r.logprobs = true;
     }
   }
-  if (field(b, "echo") && get_bool(b, "echo", false)) bad("'echo' is not supported", "echo", "unsupported");
+  // OpenAI's echo with logprobs also scores the prompt tokens, which the scheduler does not compute.
+  if (echo && r.logprobs) bad("'echo' together with 'logprobs' is not supported", "echo", "unsupported");
+  if (const json* sfx = field(b, "suffix"); sfx && !(sfx->is_string() && sfx->get_ref<const std::string&>().empty()))
+    bad("'suffix' (insertion) is not supported", "suffix", "unsupported");
   if (field(b, "best_of") && get_int(b, "best_of", 1, 1, 1) != 1) bad("'best_of' must be 1", "best_of");
   r.gen.top_logprobs = r.logprobs ? r.top_logprobs : -1;
   set_max_tokens(b, c, r, nullptr);

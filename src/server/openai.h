@@ -35,6 +35,7 @@ std::string dump(const json& j);
 struct Limits {
   int64_t max_tokens = 4096;     // per choice
   int max_n = 8;
+  size_t max_prompts = 16;       // prompts in one /v1/completions list
   int max_top_logprobs = 20;
   int max_stop = 16;
   size_t max_stop_bytes = 256;
@@ -59,11 +60,16 @@ struct ParseContext {
 };
 
 struct CompletionRequest {
+  struct Prompt {
+    std::vector<int32_t> ids;
+    int64_t max_tokens = 0;  // the request's max_tokens, else what the context leaves (capped by the limit)
+    std::string echo;        // completions with echo: the text each of its choices starts with
+  };
   bool chat = false;
-  std::vector<int32_t> prompt;
+  std::vector<Prompt> prompts;  // chat: one; completions: one per prompt of a list (n choices each)
   bool opens_reasoning = false;  // the rendered prompt leaves the model inside <think>
   bool tools = false;            // tools offered: parse DeepSeek tool calls from the output
-  rt::GenParams gen;
+  rt::GenParams gen;  // max_tokens: see Prompt
   bool seed_given = false;
   int n = 1;
   bool stream = false, include_usage = false;

@@ -77,6 +77,7 @@ struct Choice {
   std::unique_ptr<tok::ReasoningParser> rp;  // chat
   std::unique_ptr<tok::StreamDecoder> dec;   // completions
   std::string content, reasoning;            // all text so far (content truncated at a stop string)
+  std::string echo;                          // completions with echo: the prompt text, before the content
   size_t content_sent = 0, reasoning_sent = 0;
   int64_t tokens = 0, reasoning_tokens = 0, cached = 0;
   bool done = false, role_sent = false;
@@ -218,11 +219,17 @@ struct Server::Impl {
       res.set_content(R"({"status":"ok"})", "application/json");
     });
     s.Get("/v1/models", [this](const httplib::Request&, httplib::Response& res) {
-      json m = {{"object", "list"},
-                {"data", json::array({{{"id", opt.model_name}, {"object", "model"}, {"created", created},
-                                       {"owned_by", "deepseek.cpp"}, {"max_model_len", sched.options().ctx}}})}};
-      res.set_content(dump(m), "application/json");
+      res.set_content(dump(json{{"object", "list"}, {"data", json::array({model_object()})}}), "application/json");
       count("/v1/models", 200);
+    });
+    s.Get(R"(/v1/models/(.+))", [this](const httplib::Request& req, httplib::Response& res) {
+      if (req.matches[1] != opt.model_name) {
+        send_error(res, 404, "The model does not exist; see GET /v1/models", "invalid_request_error", "model",
+                   "model_not_found");
+        return count("/v1/models/{id}", 404);
+      }
+      res.set_content(dump(model_object()), "application/json");
+      count("/v1/models/{id}", 200);
     });
     s.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
       res.set_content(metrics(), "text/plain; version=0.0.4");
@@ -290,6 +297,11 @@ struct Server::Impl {
     if (!ct.empty() && ct.rfind("application/json", 0) != 0)
       throw ApiError(415, "Content-Type must be application/json", "", "unsupported_media_type");
     return parse_body(req.body, opt.limits.max_json_depth);
+  }
+
+  json model_object() const {
+    return {{"id", opt.model_name}, {"object", "model"}, {"created", created}, {"owned_by", "deepseek.cpp"},
+            {"max_model_len", sched.options().ctx}};
   }
 
   void generate(const httplib::Request& req, httplib::Response& res, bool chat);
@@ -414,11 +426,13 @@ struct Generation {
   }
 
   json usage() const {
-    int64_t comp = 0, reas = 0;
+    int64_t comp = 0, reas = 0, prompt = 0, cached = 0;
     for (const auto& c : choices) comp += c.tokens, reas += c.reasoning_tokens;
-    const int64_t prompt = int64_t(cr.prompt.size());
+    for (const auto& p : cr.prompts) prompt += int64_t(p.ids.size());
+    // Each prompt counts once, whatever n: its first choice's cached tokens.
+    for (size_t i = 0; i < choices.size(); i += size_t(cr.n)) cached += choices[i].cached;
     json u = {{"prompt_tokens", prompt}, {"completion_tokens", comp}, {"total_tokens", prompt + comp},
-              {"prompt_tokens_details", {{"cached_tokens", choices.empty() ? 0 : choices[0].cached}}}};
+              {"prompt_tokens_details", {{"cached_tokens", cached}}}};
     if (cr.chat) u["completion_tokens_details"] = {{"reasoning_tokens", reas}};
     return u;
   }
@@ -454,7 +468,7 @@ struct Generation {
                        {"logprobs", cr.logprobs ? json{{"content", c.logprobs}} : json()},
                        {"finish_reason", c.finish_reason}});
       } else {
-        chs.push_back({{"index", i}, {"text", c.content},
+        chs.push_back({{"index", i}, {"text", c.echo + c.content},
                        {"logprobs", cr.logprobs ? completion_logprobs(c) : json()},
                        {"finish_reason", c.finish_reason}});
       }
@@ -497,6 +511,7 @@ struct Generation {
       if (finishing)
         out.push_back({{"index", i}, {"delta", json::object()}, {"logprobs", nullptr}, {"finish_reason", c.finish_reason}});
     } else {
+      if (!c.echo.empty()) text = std::move(c.echo) + text, c.echo.clear();  // the first chunk carries the echo
       if (!text.empty() || finishing) {
         json lp = cr.logprobs ? completion_logprobs(c) : json();
         c.lp_events.clear();
@@ -611,16 +626,26 @@ void Server::Impl::generate(const httplib::Request& req, httplib::Response& res,
   g->model = opt.model_name;
   g->created = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
   g->heartbeat_s = opt.heartbeat_s;
+  // Choice k = prompt i * n + j, as OpenAI numbers them; choice j of every prompt samples with seed + j.
+  const size_t n_choices = g->cr.prompts.size() * size_t(g->cr.n);
+  if (n_choices > size_t(sched.options().parallel + sched.options().queue_max))
+    throw ApiError(400,
+                   "the request asks for " + std::to_string(n_choices) + " choices (prompts x n); the server holds " +
+                       std::to_string(sched.options().parallel + sched.options().queue_max) + " (--parallel + --queue)",
+                   g->cr.prompts.size() > 1 ? "prompt" : "n");
   try {
-    for (int i = 0; i < g->cr.n; ++i) {
-      rt::GenParams p = g->cr.gen;
-      p.sampling.seed += uint64_t(i);
-      Choice c;
-      c.req = sched.submit(g->cr.prompt, p, g->ch);
-      if (chat) c.rp = std::make_unique<tok::ReasoningParser>(tok, g->cr.opens_reasoning);
-      else c.dec = std::make_unique<tok::StreamDecoder>(tok);
-      g->choices.push_back(std::move(c));
-    }
+    for (const auto& prompt : g->cr.prompts)
+      for (int j = 0; j < g->cr.n; ++j) {
+        rt::GenParams p = g->cr.gen;
+        p.sampling.seed += uint64_t(j);
+        p.max_tokens = prompt.max_tokens;
+        Choice c;
+        c.req = sched.submit(prompt.ids, p, g->ch);
+        if (chat) c.rp = std::make_unique<tok::ReasoningParser>(tok, g->cr.opens_reasoning);
+        else c.dec = std::make_unique<tok::StreamDecoder>(tok);
+        c.echo = prompt.echo;
+        g->choices.push_back(std::move(c));
+      }
   } catch (const rt::QueueFull&) {
     g->cancel_all();
     throw ApiError(503, "the server is busy (request queue full); retry later", "", "overloaded", "server_error");

@@ -107,7 +107,7 @@ test('the server still serves after all that', async () => {
 test('API key: every route but /health; Bearer and X-Api-Key; no bypass by path', async () => {
   const u = auth.url;
   assert.equal((await fetch(u + '/health')).status, 200);
-  for (const p of ['/v1/models', '/metrics', '/v1/models/', '//v1/models', '/v1/../v1/models', '/nope']) {
+  for (const p of ['/v1/models', '/v1/models/v3', '/metrics', '/v1/models/', '//v1/models', '/v1/../v1/models', '/nope']) {
     const r = await fetch(u + p);
     assert.equal(r.status, 401, p);
     assert.equal((await r.json()).error.type, 'authentication_error');
@@ -119,6 +119,7 @@ test('API key: every route but /health; Bearer and X-Api-Key; no bypass by path'
   assert.equal((await postJson(u, '/v1/chat/completions', ok, { 'X-Api-Key': 'sekret-key-123' })).status, 200);
   const client = new OpenAI({ baseURL: u + '/v1', apiKey: 'sekret-key-123', maxRetries: 0 });
   assert.equal((await client.models.list()).data.length, 1);
+  assert.equal((await client.models.retrieve('v3')).id, 'v3');
   const bad = new OpenAI({ baseURL: u + '/v1', apiKey: 'nope', maxRetries: 0 });
   await assert.rejects(bad.models.list(), (e) => e.status === 401);
 });
