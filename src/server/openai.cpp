@@ -330,8 +330,18 @@ CompletionRequest parse_chat(const json& b, const ParseContext& c) {
         bad("'tools[].function.parameters' must be an object", "tools", "invalid_type");
     }
     if (!tools->empty() && tool_choice != "none") {
-      co.tools = *tools;
       r.tools = true;
+      r.tool_format = c.tools.format;
+      if (c.tools.renders_tools) {
+        co.tools = *tools;
+      } else if (!messages.empty() && messages[0].role == "system") {
+        messages[0].content = messages[0].content.value_or("") + "\n\n" + tools_system_prompt(*tools, r.tool_format);
+      } else {
+        tok::ChatMessage sys;
+        sys.role = "system";
+        sys.content = tools_system_prompt(*tools, r.tool_format);
+        messages.insert(messages.begin(), std::move(sys));
+      }
     }
   }
   tok::RenderedPrompt rp;
@@ -341,6 +351,7 @@ CompletionRequest parse_chat(const json& b, const ParseContext& c) {
     throw ApiError(400, "the chat template could not render these messages", "messages", "template_error");
   }
   r.opens_reasoning = tok::prompt_opens_reasoning(rp.text);
+  r.prompt_text = rp.text;
   r.prompts.emplace_back();
   r.prompts[0].ids = tok::encode_prompt(*c.tok, rp);
   check_prompt_fits(c, r.prompts[0].ids, "messages");
@@ -387,6 +398,78 @@ CompletionRequest parse_completion(const json& b, const ParseContext& c) {
   r.gen.top_logprobs = r.logprobs ? r.top_logprobs : -1;
   set_max_tokens(b, c, r, nullptr);
   return r;
+}
+
+ToolSupport tool_support(const tok::ChatTemplate& tmpl) {
+  ToolSupport s;
+  const std::string& src = tmpl.source();
+  if (src.find("<tool_call>") != std::string::npos) s.format = ToolFormat::Hermes;
+  else if (src.find("```json") != std::string::npos) s.format = ToolFormat::DeepSeekV3;
+  static const char* const kProbe = "ds_probe_tool_5e1f";
+  tok::ChatOptions co;
+  co.add_generation_prompt = true;
+  co.tools = nlohmann::ordered_json::array({{{"type", "function"}, {"function", {{"name", kProbe}}}}});
+  try {
+    const auto rp = tmpl.render(json::array({{{"role", "user"}, {"content", "hi"}}}), co);
+    s.renders_tools = rp.text.find(kProbe) != std::string::npos;
+  } catch (const std::exception&) {
+  }
+  return s;
+}
+
+std::string tools_system_prompt(const json& tools, ToolFormat format) {
+  std::string s = "## Tools\nYou can call these tools (one JSON object per line: name, description, parameters):\n";
+  for (const auto& t : tools) s += dump(t["function"]) + "\n";
+  s += "\nTo call tools, answer in this format, where NAME is a tool's name and ARGUMENTS a JSON object that follows "
+       "its parameters:\n";
+  switch (format) {
+    case ToolFormat::DeepSeekV3:
+      s += "<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function<｜tool▁sep｜>NAME\n```json\nARGUMENTS\n```"
+           "<｜tool▁call▁end｜><｜tool▁calls▁end｜>\n";
+      break;
+    case ToolFormat::DeepSeekV31:
+      s += "<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>NAME<｜tool▁sep｜>ARGUMENTS<｜tool▁call▁end｜><｜tool▁calls▁end｜>\n";
+      break;
+    case ToolFormat::Hermes:
+      s += "<tool_call>\n{\"name\": NAME, \"arguments\": ARGUMENTS}\n</tool_call>\n";
+      return s + "For several calls, write one <tool_call> block after another.";
+  }
+  return s + "For several calls, write one <｜tool▁call▁begin｜>…<｜tool▁call▁end｜> after another before "
+             "<｜tool▁calls▁end｜>.";
+}
+
+const char* tool_calls_marker(ToolFormat format) {
+  return format == ToolFormat::Hermes ? "<tool_call>" : kToolCallsBegin;
+}
+
+std::vector<ParsedToolCall> parse_tool_calls(const std::string& text, ToolFormat format) {
+  return format == ToolFormat::Hermes ? parse_hermes_tool_calls(text) : parse_tool_calls(text);
+}
+
+std::vector<ParsedToolCall> parse_hermes_tool_calls(const std::string& text) {
+  static const std::string kOpen = "<tool_call>", kClose = "</tool_call>";
+  std::vector<ParsedToolCall> out;
+  size_t pos = 0;
+  while ((pos = text.find(kOpen, pos)) != std::string::npos) {
+    pos += kOpen.size();
+    const size_t end = text.find(kClose, pos);
+    const std::string body = text.substr(pos, end == std::string::npos ? std::string::npos : end - pos);
+    ParsedToolCall call;
+    // Model output: bound the nesting before nlohmann builds (and recursively destroys) the value.
+    const auto j = json_depth(body) > 64 ? nlohmann::ordered_json() : nlohmann::ordered_json::parse(body, nullptr, false);
+    if (j.is_object() && j.contains("name") && j["name"].is_string() && !j["name"].get_ref<const std::string&>().empty()) {
+      call.name = j["name"].get<std::string>();
+      const auto a = j.find("arguments");
+      call.arguments = a == j.end() || a->is_null() ? "{}"
+                       : a->is_string()             ? a->get<std::string>()
+                                                    : a->dump(-1, ' ', false, json::error_handler_t::replace);
+      call.complete = end != std::string::npos;
+    }
+    out.push_back(std::move(call));
+    if (end == std::string::npos) break;
+    pos = end + kClose.size();
+  }
+  return out;
 }
 
 std::vector<ParsedToolCall> parse_tool_calls(const std::string& text) {

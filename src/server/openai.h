@@ -49,9 +49,27 @@ struct Defaults {
   float top_p = 0.95f;
 };
 
+// How a chat template's model writes tool calls, and whether the template itself renders the `tools` schemas.
+enum class ToolFormat {
+  DeepSeekV3,   // <｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function<｜tool▁sep｜>NAME\n```json\nARGS\n```<｜tool▁call▁end｜>…
+  DeepSeekV31,  // <｜tool▁calls▁begin｜><｜tool▁call▁begin｜>NAME<｜tool▁sep｜>ARGS<｜tool▁call▁end｜>…
+  Hermes,       // <tool_call>\n{"name": NAME, "arguments": ARGS}\n</tool_call> (Qwen3)
+};
+struct ToolSupport {
+  ToolFormat format = ToolFormat::DeepSeekV31;
+  bool renders_tools = false;  // false: the server describes the tools in the system prompt (tools_system_prompt)
+};
+// From the template: Hermes when it writes <tool_call>, DeepSeek V3 when it fences arguments in ```json, else V3.1;
+// renders_tools when rendering a conversation with a probe tool puts the tool's name into the prompt.
+ToolSupport tool_support(const tok::ChatTemplate& tmpl);
+// The text added to the system prompt for templates that do not render tools (docs/SERVER.md quotes it): a header,
+// each tool's OpenAI function object as one line of JSON, and the call format of `format`.
+std::string tools_system_prompt(const json& tools, ToolFormat format);
+
 struct ParseContext {
   const tok::Tokenizer* tok = nullptr;
   const tok::ChatTemplate* tmpl = nullptr;  // null: no chat template (chat endpoint answers 400)
+  ToolSupport tools;                         // of tmpl
   std::string model_name;
   int64_t vocab = 0;
   int64_t ctx = 0;
@@ -68,7 +86,9 @@ struct CompletionRequest {
   bool chat = false;
   std::vector<Prompt> prompts;  // chat: one; completions: one per prompt of a list (n choices each)
   bool opens_reasoning = false;  // the rendered prompt leaves the model inside <think>
-  bool tools = false;            // tools offered: parse DeepSeek tool calls from the output
+  bool tools = false;            // tools offered: parse tool calls (tool_format) from the output
+  ToolFormat tool_format = ToolFormat::DeepSeekV31;
+  std::string prompt_text;       // chat: the rendered prompt (POST /apply-template returns it)
   rt::GenParams gen;  // max_tokens: see Prompt
   bool seed_given = false;
   int n = 1;
@@ -85,12 +105,20 @@ CompletionRequest parse_completion(const json& body, const ParseContext& c);
 
 struct ParsedToolCall {
   std::string name, arguments;
-  bool complete = false;  // its <｜tool▁call▁end｜> was seen (false: the output stopped inside the call)
+  bool complete = false;  // its end marker was seen (false: the output stopped inside the call)
 };
 extern const char* const kToolCallsBegin;
+// The text that starts the tool calls of `format` (content before it streams, from it on it is held back).
+const char* tool_calls_marker(ToolFormat format);
 // Parses DeepSeek tool-call text (V3: "function<｜tool▁sep｜>NAME\n```json\nARGS\n```", V3.1: "NAME<｜tool▁sep｜>ARGS")
 // starting at the tool-calls-begin marker. Returns an empty list when nothing parses. Arguments are returned as the
 // model wrote them (OpenAI's `arguments` is a string the client must validate).
 std::vector<ParsedToolCall> parse_tool_calls(const std::string& text);
+// Parses Hermes-style calls (Qwen3): <tool_call>\n{"name": ..., "arguments": {...}}\n</tool_call>, repeated. A call
+// whose JSON does not parse (or has no string name) is incomplete, so the output stays text. Object arguments are
+// re-serialised compactly in the model's key order; string arguments are returned as written.
+std::vector<ParsedToolCall> parse_hermes_tool_calls(const std::string& text);
+// The parser of `format`, over text that starts at its marker.
+std::vector<ParsedToolCall> parse_tool_calls(const std::string& text, ToolFormat format);
 
 }  // namespace ds::server

@@ -109,6 +109,7 @@ struct Server::Impl {
     if (!tok.chat_template().empty()) tmpl.emplace(tok::ChatTemplate::from_tokenizer(tok));
     pc.tok = &tok;
     pc.tmpl = tmpl ? &*tmpl : nullptr;
+    if (tmpl) pc.tools = tool_support(*tmpl);
     pc.model_name = opt.model_name;
     pc.vocab = engine.config().vocab_size;
     pc.ctx = sched.options().ctx;
@@ -267,6 +268,14 @@ struct Server::Impl {
         res.set_content(dump(json{{"content", tok.decode(ids)}}), "application/json");
       });
     });
+    // The prompt a chat request renders to (tools included as the server passes them), as llama.cpp's route.
+    s.Post("/apply-template", [this](const httplib::Request& req, httplib::Response& res) {
+      guarded("/apply-template", req, res, [&] {
+        const json b = body_json(req);
+        std::lock_guard<std::mutex> lk(render_m);
+        res.set_content(dump(json{{"prompt", parse_chat(b, pc).prompt_text}}), "application/json");
+      });
+    });
     s.Post("/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res) {
       guarded("/v1/chat/completions", req, res, [&] { generate(req, res, true); });
     });
@@ -339,9 +348,10 @@ struct Generation {
     };
     for (const auto& s : cr.stop) hold(s);
     if (cr.tools) {
-      const size_t p = c.content.find(kToolCallsBegin);
+      const char* marker = tool_calls_marker(cr.tool_format);
+      const size_t p = c.content.find(marker);
       if (p != std::string::npos) end = std::min(end, p);
-      else hold(kToolCallsBegin);
+      else hold(marker);
     }
     return std::max(end, c.content_sent);
   }
@@ -408,9 +418,9 @@ struct Generation {
       if (f == rt::Finish::Error) error = true;
     }
     if (cr.tools) {
-      const size_t p = c.content.find(kToolCallsBegin);
+      const size_t p = c.content.find(tool_calls_marker(cr.tool_format));
       if (p != std::string::npos) {
-        const auto calls = parse_tool_calls(c.content.substr(p));
+        const auto calls = parse_tool_calls(c.content.substr(p), cr.tool_format);
         // A call cut off (max_tokens, context) stays text with finish_reason "length": a half call is not a call.
         const bool whole = std::all_of(calls.begin(), calls.end(), [](const ParsedToolCall& t) { return t.complete; });
         if (!calls.empty() && whole) {

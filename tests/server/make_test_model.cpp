@@ -11,7 +11,10 @@
 //              detokenizer and tool-call parser over it: what a model that calls a tool produces, end to end.
 //   OUT/qwen2  a dense R1-Distill-Qwen-shaped model (qwen2: grouped-query attention 4 q / 2 kv heads with q/k/v
 //              biases, dense MLP) with the same tokenizer and the R1 template: the server over K/V rows.
-// usage: make_test_model TOKENIZER_DIR TEMPLATES_DIR OUT
+//   OUT/qwen3-tools  the qwen2 shapes with the Qwen3 tokenizer (vocab 151936) and Qwen3's template, which renders
+//              `tools` itself, scripted like OUT/tools: after a non-thinking generation prompt ("</think>\n\n") it
+//              emits a Hermes-style call (kHermesScript) and <|im_end|>.
+// usage: make_test_model TOKENIZER_DIR TEMPLATES_DIR OUT QWEN3_TOKENIZER_DIR
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -101,11 +104,16 @@ static const char* const kToolScript =
     "<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>get_weather<｜tool▁sep｜>{\"city\": \"Oslo\"}<｜tool▁call▁end｜>"
     "<｜tool▁calls▁end｜><｜end▁of▁sentence｜>";
 
-// succ[t] = the token the scripted model emits after t; every token of the chain must be distinct.
-static std::map<int32_t, int32_t> tool_script(const fs::path& tok_dir) {
+// The Qwen3 model's call: compact JSON where the tokens would repeat (":" and ", " would), so every token differs.
+static const char* const kHermesScript =
+    "<tool_call>\n{\"name\":\"get_weather\",\"arguments\":{\"city\": \"Oslo\"}}\n</tool_call><|im_end|>";
+
+// succ[t] = the token the scripted model emits after t (the chain starts at the last token of `after`); every token
+// of the chain must be distinct.
+static std::map<int32_t, int32_t> tool_script(const fs::path& tok_dir, const std::string& after, const char* script) {
   const auto tk = ds::tok::Tokenizer::from_dir(tok_dir.string());
-  std::vector<int32_t> chain = {tk.token_to_id("<｜Assistant｜>")};
-  const auto ids = tk.encode(kToolScript, true);
+  std::vector<int32_t> chain = {tk.encode(after, true).back()};
+  const auto ids = tk.encode(script, true);
   chain.insert(chain.end(), ids.begin(), ids.end());
   std::map<int32_t, int32_t> succ;
   for (size_t i = 0; i + 1 < chain.size(); ++i)
@@ -151,7 +159,8 @@ static void write_model(const fs::path& dir, const json& cfg_json, const std::st
                         const fs::path& tok_dir, const std::map<int32_t, int32_t>* script = nullptr) {
   fs::create_directories(dir);
   write_file(dir / "config.json", cfg_json.dump(2));
-  write_file(dir / "generation_config.json", json{{"bos_token_id", 0}, {"eos_token_id", 1}, {"temperature", 0.6},
+  write_file(dir / "generation_config.json", json{{"bos_token_id", cfg_json["bos_token_id"]},
+                                                  {"eos_token_id", cfg_json["eos_token_id"]}, {"temperature", 0.6},
                                                   {"top_p", 0.95}}.dump(2));
   fs::copy_file(tok_dir / "tokenizer.json", dir / "tokenizer.json", fs::copy_options::overwrite_existing);
   json tc = ds::io::read_json_file((tok_dir / "tokenizer_config.json").string());
@@ -190,32 +199,43 @@ static void write_model(const fs::path& dir, const json& cfg_json, const std::st
   if (!f) throw std::runtime_error("cannot write safetensors");
 }
 
+static std::string read_text(const fs::path& p) {
+  std::ifstream f(p);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  if (ss.str().empty()) throw std::runtime_error("cannot read " + p.string());
+  return ss.str();
+}
+
 int main(int argc, char** argv) {
-  if (argc != 4) {
-    std::fprintf(stderr, "usage: make_test_model TOKENIZER_DIR TEMPLATES_DIR OUT\n");
+  if (argc != 5) {
+    std::fprintf(stderr, "usage: make_test_model TOKENIZER_DIR TEMPLATES_DIR OUT QWEN3_TOKENIZER_DIR\n");
     return 2;
   }
   try {
-    const fs::path tok = argv[1], tmpl = argv[2], out = argv[3];
+    const fs::path tok = argv[1], tmpl = argv[2], out = argv[3], qwen3_tok = argv[4];
     const json cfg = test_config();
-    const std::string stamp = cfg.dump() + dense_config().dump() + kToolScript;
+    json qwen3_cfg = dense_config();
+    qwen3_cfg["vocab_size"] = 151936;
+    qwen3_cfg["bos_token_id"] = 151643;
+    qwen3_cfg["eos_token_id"] = 151645;
+    const std::string stamp = cfg.dump() + dense_config().dump() + kToolScript + qwen3_cfg.dump() + kHermesScript;
     if (fs::exists(out / "v3" / "model.safetensors") && fs::exists(out / "r1" / "model.safetensors") &&
         fs::exists(out / "tools" / "model.safetensors") && fs::exists(out / "qwen2" / "model.safetensors") &&
-        fs::exists(out / "stamp")) {
+        fs::exists(out / "qwen3-tools" / "model.safetensors") && fs::exists(out / "stamp")) {
       std::ifstream s(out / "stamp");
       std::stringstream ss;
       ss << s.rdbuf();
       if (ss.str() == stamp) return 0;
     }
     write_model(out / "v3", cfg, "", tok);
-    std::ifstream r1(tmpl / "deepseek-r1.jinja");
-    std::stringstream r1s;
-    r1s << r1.rdbuf();
-    if (r1s.str().empty()) throw std::runtime_error("no deepseek-r1.jinja in " + tmpl.string());
-    write_model(out / "r1", cfg, r1s.str(), tok);
-    const auto succ = tool_script(tok);
+    const std::string r1 = read_text(tmpl / "deepseek-r1.jinja");
+    write_model(out / "r1", cfg, r1, tok);
+    const auto succ = tool_script(tok, "<｜Assistant｜>", kToolScript);
     write_model(out / "tools", cfg, "", tok, &succ);
-    write_model(out / "qwen2", dense_config(), r1s.str(), tok);
+    write_model(out / "qwen2", dense_config(), r1, tok);
+    const auto hermes = tool_script(qwen3_tok, "</think>\n\n", kHermesScript);
+    write_model(out / "qwen3-tools", qwen3_cfg, read_text(tmpl / "qwen3.jinja"), qwen3_tok, &hermes);
     write_file(out / "stamp", stamp);
     std::printf("make_test_model: %s ready\n", out.c_str());
   } catch (const std::exception& e) {
