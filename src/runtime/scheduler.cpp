@@ -155,6 +155,7 @@ void Scheduler::finish(Slot& s, Finish f, const std::string& err) {
   s.cache->clear();
   s.req.reset();
   s.sampler.reset();
+  s.constraint.reset();
   s.history.clear();
   s.next_token = -1;
   s.swapped = false;
@@ -231,6 +232,7 @@ bool Scheduler::admit(const std::shared_ptr<GenRequest>& r) {
   s.publishing = true;
   s.req = r;
   s.sampler = std::make_unique<Sampler>(r->params_.sampling);
+  s.constraint = r->params_.constraint ? r->params_.constraint->clone() : nullptr;
   s.history = P;
   s.prompt_pos = reuse;
   s.generated = 0;
@@ -297,6 +299,7 @@ void Scheduler::emit(Slot& s, Pick& pick) {
   }
   notify(r);
   s.history.push_back(id);
+  if (s.constraint) s.constraint->advance(id);
   s.next_token = id;
   if (drafter_) s.draft.add_next(&id, 1);  // the token after the MTP row of the position before it
   ++s.generated;
@@ -341,7 +344,7 @@ void Scheduler::reserve_decode_rows() {
 }
 
 int Scheduler::drafts_for(const Slot& s) const {
-  if (!drafter_) return 0;
+  if (!drafter_ || s.constraint) return 0;  // drafts would need the constraint advanced along them: not done
   const int64_t room = s.cache->capacity() - s.cache->length - 1, left = s.req->params_.max_tokens - s.generated - 1;
   return int(std::max<int64_t>(0, std::min<int64_t>({int64_t(opt_.draft), room, left})));
 }
@@ -525,7 +528,7 @@ void Scheduler::step() {
   for (size_t j = 0; j < items_.size(); ++j) {
     Slot& s = slots_[items_[j].slot];
     const model::SeqChunk& c = b.seqs[j];
-    const float* rows = out_.logits.data() + lrow * size_t(vocab_);
+    float* rows = out_.logits.data() + lrow * size_t(vocab_);
     const float* hidden = hid ? out_.hidden.data() + hrow * size_t(D) : nullptr;
     lrow += c.all_logits ? size_t(c.n) : 1;
     hrow += hid ? size_t(c.n) : 0;
@@ -555,6 +558,7 @@ void Scheduler::step() {
     job.sampler = s.sampler->plain_greedy() ? nullptr : s.sampler.get();  // plain greedy: argmax, no row copy
     job.history = &s.history;
     job.top_logprobs = s.req->params_.top_logprobs;
+    job.constraint = s.constraint.get();
     jobs_.push_back(job);
     job_slot_.push_back(items_[j].slot);
   }

@@ -33,6 +33,7 @@
 #include <thread>
 #include <vector>
 
+#include "runtime/constraint.h"
 #include "runtime/engine.h"
 #include "runtime/sampler.h"
 #include "runtime/speculative.h"
@@ -45,6 +46,7 @@ struct GenParams {
   int64_t max_tokens = 16;        // >= 1
   int top_logprobs = -1;          // -1: no logprobs; 0..20: the chosen token's logprob plus this many alternatives
   bool ignore_eos = false;
+  std::shared_ptr<const LogitConstraint> constraint;  // null: any token; else cloned for each sequence
 };
 
 struct TokenEvent {
@@ -168,6 +170,7 @@ class Scheduler {
     bool publishing = true;         // false once a publish found the same content already there
     std::shared_ptr<GenRequest> req;
     std::unique_ptr<Sampler> sampler;
+    std::unique_ptr<LogitConstraint> constraint;  // the request's, cloned (masks the row before each choice)
     std::vector<int32_t> history;   // prompt + generated (penalties)
     int64_t prompt_pos = 0;         // next prompt index to compute
     int64_t generated = 0;
