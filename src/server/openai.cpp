@@ -400,6 +400,46 @@ CompletionRequest parse_completion(const json& b, const ParseContext& c) {
   return r;
 }
 
+void parse_response_format(const nlohmann::ordered_json& b, const ParseContext& c, CompletionRequest& r) {
+  const auto it = b.find("response_format");
+  if (it == b.end() || it->is_null()) return;
+  const auto& rf = *it;
+  const char* P = "response_format";
+  if (!rf.is_object() || !rf.contains("type") || !rf["type"].is_string())
+    bad("'response_format' must be an object with a string 'type'", P, "invalid_type");
+  const std::string type = rf["type"].get<std::string>();
+  if (type == "text") return;
+  std::shared_ptr<const JsonGrammar> g;
+  if (type == "json_object") {
+    g = JsonGrammar::any_object();
+  } else if (type == "json_schema") {
+    const auto js = rf.find("json_schema");
+    if (js == rf.end() || !js->is_object())
+      bad("'response_format.json_schema' must be an object", P, js == rf.end() ? "missing_required_parameter" : "invalid_type");
+    if (js->contains("name") && !(*js)["name"].is_string())
+      bad("'response_format.json_schema.name' must be a string", P, "invalid_type");
+    bool strict = false;
+    if (js->contains("strict") && !(*js)["strict"].is_null()) {
+      if (!(*js)["strict"].is_boolean()) bad("'response_format.json_schema.strict' must be a boolean", P, "invalid_type");
+      strict = (*js)["strict"].get<bool>();
+    }
+    const auto schema = js->find("schema");
+    if (schema == js->end() || !schema->is_object())
+      bad("'response_format.json_schema.schema' must be an object (a JSON schema)", P,
+          schema == js->end() ? "missing_required_parameter" : "invalid_type");
+    try {
+      g = JsonGrammar::from_schema(*schema, strict);
+    } catch (const SchemaError& e) {
+      bad(std::string("'response_format.json_schema.schema' ") + e.what(), P, "unsupported_schema");
+    }
+  } else {
+    bad("'response_format.type' must be text, json_object or json_schema", P);
+  }
+  if (!c.json_vocab) bad("'response_format' is not available here", P, "unsupported");
+  if (r.gen.ignore_eos) bad("'ignore_eos' cannot be combined with 'response_format'", "ignore_eos", "unsupported");
+  r.gen.constraint = std::make_shared<JsonConstraint>(g, c.json_vocab, r.opens_reasoning);
+}
+
 ToolSupport tool_support(const tok::ChatTemplate& tmpl) {
   ToolSupport s;
   const std::string& src = tmpl.source();

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "runtime/scheduler.h"
+#include "server/json_constraint.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
 
@@ -75,6 +76,7 @@ struct ParseContext {
   int64_t ctx = 0;
   Limits limits;
   Defaults defaults;
+  std::shared_ptr<const TokenVocab> json_vocab;  // response_format's constraints (null: response_format refused)
 };
 
 struct CompletionRequest {
@@ -102,6 +104,11 @@ struct CompletionRequest {
 json parse_body(const std::string& body, int max_depth);
 CompletionRequest parse_chat(const json& body, const ParseContext& c);
 CompletionRequest parse_completion(const json& body, const ParseContext& c);
+// `response_format` of either endpoint, from the body parsed with its keys in order (a schema's properties are
+// generated in the order given): text (nothing to do), json_object or json_schema {name, schema, strict} set
+// r.gen.constraint (after the reasoning when r.opens_reasoning). A schema the grammar cannot enforce is a 400 whose
+// message names the keyword and where it is.
+void parse_response_format(const nlohmann::ordered_json& body, const ParseContext& c, CompletionRequest& r);
 
 struct ParsedToolCall {
   std::string name, arguments;

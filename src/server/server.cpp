@@ -115,6 +115,7 @@ struct Server::Impl {
     pc.ctx = sched.options().ctx;
     pc.limits = opt.limits;
     pc.defaults = opt.defaults;
+    pc.json_vocab = std::make_shared<const TokenVocab>(tok, pc.vocab, engine.eos_ids());
     setup();
   }
 
@@ -629,6 +630,8 @@ void Server::Impl::generate(const httplib::Request& req, httplib::Response& res,
     std::lock_guard<std::mutex> lk(render_m);
     g->cr = chat ? parse_chat(b, pc) : parse_completion(b, pc);
   }
+  if (b.contains("response_format"))  // again with the keys in order: a schema's properties come out in its order
+    parse_response_format(nlohmann::ordered_json::parse(req.body), pc, g->cr);
   g->sched = &sched;
   g->tok = &tok;
   g->ch = std::make_shared<rt::Channel>();
