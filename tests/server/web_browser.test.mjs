@@ -41,7 +41,9 @@ if (why) console.log('web_browser: SKIPPED: ' + why);
 
 // A pass-through proxy; with `delayMs` set, a chat stream's SSE events are handed on one per delay.
 function startProxy(target) {
-  const state = { delayMs: 0, aborted: 0, slowStreams: 0 };
+  // held: slowed streams forward nothing until release() (the test's clock then cannot decide where a stop lands).
+  const state = { delayMs: 0, aborted: 0, slowStreams: 0, held: false, pumps: [] };
+  state.release = () => { state.held = false; for (const p of state.pumps) p(); };
   const server = http.createServer((req, res) => {
     const up = http.request(target + req.url, { method: req.method, headers: req.headers }, (ur) => {
       res.writeHead(ur.statusCode, ur.headers);
@@ -52,7 +54,7 @@ function startProxy(target) {
       const queue = [];
       let buf = '', ended = false, timer = null;
       const pump = () => {
-        if (timer || res.destroyed) return;
+        if (timer || res.destroyed || state.held) return;
         if (queue.length) {
           timer = setTimeout(() => {
             timer = null;
@@ -63,6 +65,7 @@ function startProxy(target) {
           res.end(buf);
         }
       };
+      state.pumps.push(pump);
       ur.setEncoding('utf8');
       ur.on('data', (d) => {
         buf += d;
@@ -169,9 +172,11 @@ test('chat page: ask, stream with live reasoning, stop, edit, regenerate, reload
   await page.click('#new-chat');
   await ask('What is 98765*4321?');
   await waitFor(() => (document.querySelector('.msg.assistant.streaming .think-body')?.textContent.length ?? 0) > 60);
+  proxy.state.held = true;  // the stream pauses here however long the screenshot and the click take on a busy machine
   await screenshot('streaming-before-stop');
   assert.equal(await page.$eval('#stop', (e) => e.hidden), false);
   await page.click('#stop');
+  proxy.state.release();    // the rest would flow now if the page had not closed the stream
   await idle();
   const frozen = await lastAnswer();
   assert.match(frozen.stats, /stopped/);
@@ -280,8 +285,12 @@ test('chat page: ask, stream with live reasoning, stop, edit, regenerate, reload
   const origin = new URL(proxy.url).origin;
   await browser.defaultBrowserContext().overridePermissions(origin, ['clipboard-read', 'clipboard-write']);
   await page.click('#messages .code .copy');
-  await waitFor(() => document.querySelector('#messages .code .copy').textContent !== 'Copy');
-  assert.equal(await page.$eval('#messages .code .copy', (b) => b.textContent), 'Copied');
+  // The label is read where it changes: it turns back to 'Copy' after 1.5 s, which a busy machine can miss.
+  const label = await (await waitFor(() => {
+    const t = document.querySelector('#messages .code .copy').textContent;
+    return t !== 'Copy' && t;
+  })).jsonValue();
+  assert.equal(label, 'Copied');
   assert.equal(await page.evaluate(() => navigator.clipboard.readText()), 'def f(x):\n    return x + 1');
   await screenshot('markdown-math-code');
   await page.emulateMediaFeatures([{ name: 'prefers-color-scheme', value: 'dark' }]);
