@@ -24,9 +24,9 @@ nlohmann::json ChatMessage::to_json() const {
 ChatTemplate::ChatTemplate(std::string source, std::string bos_token, std::string eos_token, jinja::Limits limits)
     : source_(std::move(source)), bos_(std::move(bos_token)), eos_(std::move(eos_token)), tmpl_(source_, limits) {}
 
-ChatTemplate ChatTemplate::from_tokenizer(const Tokenizer& tok) {
+ChatTemplate ChatTemplate::from_tokenizer(const Tokenizer& tok, jinja::Limits limits) {
   DS_CHECK(!tok.chat_template().empty(), "tokenizer_config.json has no chat_template");
-  return ChatTemplate(tok.chat_template(), tok.bos_token(), tok.eos_token());
+  return ChatTemplate(tok.chat_template(), tok.bos_token(), tok.eos_token(), limits);
 }
 
 namespace {
@@ -40,12 +40,12 @@ void check_messages(const Json& messages) {
 
 RenderedPrompt ChatTemplate::render(const nlohmann::json& messages, const ChatOptions& opt) const {
   check_messages(messages);
-  return render_value(jinja::from_json(messages, /*as_data=*/true), opt);
+  return render_value(jinja::from_json(messages, /*as_data=*/true, tmpl_.limits().max_value_depth), opt);
 }
 
 RenderedPrompt ChatTemplate::render(const nlohmann::ordered_json& messages, const ChatOptions& opt) const {
   check_messages(messages);
-  return render_value(jinja::from_json(messages, /*as_data=*/true), opt);
+  return render_value(jinja::from_json(messages, /*as_data=*/true, tmpl_.limits().max_value_depth), opt);
 }
 
 RenderedPrompt ChatTemplate::render_value(jinja::Value messages, const ChatOptions& opt) const {
@@ -58,10 +58,11 @@ RenderedPrompt ChatTemplate::render_value(jinja::Value messages, const ChatOptio
     g.push_back({"thinking", jinja::Value::boolean(*opt.thinking)});
     g.push_back({"enable_thinking", jinja::Value::boolean(*opt.thinking)});
   }
-  if (!opt.tools.is_null()) g.push_back({"tools", jinja::from_json(opt.tools, true)});
+  const size_t depth = tmpl_.limits().max_value_depth;
+  if (!opt.tools.is_null()) g.push_back({"tools", jinja::from_json(opt.tools, true, depth)});
   if (opt.extra.is_object())
     for (auto it = opt.extra.begin(); it != opt.extra.end(); ++it)
-      g.push_back({it.key(), jinja::from_json(it.value(), true)});
+      g.push_back({it.key(), jinja::from_json(it.value(), true, depth)});
   jinja::TString out = tmpl_.render(g);
   return RenderedPrompt{std::move(out.s), std::move(out.taint)};
 }

@@ -57,9 +57,11 @@ class ChatTemplate {
  public:
   // `source` is the Jinja text (e.g. Tokenizer::chat_template()); bos/eos are exposed as bos_token/eos_token.
   ChatTemplate(std::string source, std::string bos_token, std::string eos_token, jinja::Limits limits = {});
-  static ChatTemplate from_tokenizer(const Tokenizer& tok);
+  // The server can pass limits with `cancel` pointing at its shutdown flag, so a render in flight ends on SIGTERM.
+  static ChatTemplate from_tokenizer(const Tokenizer& tok, jinja::Limits limits = {});
 
-  // messages: a JSON array of message objects (OpenAI format). Throws ds::Error on template errors. The
+  // messages: a JSON array of message objects (OpenAI format). Throws ds::Error on template errors, on input nested
+  // deeper than limits.max_value_depth, and when the render exceeds its limits (jinja.h, docs/SECURITY.md). The
   // ordered_json form keeps the caller's key order (visible where a template applies tojson to message data).
   RenderedPrompt render(const nlohmann::json& messages, const ChatOptions& opt = {}) const;
   RenderedPrompt render(const nlohmann::ordered_json& messages, const ChatOptions& opt = {}) const;

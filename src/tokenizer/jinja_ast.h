@@ -25,11 +25,18 @@ struct Node {
   std::vector<std::string> targets;         // For: loop variable names; Set: target (name or ns, attr)
   bool negate = false;                      // Test: `is not`
   size_t line = 0;
+
+  Node() = default;
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
+  // Iterative: `1+1+1+...` or `x|trim|trim|...` parse into trees as deep as they are long, which a recursive
+  // destructor would follow down to a stack overflow.
+  ~Node();
 };
 
 using NodePtr = std::unique_ptr<Node>;
 
-// Parses template source (with trim_blocks + lstrip_blocks) into a Body node.
-NodePtr parse_template(const std::string& src, size_t max_depth);
+// Parses template source (with trim_blocks + lstrip_blocks) into a Body node of at most max_nodes nodes.
+NodePtr parse_template(const std::string& src, size_t max_depth, size_t max_nodes);
 
 }  // namespace ds::tok::jinja

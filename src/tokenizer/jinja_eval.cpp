@@ -33,13 +33,21 @@ class Evaluator {
         }
         return Flow::Normal;
       case NodeKind::Text:
+        check_output(out, n.name.size());
         out.append_plain(n.name);
-        check_output(out);
         return Flow::Normal;
-      case NodeKind::Output:
-        out.append(to_text(eval(*n.kids[0])));
-        check_output(out);
+      case NodeKind::Output: {
+        const Value v = eval(*n.kids[0]);
+        if (v.kind == Kind::String) {  // appended in place, without a copy
+          check_output(out, v.str->s.size());
+          out.append(*v.str);
+        } else {
+          const TString t = to_text(v);
+          check_output(out, t.s.size());
+          out.append(t);
+        }
         return Flow::Normal;
+      }
       case NodeKind::If: {
         const size_t pairs = n.kids.size() / 2;
         for (size_t k = 0; k < pairs; ++k)
@@ -56,6 +64,8 @@ class Evaluator {
           const Value* ns = lookup(n.targets[0]);
           DS_CHECK(ns && ns->kind == Kind::Namespace, "template line ", n.line, ": '", n.targets[0],
                    "' is not a namespace, cannot set an attribute on it");
+          // A namespace inside a namespace could make a cycle (a leak, and endless printing): never needed.
+          DS_CHECK(!v.holds_ns, "template line ", n.line, ": a namespace cannot be stored in a namespace attribute");
           set_member(*ns->dict, n.targets[1], std::move(v));
         }
         return Flow::Normal;
@@ -105,11 +115,14 @@ class Evaluator {
       }
       case NodeKind::Unary: {
         Value v = eval(*n.kids[0]);
-        if (v.kind == Kind::Int) return Value::integer(n.name == "-" ? -v.i : v.i);
-        if (v.kind == Kind::Float) return Value::number(n.name == "-" ? -v.f : v.f);
+        if (n.name == "-") return unary_minus(v, n.line);
+        if (v.kind == Kind::Int || v.kind == Kind::Float) return v;
         fail("template line ", n.line, ": unary ", n.name, " on a ", kind_name(v.kind));
       }
-      case NodeKind::Binary: return binary(n.name, eval(*n.kids[0]), eval(*n.kids[1]), n.line, lim_.max_output_bytes);
+      case NodeKind::Binary: {
+        Value a = eval(*n.kids[0]);
+        return binary(n.name, a, eval(*n.kids[1]), n.line);
+      }
       case NodeKind::And: {
         Value a = eval(*n.kids[0]);
         return a.truthy() ? eval(*n.kids[1]) : a;
@@ -149,11 +162,11 @@ class Evaluator {
     ~DepthGuard() { --e.depth_; }
   };
 
-  void step(const Node& n) {
-    DS_CHECK(++steps_ <= lim_.max_steps, "template line ", n.line, ": step limit (", lim_.max_steps, ") exceeded");
-  }
-  void check_output(const TString& out) const {
-    DS_CHECK(out.s.size() <= lim_.max_output_bytes, "template: output exceeds ", lim_.max_output_bytes, " bytes");
+  void step(const Node& n) { charge_step(n.line); }
+  // Checked before appending, so the output never grows past the cap.
+  void check_output(const TString& out, size_t more) const {
+    DS_CHECK(more <= lim_.max_output_bytes && out.s.size() <= lim_.max_output_bytes - more, "chat template: output of ",
+             out.s.size(), " + ", more, " bytes exceeds the limit of ", lim_.max_output_bytes, " bytes (max_output_bytes)");
   }
   const Value* lookup(const std::string& name) const {
     for (auto it = scopes_.rbegin(); it != scopes_.rend(); ++it) {
@@ -171,29 +184,34 @@ class Evaluator {
 
   Flow exec_for(const Node& n, TString& out) {
     Value seq = eval(*n.kids[0]);
-    List items;
+    // Lists are immutable once made: iterate the list itself (kept alive by `seq`), not a copy of it.
+    std::shared_ptr<const List> owned;
     if (seq.kind == Kind::List) {
-      items = *seq.list;
+      owned = seq.list;
     } else if (seq.kind == Kind::Dict) {
-      for (const auto& kv : *seq.dict) items.push_back(Value::plain(kv.first));
+      List keys;
+      for (const auto& kv : *seq.dict) keys.push_back(Value::plain(kv.first));
+      owned = Value::make_list(std::move(keys)).list;
     } else if (seq.kind == Kind::String) {
-      items = string_chars(*seq.str);
+      owned = Value::make_list(string_chars(*seq.str)).list;
     } else if (!seq.is_undefined() && seq.kind != Kind::None) {
       fail("template line ", n.line, ": cannot iterate over a ", kind_name(seq.kind));
     } else {
       DS_CHECK(seq.is_undefined(), "template line ", n.line, ": cannot iterate over none");
+      owned = std::make_shared<const List>();
     }
     const Node* cond = n.kids[3].get();
     if (cond) {  // `for x in xs if c`: filter first, so loop.* counts only the kept items
       List kept;
-      for (auto& it : items) {
+      for (const auto& it : *owned) {
         push();
         bind(n, it);
         if (eval(*cond).truthy()) kept.push_back(it);
         scopes_.pop_back();
       }
-      items.swap(kept);
+      owned = Value::make_list(std::move(kept)).list;
     }
+    const List& items = *owned;
     if (items.empty()) {
       if (n.kids[2]) exec(*n.kids[2], out);
       return Flow::Normal;
@@ -207,7 +225,7 @@ class Evaluator {
                    {"first", Value::boolean(k == 0)},     {"last", Value::boolean(k == len - 1)},
                    {"length", Value::integer(len)},
                    {"previtem", k > 0 ? items[k - 1] : Value()}, {"nextitem", k + 1 < len ? items[k + 1] : Value()}};
-      scopes_.back()["loop"] = Value::make_dict(std::move(loop));
+      scopes_.back()["loop"] = Value::make_dict(std::move(loop), /*counted=*/false);
       const Flow f = exec(*n.kids[1], out);
       scopes_.pop_back();
       if (f == Flow::Break) break;
@@ -244,9 +262,16 @@ class Evaluator {
     DS_CHECK(callee.kind == NodeKind::Name, "template line ", n.line, ": only functions and methods can be called");
     const std::string& f = callee.name;
     if (f == "namespace" || f == "dict") {
-      Value v = Value::make_dict();
-      if (f == "namespace") v.kind = Kind::Namespace;
-      for (auto& [k, x] : kwargs) set_member(*v.dict, k, std::move(x));
+      Dict d;
+      for (auto& [k, x] : kwargs) {
+        DS_CHECK(f == "dict" || !x.holds_ns, "template line ", n.line, ": a namespace cannot be stored in a namespace");
+        set_member(d, k, std::move(x));
+      }
+      Value v = Value::make_dict(std::move(d));
+      if (f == "namespace") {
+        v.kind = Kind::Namespace;
+        v.holds_ns = true;
+      }
       return v;
     }
     if (f == "raise_exception") {
@@ -267,7 +292,7 @@ class Evaluator {
 
   const Limits& lim_;
   std::vector<std::unordered_map<std::string, Value>> scopes_;
-  size_t steps_ = 0, depth_ = 0;
+  size_t depth_ = 0;
 };
 
 }  // namespace
@@ -275,20 +300,30 @@ class Evaluator {
 Template::Template(const std::string& source, Limits limits) : limits_(limits) {
   DS_CHECK(source.size() <= limits_.max_template_bytes, "template: ", source.size(), " bytes exceeds the limit of ",
            limits_.max_template_bytes);
-  root_ = parse_template(source, limits_.max_depth);
+  root_ = parse_template(source, limits_.max_depth, std::max<size_t>(limits_.max_template_bytes / 16, 1024));
 }
 Template::~Template() = default;
 Template::Template(Template&&) noexcept = default;
 Template& Template::operator=(Template&&) noexcept = default;
 
-TString Template::render(const std::vector<std::pair<std::string, Value>>& globals) const {
-  Evaluator ev(limits_);
-  std::unordered_map<std::string, Value> g;
-  for (const auto& [k, v] : globals) g[k] = v;
-  ev.push(std::move(g));
-  ev.push();  // template-level `set` writes here
+TString Template::render(const std::vector<std::pair<std::string, Value>>& globals, RenderStats* stats) const {
+  Budget budget;
+  budget.max_bytes = limits_.max_value_bytes;
+  budget.max_steps = limits_.max_steps;
+  budget.max_depth = std::min(limits_.max_value_depth, kMaxValueDepthCap);
+  budget.cancel = limits_.cancel;
   TString out;
-  ev.exec(*root_, out);
+  {
+    // Every value the render makes dies inside this block (with the evaluator's scopes), under the budget.
+    const BudgetScope scope(budget);
+    Evaluator ev(limits_);
+    std::unordered_map<std::string, Value> g;
+    for (const auto& [k, v] : globals) g[k] = v;
+    ev.push(std::move(g));
+    ev.push();  // template-level `set` writes here
+    ev.exec(*root_, out);
+  }
+  if (stats) *stats = {budget.steps, budget.bytes, out.s.size()};
   return out;
 }
 

@@ -127,10 +127,12 @@ std::vector<Chunk> split_chunks(const std::string& src) {
   return out;
 }
 
-std::vector<Tok> lex(const std::string& s, size_t line) {
+std::vector<Tok> lex(const std::string& s, size_t line, size_t max_tokens) {
   std::vector<Tok> out;
   size_t i = 0;
   while (i < s.size()) {
+    DS_CHECK(out.size() < max_tokens, "template line ", line, ": a tag of more than ", max_tokens,
+             " tokens (max_template_bytes / 16)");
     const char c = s[i];
     if (is_ws(c)) { ++i; continue; }
     if (std::isalpha(static_cast<unsigned char>(c)) || c == '_') {

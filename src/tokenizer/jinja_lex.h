@@ -21,6 +21,7 @@ struct Tok {
 };
 
 std::vector<Chunk> split_chunks(const std::string& src);
-std::vector<Tok> lex(const std::string& s, size_t line);
+// At most max_tokens tokens (the parser's node cap: each token costs ~40 bytes before it becomes a node).
+std::vector<Tok> lex(const std::string& s, size_t line, size_t max_tokens);
 
 }  // namespace ds::tok::jinja

@@ -12,11 +12,28 @@
 
 namespace ds::tok::jinja {
 
+Node::~Node() {
+  std::vector<std::unique_ptr<Node>> pending;
+  for (auto& k : kids) if (k) pending.push_back(std::move(k));
+  while (!pending.empty()) {
+    std::unique_ptr<Node> n = std::move(pending.back());
+    pending.pop_back();
+    for (auto& k : n->kids) if (k) pending.push_back(std::move(k));
+  }  // each node is destroyed with its kids already moved out
+}
+
 namespace {
+
+// Every syntax node costs ~200 bytes, and `1+1+...` makes one per source byte: the tree's size is capped too.
+struct NodeCount {
+  size_t n = 0, max;
+  void add() { DS_CHECK(++n <= max, "template: more than ", max, " syntax nodes (max_template_bytes / 16)"); }
+};
 
 class ExprParser {
  public:
-  ExprParser(std::vector<Tok> toks, size_t line, size_t max_depth) : t_(std::move(toks)), line_(line), max_depth_(max_depth) {}
+  ExprParser(std::vector<Tok> toks, size_t line, size_t max_depth, NodeCount& nodes)
+      : t_(std::move(toks)), line_(line), max_depth_(max_depth), nodes_(nodes) {}
 
   const Tok& peek(size_t k = 0) const { return t_[std::min(p_ + k, t_.size() - 1)]; }
   bool at_end() const { return peek().kind == TokKind::End; }
@@ -33,6 +50,7 @@ class ExprParser {
   void expect_end() { DS_CHECK(at_end(), "template line ", line_, ": unexpected '", peek().text, "'"); }
 
   NodePtr node(NodeKind k, std::string name = {}) {
+    nodes_.add();
     auto n = std::make_unique<Node>();
     n->kind = k;
     n->name = std::move(name);
@@ -119,11 +137,17 @@ class ExprParser {
     return a;
   }
   NodePtr mul() {
-    NodePtr a = unary();
+    NodePtr a = pow();
     while (is_op("*") || is_op("/") || is_op("//") || is_op("%")) {
       std::string op = t_[p_++].text;
-      a = bin(NodeKind::Binary, op, std::move(a), unary());
+      a = bin(NodeKind::Binary, op, std::move(a), pow());
     }
+    return a;
+  }
+  // As Jinja: `**` binds tighter than * and looser than unary minus (-2 ** 2 == 4), left to right.
+  NodePtr pow() {
+    NodePtr a = unary();
+    while (is_op("**")) { ++p_; a = bin(NodeKind::Binary, "**", std::move(a), unary()); }
     return a;
   }
   NodePtr unary() {
@@ -265,19 +289,25 @@ class ExprParser {
 
   std::vector<Tok> t_;
   size_t p_ = 0, line_, max_depth_, depth_ = 0;
+  NodeCount& nodes_;
 };
 
 class StmtParser {
  public:
-  StmtParser(std::vector<Chunk> chunks, size_t max_depth) : c_(std::move(chunks)), max_depth_(max_depth) {}
+  StmtParser(std::vector<Chunk> chunks, size_t max_depth, size_t max_nodes)
+      : c_(std::move(chunks)), max_depth_(max_depth) {
+    nodes_.max = max_nodes;
+  }
 
   NodePtr body(const std::vector<std::string>& stops, std::string* stopped_at, size_t depth) {
     DS_CHECK(depth < max_depth_, "template: blocks nested too deeply");
+    nodes_.add();
     auto b = std::make_unique<Node>();
     b->kind = NodeKind::Body;
     while (i_ < c_.size()) {
       const Chunk& ch = c_[i_];
       if (ch.kind == ChunkKind::Text) {
+        nodes_.add();
         auto n = std::make_unique<Node>();
         n->kind = NodeKind::Text;
         n->name = ch.text;
@@ -285,7 +315,7 @@ class StmtParser {
         ++i_;
         continue;
       }
-      ExprParser ep(lex(ch.text, ch.line), ch.line, max_depth_);
+      ExprParser ep(lex(ch.text, ch.line, nodes_.max), ch.line, max_depth_, nodes_);
       if (ch.kind == ChunkKind::Var) {
         auto n = ep.node(NodeKind::Output);
         n->kids.push_back(ep.expression());
@@ -311,7 +341,7 @@ class StmtParser {
           n->kids.push_back(body({"elif", "else", "endif"}, &stop, depth + 1));
           DS_CHECK(i_ < c_.size(), "template: missing {% endif %} for the if at line ", ch.line);
           const Chunk& sc = c_[i_++];
-          ExprParser sp(lex(sc.text, sc.line), sc.line, max_depth_);
+          ExprParser sp(lex(sc.text, sc.line, nodes_.max), sc.line, max_depth_, nodes_);
           sp.expect_name();
           if (stop == "elif") { n->kids.push_back(sp.expression()); sp.expect_end(); continue; }
           sp.expect_end();
@@ -370,12 +400,13 @@ class StmtParser {
  private:
   std::vector<Chunk> c_;
   size_t i_ = 0, max_depth_;
+  NodeCount nodes_;
 };
 
 }  // namespace
 
-NodePtr parse_template(const std::string& src, size_t max_depth) {
-  StmtParser p(split_chunks(src), max_depth);
+NodePtr parse_template(const std::string& src, size_t max_depth, size_t max_nodes) {
+  StmtParser p(split_chunks(src), max_depth, max_nodes);
   return p.body({}, nullptr, 0);
 }
 

@@ -2,6 +2,9 @@
 // Tokenizer: loading and the encode/decode pipelines (see tokenizer.h).
 #include "tokenizer/tokenizer.h"
 
+#include <algorithm>
+#include <climits>
+#include <cstdint>
 #include <fstream>
 #include <sstream>
 
@@ -61,6 +64,36 @@ int32_t post_processor_bos(const nlohmann::json& pp) {
   return ids.size() == 1 && ids[0].is_number_integer() ? ids[0].get<int32_t>() : -1;
 }
 
+// Ids index tables (the model's id -> bytes/text, the added tokens', a vocab_size() the server sizes masks by), so
+// one id of 16,777,215 in a 10-token file would cost a gigabyte. Real tokenizers are dense: ids run from 0 to about
+// the number of entries (vocabulary + added tokens), with a few holes at most (the GGUF [PAD] fill; DeepSeek-V3's,
+// Qwen's and Llama 3's tokenizer.json have none). Refuse ids beyond the entry count plus this slack.
+size_t id_slack(size_t entries) { return std::max<size_t>(1024, entries / 8); }
+
+void check_ids(const nlohmann::json& tj) {
+  const auto& model = tj.at("model");
+  if (!model.is_object() || !model.contains("vocab") || !model.at("vocab").is_object()) return;  // BpeModel says why
+  const auto& vocab = model.at("vocab");
+  const auto& added = tj.value("added_tokens", nlohmann::json::array());
+  DS_CHECK(added.is_array(), "tokenizer.json: added_tokens must be an array");
+  const size_t entries = vocab.size() + added.size();
+  const int64_t bound = static_cast<int64_t>(std::min<size_t>(entries + id_slack(entries), size_t{1} << 24));
+  const auto check = [&](const nlohmann::json& id, const std::string& token, const char* where) {
+    DS_CHECK(id.is_number_integer(), "tokenizer.json: ", where, " '", token, "' has id ", id.dump(),
+             ", not an integer");
+    const int64_t v = id.is_number_unsigned() && id.get<uint64_t>() > uint64_t(INT64_MAX) ? INT64_MAX : id.get<int64_t>();
+    DS_CHECK(v >= 0 && v < bound, "tokenizer.json: ", where, " '", token, "' has id ", v, ", out of range: the file has ",
+             entries, " tokens, so ids must be below ", bound, " (the entry count plus a slack of ", bound - int64_t(entries),
+             " for holes)");
+  };
+  for (auto it = vocab.begin(); it != vocab.end(); ++it) check(it.value(), it.key(), "vocabulary token");
+  for (const auto& a : added) {
+    DS_CHECK(a.is_object() && a.contains("id") && a.contains("content") && a.at("content").is_string(),
+             "tokenizer.json: each added_tokens entry needs an \"id\" and a string \"content\"");
+    check(a.at("id"), a.at("content").get<std::string>(), "added token");
+  }
+}
+
 }  // namespace
 
 Tokenizer Tokenizer::from_dir(const std::string& dir) {
@@ -69,13 +102,40 @@ Tokenizer Tokenizer::from_dir(const std::string& dir) {
   nlohmann::json c = load_json(dir + "/tokenizer_config.json", false);
   try {
     return Tokenizer(t, c);
-  } catch (const nlohmann::json::exception& e) {
-    fail(tj, ": unexpected structure: ", e.what());
+  } catch (const ds::Error& e) {
+    // Name the file: "tokenizer.json: ..." -> "DIR/tokenizer.json: ...".
+    const std::string msg = e.what();
+    if (msg.rfind("tokenizer.json: ", 0) == 0) fail(tj, msg.substr(14));
+    throw;
   }
 }
 
+Tokenizer Tokenizer::from_json_text(std::string_view tokenizer_json, std::string_view config_json) {
+  nlohmann::json t, c;
+  try {
+    t = nlohmann::json::parse(tokenizer_json);
+  } catch (const nlohmann::json::exception& e) {
+    fail("tokenizer.json: invalid JSON: ", e.what());
+  }
+  try {
+    if (!config_json.empty()) c = nlohmann::json::parse(config_json);
+  } catch (const nlohmann::json::exception& e) {
+    fail("tokenizer_config.json: invalid JSON: ", e.what());
+  }
+  return Tokenizer(t, c);
+}
+
 Tokenizer::Tokenizer(const nlohmann::json& tj, const nlohmann::json& cfg) {
+  try {
+    init(tj, cfg);
+  } catch (const nlohmann::json::exception& e) {  // a field of the wrong type: at(), get<>()
+    fail("tokenizer.json: unexpected structure: ", e.what());
+  }
+}
+
+void Tokenizer::init(const nlohmann::json& tj, const nlohmann::json& cfg) {
   DS_CHECK(tj.is_object() && tj.contains("model"), "tokenizer.json: no \"model\" section");
+  check_ids(tj);
   norm_ = std::make_unique<Normalizer>(tj.value("normalizer", nlohmann::json()));
   bpe_ = std::make_unique<BpeModel>(tj.at("model"));
   pre_ = std::make_unique<PreTokenizer>(tj.value("pre_tokenizer", nlohmann::json()));

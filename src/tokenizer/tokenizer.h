@@ -24,7 +24,11 @@ class Tokenizer {
  public:
   // Loads DIR/tokenizer.json and (optional) DIR/tokenizer_config.json. Throws ds::Error naming the file.
   static Tokenizer from_dir(const std::string& dir);
-  // From already-parsed JSON (config may be null).
+  // From JSON text (config may be empty). Throws ds::Error only (also for JSON syntax errors).
+  static Tokenizer from_json_text(std::string_view tokenizer_json, std::string_view config_json = {});
+  // From already-parsed JSON (config may be null). Throws ds::Error only: wrong field types too (messages start
+  // "tokenizer.json: "). Ids must be dense: each below the number of entries (vocabulary + added tokens) plus a
+  // slack of max(1024, entries / 8), so a hostile file cannot size the id tables far beyond its contents.
   Tokenizer(const nlohmann::json& tokenizer_json, const nlohmann::json& config);
   ~Tokenizer();
   Tokenizer(Tokenizer&&) noexcept;
@@ -64,6 +68,7 @@ class Tokenizer {
   const AddedVocabulary& added_tokens() const { return added_; }
 
  private:
+  void init(const nlohmann::json& tokenizer_json, const nlohmann::json& config);
   void encode_text(std::string_view text, std::vector<int32_t>& out) const;
   // Normalizes a piece of input that holds no raw added token, then matches the normalized added tokens in it.
   void encode_normalized(std::string_view text, bool parse_special, std::vector<int32_t>& out) const;
