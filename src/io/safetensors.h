@@ -13,6 +13,9 @@
 // that is not an object, and a "__metadata__" value that is not a string->string object (null included) are
 // errors. Zero-size tensors may share an offset with a neighbour (the reference accepts it; they cover no bytes).
 // Dims must be <= 2^63-1 so they fit int64_t. Tensor order in tensors() is file (offset) order.
+// Alignment (beyond the reference): a non-empty tensor's data must start, in the file, at a multiple of its element
+// size, since kernels read it in place through typed pointers. The safetensors library always writes files so (it
+// pads the header to a multiple of 8 and orders tensors by dtype size); other files are rejected, not copied.
 #pragma once
 #include <cstdint>
 #include <map>

@@ -131,7 +131,6 @@ Weights bind_weights(const io::ModelConfig& c, const TensorLookup& lookup, const
     v.cols = s.shape.back();
     DS_CHECK(!is_block_dtype(t.dtype) || s.shape.size() == 2, source, ": tensor '", s.name, "' is ",
              dtype_name(t.dtype), ": block formats are for matrices, this is a vector (expected F32, F16 or BF16)");
-    w.bytes += uint64_t(v.bytes());
     const std::string scale_name = s.name + "_scale_inv";
     RawTensor sc;
     const bool has_scale = s.linear && lookup(scale_name, &sc);
@@ -157,6 +156,7 @@ Weights bind_weights(const io::ModelConfig& c, const TensorLookup& lookup, const
                t.dtype == DType::F8_E4M3 ? " without its block scale '" + scale_name + "'" : std::string(),
                " (expected BF16, F16 or F32", s.linear ? ", or F8_E4M3 with a _scale_inv" : "", ")");
     }
+    w.bytes += uint64_t(v.bytes());  // after the dtype checks: sizing an unsupported dtype would throw unnamed
     *slot = v;
   };
 

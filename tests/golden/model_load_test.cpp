@@ -41,16 +41,23 @@ TensorMap read_fixture(const std::string& name) {
   return m;
 }
 
+// As the safetensors library writes files: largest element size first and the header padded to 8 bytes, so every
+// tensor is aligned (the loader rejects misaligned data).
 void write_safetensors(const fs::path& p, const TensorMap& m) {
   json h = json::object();
   uint64_t off = 0;
   std::string data;
-  for (const auto& [name, t] : m) {
-    h[name] = {{"dtype", t.dtype}, {"shape", t.shape}, {"data_offsets", {off, off + t.bytes.size()}}};
-    off += t.bytes.size();
-    data += t.bytes;
+  for (int size : {8, 4, 2, 1}) {
+    for (const auto& [name, t] : m) {
+      DType d;
+      if ((parse_dtype(t.dtype, &d) ? dtype_size(d) : 1) != size) continue;
+      h[name] = {{"dtype", t.dtype}, {"shape", t.shape}, {"data_offsets", {off, off + t.bytes.size()}}};
+      off += t.bytes.size();
+      data += t.bytes;
+    }
   }
-  const std::string hs = h.dump();
+  std::string hs = h.dump();
+  while (hs.size() % 8) hs += ' ';
   std::ofstream f(p, std::ios::binary);
   const uint64_t n = hs.size();
   f.write(reinterpret_cast<const char*>(&n), 8);

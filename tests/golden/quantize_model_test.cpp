@@ -496,7 +496,8 @@ TEST(Quantize, LlamaBiasesArePermutedWithTheirRows) {
     header[name] = {{"dtype", "F32"}, {"shape", shape}, {"data_offsets", {off, off + v.size() * 4}}};
     off += v.size() * 4;
   }
-  const std::string h = header.dump();
+  std::string h = header.dump();
+  while (h.size() % 8) h += ' ';  // padded as the safetensors library does: the F32 data must be aligned
   std::ofstream f(dir / "model.safetensors", std::ios::binary);
   const uint64_t n = h.size();
   f.write(reinterpret_cast<const char*>(&n), 8);

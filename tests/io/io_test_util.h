@@ -25,8 +25,10 @@ inline std::vector<uint8_t> st_raw(uint64_t n, const std::string& header, size_t
   return img;
 }
 
-// A well-formed image: correct length prefix for `header`, followed by `data_bytes` of data.
-inline std::vector<uint8_t> st_image(const std::string& header, size_t data_bytes) {
+// A well-formed image: correct length prefix for `header`, followed by `data_bytes` of data. The header is padded
+// with spaces to a multiple of 8 bytes, as the safetensors library writes it, so the data is aligned.
+inline std::vector<uint8_t> st_image(std::string header, size_t data_bytes) {
+  while (header.size() % 8) header += ' ';
   return st_raw(header.size(), header, data_bytes);
 }
 

@@ -46,7 +46,7 @@ TEST(Safetensors, ValidTwoTensorsOutOfOrderInJson) {
   EXPECT_EQ(b->shape, (std::vector<int64_t>{3, 4}));
   EXPECT_EQ(b->numel(), 12);
   EXPECT_EQ(b->nbytes(), 24u);
-  EXPECT_EQ(b->data, img.data() + 8 + h.size() + 8);
+  EXPECT_EQ(b->data, img.data() + img.size() - 24);  // the last 24 bytes
   EXPECT_EQ(st->find("c"), nullptr);
   EXPECT_EQ(st->metadata().at("format"), "pt");
   EXPECT_EQ(st->path(), kLabel);
@@ -274,6 +274,30 @@ TEST(Safetensors, OpenErrorsNamePath) {
   EXPECT_DS_ERROR(SafetensorsFile::open(dir / "bad.safetensors"), dir / "bad.safetensors", "runs past the end");
   test::write_file(dir / "empty.safetensors", {});
   EXPECT_DS_ERROR(SafetensorsFile::open(dir / "empty.safetensors"), "empty.safetensors", "too small");
+}
+
+// Alignment (docs/SECURITY.md): a header whose length leaves the data 7 bytes past a multiple of 8 puts an F32
+// tensor at a misaligned address, which the kernels would read through a float pointer. Rejected, naming the file,
+// the tensor and the offset; the same tensors behind a header padded to 8 (as the safetensors library writes it) load
+// with every tensor aligned in the mapping.
+TEST(Safetensors, MisalignedDataIsRejected) {
+  const std::string body = "{" + test::entry("w", "F32", "[2]", "[0,8]") + "," +
+                           test::entry("h", "BF16", "[2]", "[8,12]") + "}";
+  std::string h7 = body;
+  while ((8 + h7.size()) % 8 != 7) h7 += ' ';
+  test::TempDir dir;
+  test::write_file(dir / "odd.safetensors", st_raw(h7.size(), h7, 12));
+  EXPECT_DS_ERROR(SafetensorsFile::open(dir / "odd.safetensors"), dir / "odd.safetensors", "tensor 'w'",
+                  "file offset " + std::to_string(8 + h7.size()), "F32 element size 4",
+                  "files written by the safetensors library are always aligned");
+  test::write_file(dir / "ok.safetensors", st_image(body, 12));
+  auto st = SafetensorsFile::open(dir / "ok.safetensors");
+  for (const auto& t : st->tensors())
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(t.data) % size_t(dtype_size(t.dtype)), 0u) << t.name;
+  // U8 data may start anywhere.
+  std::string u8 = "{" + test::entry("b", "U8", "[3]", "[0,3]") + "}";
+  while ((8 + u8.size()) % 8 != 7) u8 += ' ';
+  EXPECT_EQ(parse(st_raw(u8.size(), u8, 3))->tensors().size(), 1u);
 }
 
 TEST(Safetensors, FixtureModelsOpen) {
