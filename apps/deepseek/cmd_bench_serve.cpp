@@ -3,8 +3,6 @@
 // /v1/completions requests (random token-id prompts, ignore_eos so every request generates exactly --max-tokens) and
 // report request throughput, output tokens/s, time to first token, time per output token and inter-chunk latency
 // percentiles, plus the server's own scheduler overhead from /metrics.
-#include <httplib.h>
-
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -18,6 +16,7 @@
 #include "apps/deepseek/cli_common.h"
 #include "apps/deepseek/commands.h"
 #include "base/error.h"
+#include "server/http.h"
 
 namespace ds::app {
 
@@ -68,12 +67,13 @@ int cmd_bench_serve(int argc, char** argv) {
   if (requests <= 0) requests = 4 * concurrency;
   DS_CHECK(vocab_low >= 0 && vocab > vocab_low, "--vocab must be > --vocab-low (", vocab_low, ")");
 
-  httplib::Headers hdr;
-  if (!api_key.empty()) hdr.emplace("Authorization", "Bearer " + api_key);
+  server::HttpHeaders hdr;
+  if (!api_key.empty()) hdr.emplace_back("Authorization", "Bearer " + api_key);
   auto scrape = [&] {
-    httplib::Client c(host, port);
-    auto r = c.Get("/metrics", hdr);
-    return r && r->status == 200 ? r->body : std::string();
+    std::string body;
+    const int st = server::http_request(host, port, "GET", "/metrics", hdr, "",
+                                        [&](std::string_view d) { body.append(d.data(), d.size()); });
+    return st == 200 ? body : std::string();
   };
   const std::string m0 = scrape();
   DS_CHECK(!m0.empty(), "no server answering /metrics at ", host, ":", port);
@@ -85,8 +85,6 @@ int cmd_bench_serve(int argc, char** argv) {
   const auto t0 = Clock::now();
   auto worker = [&](int wid) {
     std::mt19937 rng(uint32_t(1234 + wid));
-    httplib::Client cli(host, port);
-    cli.set_read_timeout(600, 0);
     while (true) {
       const int i = next++;
       if (i >= requests) break;
@@ -95,18 +93,14 @@ int cmd_bench_serve(int argc, char** argv) {
       const nlohmann::json body = {{"prompt", prompt}, {"max_tokens", max_tokens}, {"temperature", temperature}, {"top_p", top_p},
                                    {"ignore_eos", true}, {"stream", true},
                                    {"stream_options", {{"include_usage", true}}}};
-      httplib::Request req;
-      req.method = "POST";
-      req.path = "/v1/completions";
-      req.headers = hdr;
-      req.headers.emplace("Content-Type", "application/json");
-      req.body = body.dump();
+      server::HttpHeaders h = hdr;
+      h.emplace_back("Content-Type", "application/json");
       std::string buf;
       std::vector<Clock::time_point> chunks;
       int64_t toks = 0;
       const auto ts = Clock::now();
-      req.content_receiver = [&](const char* d, size_t n, uint64_t, uint64_t) {
-        buf.append(d, n);
+      auto receive = [&](std::string_view d) {
+        buf.append(d.data(), d.size());
         size_t p;
         while ((p = buf.find("\n\n")) != std::string::npos) {
           const std::string ev = buf.substr(0, p);
@@ -119,11 +113,9 @@ int cmd_bench_serve(int argc, char** argv) {
               !j["choices"][0]["text"].get<std::string>().empty())
             chunks.push_back(Clock::now());
         }
-        return true;
       };
-      httplib::Response res;
-      httplib::Error err = httplib::Error::Success;
-      if (!cli.send(req, res, err) || res.status != 200 || chunks.empty()) {
+      if (server::http_request(host, port, "POST", "/v1/completions", h, body.dump(), receive) != 200 ||
+          chunks.empty()) {
         ++failed;
         continue;
       }

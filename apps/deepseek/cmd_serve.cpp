@@ -4,6 +4,7 @@
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include "apps/deepseek/cli_common.h"
@@ -50,13 +51,35 @@ int cmd_serve(int argc, char** argv) {
   app.add_option("--kv-block-size", sc.block_size, "tokens per KV cache block (prefix reuse granularity)")
       ->capture_default_str();
   app.add_flag("--no-prefix-cache", no_prefix_cache, "do not reuse KV blocks of earlier prompts");
-  app.add_option("--api-key", so.api_key, "require this key (Authorization: Bearer KEY or X-Api-Key) on every route but /health; "
-                 "default: $DEEPSEEK_API_KEY");
+  std::string api_key_file;
+  app.add_option("--api-key", so.api_key, "require this key (Authorization: Bearer KEY or X-Api-Key) on every route but /health "
+                 "and the chat page; visible in `ps`: prefer --api-key-file or $DEEPSEEK_API_KEY");
+  app.add_option("--api-key-file", api_key_file, "read the API key from the first line of this file (trimmed); keeps it "
+                 "out of `ps`. Default: $DEEPSEEK_API_KEY (also kept out of `ps`)");
+  app.add_option("--allowed-host", so.allowed_hosts, "also answer requests whose Host header names this (repeatable; with or "
+                 "without :port). Bound to a loopback address only localhost, 127.0.0.1 and [::1] are answered besides "
+                 "these (DNS rebinding); elsewhere Host is checked only when this is given");
   app.add_option("--cors-origin", so.cors_origin, "allow this browser origin (or *); default: no CORS headers");
   app.add_option("--max-body-mib", max_body_mib, "largest request body (MiB)")->capture_default_str();
   app.add_option("--max-tokens", so.limits.max_tokens, "largest max_tokens per request (default: the context size)");
   app.add_option("--max-n", so.limits.max_n, "largest n (choices per request)")->capture_default_str();
-  app.add_option("--timeout", so.read_timeout_s, "seconds a client may stay idle while sending or receiving")->capture_default_str();
+  int timeout = 30, read_timeout = 0, write_timeout = 0;
+  app.add_option("--timeout", timeout, "default of --read-timeout and --write-timeout (seconds)")->capture_default_str();
+  app.add_option("--read-timeout", read_timeout, "seconds a client has to send a whole request, headers and body "
+                 "(default: --timeout)");
+  app.add_option("--write-timeout", write_timeout, "seconds one write of a response may wait for a client that does not "
+                 "read; then the connection is dropped and its generation cancelled (default: --timeout)");
+  app.add_option("--keep-alive", so.keep_alive_s, "seconds an idle connection is kept open between requests")
+      ->capture_default_str();
+  app.add_option("--max-connections", so.max_connections, "open connections; beyond it new ones are closed at once")
+      ->capture_default_str();
+  app.add_option("--send-buffer-kib", so.send_buffer_kib, "kernel send buffer of each connection in KiB: bounds what a "
+                 "client that stops reading pins, and how long it takes to notice (default 0: the kernel's autotuning)");
+  app.add_option("--http-threads", so.http_threads, "workers that run request handlers; each streaming request holds one "
+                 "(default: parallel + queue + 16)");
+  app.add_option("--max-logprob-entries", so.max_logprob_entries, "largest non-streaming answer with logprobs: prompts x n "
+                 "x max_tokens x (top_logprobs + 1) entries (0: no limit; streaming answers have none)")
+      ->capture_default_str();
   app.add_option("--shutdown-grace", grace, "seconds running requests may finish after SIGINT/SIGTERM")->capture_default_str();
   cf.add(app);
   cf.add_draft(app);
@@ -68,13 +91,27 @@ int cmd_serve(int argc, char** argv) {
   const rt::EngineOptions eo = cf.engine_options();  // flag errors before the tokenizer and the weights load
   sc.prefix_cache = !no_prefix_cache;
   sc.threads = cf.threads;
+  if (!api_key_file.empty()) {
+    DS_CHECK(so.api_key.empty(), "give --api-key or --api-key-file, not both");
+    std::ifstream f(api_key_file);
+    DS_CHECK(f.good(), "--api-key-file: cannot read ", api_key_file);
+    std::getline(f, so.api_key);
+    const auto b = so.api_key.find_first_not_of(" \t\r\n"), e = so.api_key.find_last_not_of(" \t\r\n");
+    so.api_key = b == std::string::npos ? std::string() : so.api_key.substr(b, e - b + 1);
+    DS_CHECK(!so.api_key.empty(), "--api-key-file: the first line of ", api_key_file, " is empty (expected the key)");
+  }
   if (so.api_key.empty())
     if (const char* k = std::getenv("DEEPSEEK_API_KEY")) so.api_key = k;
   DS_CHECK(max_body_mib >= 1 && max_body_mib <= 1024, "--max-body-mib must be in [1, 1024]");
   DS_CHECK(so.limits.max_n >= 1 && so.limits.max_n <= 128, "--max-n must be in [1, 128]");
-  DS_CHECK(so.read_timeout_s >= 1, "--timeout must be >= 1");
+  so.read_timeout_s = read_timeout > 0 ? read_timeout : timeout;
+  so.write_timeout_s = write_timeout > 0 ? write_timeout : timeout;
+  DS_CHECK(timeout >= 1 && read_timeout >= 0 && write_timeout >= 0, "--timeout, --read-timeout and --write-timeout must be >= 1");
+  DS_CHECK(so.keep_alive_s >= 1, "--keep-alive must be >= 1");
+  DS_CHECK(so.max_connections >= 1, "--max-connections must be >= 1");
+  DS_CHECK(so.send_buffer_kib >= 0 && so.send_buffer_kib <= 65536, "--send-buffer-kib must be in [0, 65536]");
+  DS_CHECK(so.http_threads >= 0 && so.http_threads <= 4096, "--http-threads must be in [0, 4096]");
   DS_CHECK(so.port >= 0 && so.port <= 65535, "--port must be in [0, 65535]");
-  so.write_timeout_s = so.read_timeout_s;
   so.max_body_bytes = size_t(max_body_mib) << 20;
 
   const tok::Tokenizer tokenizer = tok::load_tokenizer(tokenizer_dir.empty() ? model : tokenizer_dir);

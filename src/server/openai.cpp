@@ -347,8 +347,12 @@ CompletionRequest parse_chat(const json& b, const ParseContext& c) {
   tok::RenderedPrompt rp;
   try {
     rp = c.tmpl->render(messages, co);
-  } catch (const ds::Error&) {
-    throw ApiError(400, "the chat template could not render these messages", "messages", "template_error");
+  } catch (const ds::Error& e) {
+    // The reason is the template engine's own text (a raise_exception() message, or the render budget it exceeded),
+    // cut short: a template's message is the model folder's text, not the client's.
+    std::string why = e.what();
+    if (why.size() > 300) why = why.substr(0, 300) + "...";
+    throw ApiError(400, "the chat template could not render these messages: " + why, "messages", "template_error");
   }
   r.opens_reasoning = tok::prompt_opens_reasoning(rp.text);
   r.prompt_text = rp.text;

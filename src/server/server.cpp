@@ -1,13 +1,12 @@
 // SPDX-License-Identifier: MIT
 #include "server/server.h"
 
-#include <httplib.h>
-
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <malloc.h>
 #include <mutex>
 #include <optional>
 #include <random>
@@ -15,6 +14,7 @@
 
 #include "base/error.h"
 #include "base/log.h"
+#include "server/http.h"
 #include "server/web_page.h"
 #include "tokenizer/reasoning.h"
 #include "tokenizer/stream_decoder.h"
@@ -82,12 +82,25 @@ struct Choice {
   int64_t tokens = 0, reasoning_tokens = 0, cached = 0;
   bool done = false, role_sent = false;
   std::string finish_reason;
-  json logprobs = json::array();             // chat: content entries; completions: built at the end
+  json logprobs = json::array();             // chat, streaming: content entries since the last chunk
+  std::string logprobs_text;                 // chat, not streaming: the entries serialised, comma-separated
   std::vector<rt::TokenEvent> lp_events;     // completions logprobs
   json tool_calls;                           // array when the model called tools
 };
 
 }  // namespace
+
+// A response the routes build; sent whole unless the route streamed it itself (generate).
+struct Response {
+  int status = 200;
+  HttpHeaders headers;
+  std::string body;
+  std::string_view static_body;  // used instead of body when set (the embedded page)
+  void set_content(std::string b, const char* type) {
+    body = std::move(b);
+    headers.emplace_back("Content-Type", type);
+  }
+};
 
 struct Server::Impl {
   rt::Engine& engine;
@@ -96,7 +109,9 @@ struct Server::Impl {
   std::optional<tok::ChatTemplate> tmpl;
   ServerOptions opt;
   ParseContext pc;
-  httplib::Server svr;
+  std::unique_ptr<HttpServer> http;
+  std::vector<std::string> allowed_hosts;  // lowercased; with the loopback names when bound to a loopback address
+  bool check_host = false;
   std::mutex render_m;  // the template interpreter is not assumed thread-safe
   std::mutex metrics_m;
   std::map<std::string, uint64_t> http_requests;  // "route status" -> count
@@ -116,7 +131,27 @@ struct Server::Impl {
     pc.limits = opt.limits;
     pc.defaults = opt.defaults;
     pc.json_vocab = std::make_shared<const TokenVocab>(tok, pc.vocab, engine.eos_ids());
-    setup();
+    HttpOptions ho;
+    ho.max_body_bytes = opt.max_body_bytes;
+    ho.max_header_bytes = opt.max_header_bytes;
+    ho.max_headers = opt.max_headers;
+    ho.max_uri_bytes = opt.max_uri_bytes;
+    ho.read_timeout_s = opt.read_timeout_s;
+    ho.write_timeout_s = opt.write_timeout_s;
+    ho.keep_alive_s = opt.keep_alive_s;
+    ho.keep_alive_max = opt.keep_alive_max;
+    ho.max_connections = opt.max_connections;
+    ho.send_buffer_bytes = opt.send_buffer_kib * 1024;
+    ho.threads = opt.http_threads > 0 ? opt.http_threads
+                                      : sched.options().parallel + sched.options().queue_max + 16;
+    ho.error_body = [this](int status, const std::string& msg) {
+      const char* code = status == 413 ? "payload_too_large" : status == 431 ? "headers_too_large"
+                         : status == 414 ? "uri_too_long" : status == 411 ? "length_required"
+                         : status == 500 ? "" : "bad_request";
+      count(status == 500 ? "error" : "other", status);
+      return dump(error_body(msg, status == 500 ? "server_error" : "invalid_request_error", "", code));
+    };
+    http = std::make_unique<HttpServer>(ho, [this](const HttpRequest& req, HttpResponder& out) { handle(req, out); });
   }
 
   void count(const std::string& route, int status) {
@@ -124,120 +159,138 @@ struct Server::Impl {
     ++http_requests[route + "\t" + std::to_string(status)];
   }
 
-  static void send_error(httplib::Response& res, int status, const std::string& msg, const std::string& type,
+  static void send_error(Response& res, int status, const std::string& msg, const std::string& type,
                          const std::string& param = {}, const std::string& code = {}) {
     res.status = status;
-    res.set_content(dump(error_body(msg, type, param, code)), "application/json");
+    res.body = dump(error_body(msg, type, param, code));
+    std::erase_if(res.headers, [](const auto& h) { return h.first == "Content-Type"; });
+    res.headers.emplace_back("Content-Type", "application/json");
   }
 
-  bool authorized(const httplib::Request& req) const {
+  bool authorized(const HttpRequest& req) const {
     if (opt.api_key.empty()) return true;
     std::string key;
-    const std::string auth = req.get_header_value("Authorization");
+    const std::string auth = req.header("Authorization");
     if (auth.size() > 7 && (auth.compare(0, 7, "Bearer ") == 0 || auth.compare(0, 7, "bearer ") == 0))
       key = auth.substr(7);
     else
-      key = req.get_header_value("X-Api-Key");
+      key = req.header("X-Api-Key");
     return !key.empty() && ct_equal(key, opt.api_key);
   }
 
-  void cors(const httplib::Request& req, httplib::Response& res) const {
-    if (opt.cors_origin.empty()) return;
-    const std::string origin = req.get_header_value("Origin");
-    if (origin.empty()) return;
-    if (opt.cors_origin == "*") res.set_header("Access-Control-Allow-Origin", "*");
-    else if (origin == opt.cors_origin) res.set_header("Access-Control-Allow-Origin", origin), res.set_header("Vary", "Origin");
-    else return;
-    res.set_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS");
-    res.set_header("Access-Control-Allow-Headers", "Authorization, Content-Type, X-Api-Key");
-    res.set_header("Access-Control-Max-Age", "600");
+  // DNS rebinding: a page on evil.example whose name resolves to 127.0.0.1 reaches a loopback server from the
+  // browser, with its own Host. Bound to loopback, only loopback names (and --allowed-host) are answered.
+  bool host_allowed(const std::string& host_header) const {
+    if (!check_host) return true;
+    std::string h = host_header;
+    std::transform(h.begin(), h.end(), h.begin(), [](unsigned char c) { return char(std::tolower(c)); });
+    std::string name = h;  // without the port
+    if (!h.empty() && h[0] == '[') {
+      const size_t e = h.find(']');
+      name = e == std::string::npos ? h : h.substr(0, e + 1);
+    } else if (const size_t c = h.rfind(':'); c != std::string::npos) {
+      name = h.substr(0, c);
+    }
+    return std::find(allowed_hosts.begin(), allowed_hosts.end(), name) != allowed_hosts.end() ||
+           std::find(allowed_hosts.begin(), allowed_hosts.end(), h) != allowed_hosts.end();
   }
 
-  void setup() {
-    httplib::Server& s = svr;
-    const size_t threads = opt.http_threads > 0
-                               ? size_t(opt.http_threads)
-                               : size_t(sched.options().parallel + sched.options().queue_max + 16);
-    s.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
-    s.set_payload_max_length(opt.max_body_bytes);
-    s.set_read_timeout(opt.read_timeout_s, 0);
-    s.set_write_timeout(opt.write_timeout_s, 0);
-    s.set_keep_alive_timeout(opt.keep_alive_s);
-    s.set_keep_alive_max_count(size_t(opt.keep_alive_max));
-    s.set_tcp_nodelay(true);
+  void cors(const HttpRequest& req, Response& res) const {
+    if (opt.cors_origin.empty()) return;
+    const std::string origin = req.header("Origin");
+    if (origin.empty()) return;
+    if (opt.cors_origin == "*") res.headers.emplace_back("Access-Control-Allow-Origin", "*");
+    else if (origin == opt.cors_origin)
+      res.headers.emplace_back("Access-Control-Allow-Origin", origin), res.headers.emplace_back("Vary", "Origin");
+    else return;
+    res.headers.emplace_back("Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+    res.headers.emplace_back("Access-Control-Allow-Headers", "Authorization, Content-Type, X-Api-Key");
+    res.headers.emplace_back("Access-Control-Max-Age", "600");
+  }
 
-    s.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
-      if (req.headers.size() > 100) {
-        send_error(res, 431, "too many request headers", "invalid_request_error", "", "headers_too_large");
-        count("other", 431);
-        return httplib::Server::HandlerResponse::Handled;
-      }
-      // Refuse an oversized body from its Content-Length, before anything reads it (httplib would drain it first).
-      if (req.has_header("Content-Length")) {
-        const std::string cl = req.get_header_value("Content-Length");
-        const bool digits = !cl.empty() && cl.size() <= 19 && cl.find_first_not_of("0123456789") == std::string::npos;
-        if (!digits || std::stoull(cl) > opt.max_body_bytes) {
-          send_error(res, 413, "the request body is larger than " + std::to_string(opt.max_body_bytes) + " bytes",
-                     "invalid_request_error", "", "payload_too_large");
-          res.set_header("Connection", "close");
-          count("other", 413);
-          return httplib::Server::HandlerResponse::Handled;
-        }
-      }
-      cors(req, res);
-      if (req.method == "OPTIONS") {
-        if (!opt.cors_origin.empty()) res.status = 204;
-        else send_error(res, 405, "method not allowed", "invalid_request_error");
-        return httplib::Server::HandlerResponse::Handled;
-      }
-      if (req.path != "/health" && !is_web_page(req.method, req.path) && !authorized(req)) {
-        send_error(res, 401, "missing or invalid API key (Authorization: Bearer KEY or X-Api-Key: KEY)",
-                   "authentication_error", "", "invalid_api_key");
-        count("auth", 401);
-        return httplib::Server::HandlerResponse::Handled;
-      }
-      return httplib::Server::HandlerResponse::Unhandled;
-    });
-    s.set_error_handler([this](const httplib::Request&, httplib::Response& res) {
-      if (!res.body.empty()) return;
-      switch (res.status) {
-        case 404: send_error(res, 404, "no such route", "invalid_request_error", "", "not_found"); break;
-        case 405: send_error(res, 405, "method not allowed", "invalid_request_error"); break;
-        case 413: send_error(res, 413, "the request body is larger than " + std::to_string(opt.max_body_bytes) + " bytes",
-                             "invalid_request_error", "", "payload_too_large"); break;
-        case 414: send_error(res, 414, "the request URI is too long", "invalid_request_error"); break;
-        default: send_error(res, res.status, "bad request", "invalid_request_error"); break;
-      }
-      count("error", res.status);
-    });
-    s.set_exception_handler([this](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
+  // Every request, on an HTTP worker: the checks every route shares, then the route; a route that did not stream
+  // its answer gets `res` sent.
+  void handle(const HttpRequest& req, HttpResponder& out) {
+    Response res;
+    try {
+      if (pre_route(req, res)) route(req, res, out);
+    } catch (const std::exception&) {
+      res = Response{};
       send_error(res, 500, "internal error", "server_error");
       count("error", 500);
-    });
+    }
+    if (out.started()) return;
+    const std::string_view body = res.static_body.data() ? res.static_body : std::string_view(res.body);
+    out.send(res.status, res.headers, body);
+  }
 
-    add_web_page(s, [this](int status) { count("/", status); });
-    s.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
+  // False when the request was answered here.
+  bool pre_route(const HttpRequest& req, Response& res) {
+    if (req.headers.size() > opt.max_headers) {  // the transport refuses these already; kept as a second line
+      send_error(res, 431, "too many request headers", "invalid_request_error", "", "headers_too_large");
+      count("other", 431);
+      return false;
+    }
+    if (req.version >= 11 && !req.has_header("Host")) {  // RFC 9112 3.2: HTTP/1.1 requests carry Host
+      send_error(res, 400, "an HTTP/1.1 request needs a Host header", "invalid_request_error", "Host", "missing_host");
+      count("other", 400);
+      return false;
+    }
+    if (req.has_header("Host") && !host_allowed(req.header("Host"))) {
+      send_error(res, 403,
+                 "the Host header does not name this server (allowed: localhost, 127.0.0.1, [::1] and --allowed-host "
+                 "names)",
+                 "invalid_request_error", "Host", "host_not_allowed");
+      count("other", 403);
+      return false;
+    }
+    cors(req, res);
+    if (req.method == "OPTIONS") {
+      if (!opt.cors_origin.empty()) res.status = 204;
+      else send_error(res, 405, "method not allowed", "invalid_request_error");
+      return false;
+    }
+    if (req.path != "/health" && !is_web_page(req.method, req.path) && !authorized(req)) {
+      send_error(res, 401, "missing or invalid API key (Authorization: Bearer KEY or X-Api-Key: KEY)",
+                 "authentication_error", "", "invalid_api_key");
+      count("auth", 401);
+      return false;
+    }
+    return true;
+  }
+
+  void route(const HttpRequest& req, Response& res, HttpResponder& out) {
+    const bool get = req.method == "GET" || req.method == "HEAD", post = req.method == "POST";
+    const std::string& p = req.path;
+    if (get && is_web_page(req.method, p)) {
+      WebPageResponse w = web_page(req);
+      res.status = w.status;
+      res.headers.insert(res.headers.end(), w.headers.begin(), w.headers.end());
+      res.static_body = w.body;
+      return count("/", w.status);
+    }
+    if (get && p == "/health") {
       if (stopping) return send_error(res, 503, "shutting down", "server_error");
-      res.set_content(R"({"status":"ok"})", "application/json");
-    });
-    s.Get("/v1/models", [this](const httplib::Request&, httplib::Response& res) {
+      return res.set_content(R"({"status":"ok"})", "application/json");
+    }
+    if (get && p == "/v1/models") {
       res.set_content(dump(json{{"object", "list"}, {"data", json::array({model_object()})}}), "application/json");
-      count("/v1/models", 200);
-    });
-    s.Get(R"(/v1/models/(.+))", [this](const httplib::Request& req, httplib::Response& res) {
-      if (req.matches[1] != opt.model_name) {
+      return count("/v1/models", 200);
+    }
+    if (get && p.size() > 11 && p.compare(0, 11, "/v1/models/") == 0) {
+      if (p.substr(11) != opt.model_name) {
         send_error(res, 404, "The model does not exist; see GET /v1/models", "invalid_request_error", "model",
                    "model_not_found");
         return count("/v1/models/{id}", 404);
       }
       res.set_content(dump(model_object()), "application/json");
-      count("/v1/models/{id}", 200);
-    });
-    s.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
-      res.set_content(metrics(), "text/plain; version=0.0.4");
-    });
-    s.Post("/tokenize", [this](const httplib::Request& req, httplib::Response& res) {
-      guarded("/tokenize", req, res, [&] {
+      return count("/v1/models/{id}", 200);
+    }
+    // Range is never honoured: every route answers 200 with the whole body (a multi-range request must not multiply
+    // the body).
+    if (get && p == "/metrics") return res.set_content(metrics(), "text/plain; version=0.0.4");
+    if (post && p == "/tokenize") {
+      return guarded("/tokenize", res, [&] {
         const json b = body_json(req);
         const json* c = b.contains("content") ? &b["content"] : (b.contains("text") ? &b["text"] : nullptr);
         if (!c || !c->is_string()) throw ApiError(400, "'content' must be a string", "content", "invalid_type");
@@ -253,9 +306,9 @@ struct Server::Impl {
         tok.encode_append(c->get_ref<const std::string&>(), false, ids);
         res.set_content(dump(json{{"tokens", ids}}), "application/json");
       });
-    });
-    s.Post("/detokenize", [this](const httplib::Request& req, httplib::Response& res) {
-      guarded("/detokenize", req, res, [&] {
+    }
+    if (post && p == "/detokenize") {
+      return guarded("/detokenize", res, [&] {
         const json b = body_json(req);
         if (!b.contains("tokens") || !b["tokens"].is_array())
           throw ApiError(400, "'tokens' must be an array of token ids", "tokens", "invalid_type");
@@ -268,25 +321,25 @@ struct Server::Impl {
         }
         res.set_content(dump(json{{"content", tok.decode(ids)}}), "application/json");
       });
-    });
+    }
     // The prompt a chat request renders to (tools included as the server passes them), as llama.cpp's route.
-    s.Post("/apply-template", [this](const httplib::Request& req, httplib::Response& res) {
-      guarded("/apply-template", req, res, [&] {
+    if (post && p == "/apply-template") {
+      return guarded("/apply-template", res, [&] {
         const json b = body_json(req);
         std::lock_guard<std::mutex> lk(render_m);
         res.set_content(dump(json{{"prompt", parse_chat(b, pc).prompt_text}}), "application/json");
       });
-    });
-    s.Post("/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res) {
-      guarded("/v1/chat/completions", req, res, [&] { generate(req, res, true); });
-    });
-    s.Post("/v1/completions", [this](const httplib::Request& req, httplib::Response& res) {
-      guarded("/v1/completions", req, res, [&] { generate(req, res, false); });
-    });
+    }
+    if (post && p == "/v1/chat/completions")
+      return guarded("/v1/chat/completions", res, [&] { generate(req, res, out, true); });
+    if (post && p == "/v1/completions")
+      return guarded("/v1/completions", res, [&] { generate(req, res, out, false); });
+    send_error(res, 404, "no such route", "invalid_request_error", "", "not_found");
+    count("error", 404);
   }
 
   template <class F>
-  void guarded(const std::string& route, const httplib::Request&, httplib::Response& res, F&& f) {
+  void guarded(const std::string& route, Response& res, F&& f) {
     try {
       f();
       count(route, res.status > 0 ? res.status : 200);
@@ -302,8 +355,8 @@ struct Server::Impl {
     }
   }
 
-  json body_json(const httplib::Request& req) const {
-    const std::string ct = req.get_header_value("Content-Type");
+  json body_json(const HttpRequest& req) const {
+    const std::string ct = req.header("Content-Type");
     if (!ct.empty() && ct.rfind("application/json", 0) != 0)
       throw ApiError(415, "Content-Type must be application/json", "", "unsupported_media_type");
     return parse_body(req.body, opt.limits.max_json_depth);
@@ -314,7 +367,7 @@ struct Server::Impl {
             {"max_model_len", sched.options().ctx}};
   }
 
-  void generate(const httplib::Request& req, httplib::Response& res, bool chat);
+  void generate(const HttpRequest& req, Response& res, HttpResponder& out, bool chat);
   std::string metrics();
 };
 
@@ -398,7 +451,14 @@ struct Generation {
           const std::string p = tok->token_to_piece(tid);
           top.push_back({{"token", p}, {"logprob", lp}, {"bytes", byte_array(p)}});
         }
-        c.logprobs.push_back({{"token", piece}, {"logprob", ev.logprob}, {"bytes", byte_array(piece)}, {"top_logprobs", top}});
+        json entry = {{"token", piece}, {"logprob", ev.logprob}, {"bytes", byte_array(piece)}, {"top_logprobs", top}};
+        if (cr.stream) {
+          c.logprobs.push_back(std::move(entry));
+        } else {
+          // Kept as text until the answer is written: a few times smaller than the JSON tree.
+          if (!c.logprobs_text.empty()) c.logprobs_text += ',';
+          c.logprobs_text += dump(entry);
+        }
       } else {
         c.lp_events.push_back(ev);
       }
@@ -464,10 +524,15 @@ struct Generation {
     return {{"tokens", toks}, {"token_logprobs", lps}, {"top_logprobs", tops}, {"text_offset", offs}};
   }
 
-  json final_body() const {
-    json chs = json::array();
+  // The non-streaming answer, written piece by piece: choice by choice, each choice's logprobs freed once written, so
+  // the whole body is never one string. Same bytes as dumping the whole object (keys in nlohmann's sorted order).
+  bool write_final(HttpResponder& out) {
+    if (!out.write("{\"choices\":[")) return false;
     for (size_t i = 0; i < choices.size(); ++i) {
-      const Choice& c = choices[i];
+      Choice& c = choices[i];
+      std::string head = (i ? ",{" : "{") + std::string("\"finish_reason\":") + dump(json(c.finish_reason)) +
+                         ",\"index\":" + std::to_string(i) + ",\"logprobs\":";
+      json rest;
       if (cr.chat) {
         json msg = {{"role", "assistant"}, {"content", c.content}};
         if (!c.reasoning.empty() || c.reasoning_tokens > 0 || cr.opens_reasoning) msg["reasoning_content"] = c.reasoning;
@@ -475,17 +540,30 @@ struct Generation {
           msg["tool_calls"] = c.tool_calls;
           if (c.content.empty()) msg["content"] = nullptr;
         }
-        chs.push_back({{"index", i}, {"message", msg},
-                       {"logprobs", cr.logprobs ? json{{"content", c.logprobs}} : json()},
-                       {"finish_reason", c.finish_reason}});
+        if (cr.logprobs) {
+          if (!out.write(head + "{\"content\":[") || !out.write(c.logprobs_text)) return false;
+          std::string().swap(c.logprobs_text);
+          head = "]}";
+        } else {
+          head += "null";
+        }
+        if (!out.write(head + ",\"message\":" + dump(msg) + "}")) return false;
       } else {
-        chs.push_back({{"index", i}, {"text", c.echo + c.content},
-                       {"logprobs", cr.logprobs ? completion_logprobs(c) : json()},
-                       {"finish_reason", c.finish_reason}});
+        if (cr.logprobs) {
+          if (!out.write(head) || !out.write(dump(completion_logprobs(c)))) return false;
+          std::vector<rt::TokenEvent>().swap(c.lp_events);
+          head.clear();
+        } else {
+          head += "null";
+        }
+        if (!out.write(head + ",\"text\":" + dump(json(c.echo + c.content)) + "}")) return false;
       }
     }
-    return {{"id", id}, {"object", cr.chat ? "chat.completion" : "text_completion"}, {"created", created},
-            {"model", model}, {"system_fingerprint", "deepseek.cpp"}, {"choices", chs}, {"usage", usage()}};
+    json tail = {{"id", id}, {"object", cr.chat ? "chat.completion" : "text_completion"}, {"created", created},
+                 {"model", model}, {"system_fingerprint", "deepseek.cpp"}, {"usage", usage()}};
+    std::string t = dump(tail);
+    t[0] = ',';  // "choices" sorts before every key of the rest
+    return out.write("]" + t);
   }
 
   json chunk(json choices_arr) const {
@@ -533,8 +611,9 @@ struct Generation {
     return out;
   }
 
-  bool run(httplib::DataSink& sink) {
-    auto write = [&](const std::string& s) { return sink.write(s.data(), s.size()); };
+  // Writes the response body (headers were sent); false when the client went away (every choice then cancelled).
+  bool run(HttpResponder& sink) {
+    auto write = [&](const std::string& s) { return sink.write(s); };
     auto last_write = Clock::now();
     std::vector<bool> reported(choices.size(), false);
     bool error = false;
@@ -596,8 +675,8 @@ struct Generation {
             out += "data: " + dump(u) + "\n\n";
           }
           out += "data: [DONE]\n\n";
-        } else {
-          out += error ? dump(error_body("generation failed", "server_error")) : dump(final_body());
+        } else if (error) {
+          out += dump(error_body("generation failed", "server_error"));
         }
       }
       // A client that went away is only noticed by a failing write: a non-streaming response writes a heartbeat
@@ -612,8 +691,11 @@ struct Generation {
         last_write = Clock::now();
       }
       if (all_done) {
-        sink.done();
-        return true;
+        if (!cr.stream && !error && !write_final(sink)) {
+          cancel_all();
+          return false;
+        }
+        return sink.finish();
       }
       lk.lock();
     }
@@ -622,7 +704,7 @@ struct Generation {
 
 }  // namespace
 
-void Server::Impl::generate(const httplib::Request& req, httplib::Response& res, bool chat) {
+void Server::Impl::generate(const HttpRequest& req, Response& res, HttpResponder& out, bool chat) {
   if (stopping) throw ApiError(503, "the server is shutting down", "", "shutting_down", "server_error");
   const json b = body_json(req);
   auto g = std::make_shared<Generation>();
@@ -646,6 +728,22 @@ void Server::Impl::generate(const httplib::Request& req, httplib::Response& res,
                    "the request asks for " + std::to_string(n_choices) + " choices (prompts x n); the server holds " +
                        std::to_string(sched.options().parallel + sched.options().queue_max) + " (--parallel + --queue)",
                    g->cr.prompts.size() > 1 ? "prompt" : "n");
+  // A non-streaming answer is held until its last token; with logprobs its size is about the number of logprob
+  // entries (about 75 bytes each), so that number is bounded up front. Streaming answers are written as they come.
+  if (!g->cr.stream && g->cr.logprobs && opt.max_logprob_entries > 0) {
+    uint64_t entries = 0;
+    for (const auto& p : g->cr.prompts)
+      entries += uint64_t(p.max_tokens) * uint64_t(g->cr.n) * uint64_t(g->cr.top_logprobs + 1);
+    if (entries > opt.max_logprob_entries) {
+      const std::string top = chat ? "top_logprobs" : "logprobs";
+      throw ApiError(400,
+                     "a non-streaming answer with logprobs may hold at most " +
+                         std::to_string(opt.max_logprob_entries) + " entries (prompts x n x max_tokens x (" + top +
+                         " + 1)); this request asks for " + std::to_string(entries) +
+                         ": lower n, max_tokens or " + top + ", or set stream: true",
+                     "max_tokens", "response_too_large");
+    }
+  }
   try {
     for (const auto& prompt : g->cr.prompts)
       for (int j = 0; j < g->cr.n; ++j) {
@@ -666,14 +764,19 @@ void Server::Impl::generate(const httplib::Request& req, httplib::Response& res,
     g->cancel_all();
     throw ApiError(400, e.what(), "", "invalid_value");
   }
-  res.status = 200;
-  res.set_header("Cache-Control", "no-cache");
-  res.set_chunked_content_provider(
-      // "; charset=utf-8" also keeps cpp-httplib from gzip-compressing the body: a compressor would swallow the
-      // heartbeat bytes that detect a gone client.
-      g->cr.stream ? "text/event-stream" : "application/json; charset=utf-8",
-      [g](size_t, httplib::DataSink& sink) { return g->run(sink); },
-      [g](bool) { g->cancel_all(); });
+  res.headers.emplace_back("Cache-Control", "no-cache");
+  res.headers.emplace_back("Content-Type", g->cr.stream ? "text/event-stream" : "application/json; charset=utf-8");
+  // The handler streams: the body is written as tokens arrive (a heartbeat while none do), so it runs on this worker
+  // until the last token or until the client is gone (a failed or timed-out write cancels every choice).
+  const bool large = g->cr.logprobs && !g->cr.stream;
+  if (out.begin(200, res.headers)) g->run(out);
+  g->cancel_all();
+  g.reset();
+#ifdef __GLIBC__
+  // A large answer leaves its pages in malloc's arenas; hand them back so RSS does not ratchet up request by request.
+  if (large) malloc_trim(0);
+#endif
+
 }
 
 std::string Server::Impl::metrics() {
@@ -787,22 +890,32 @@ Server::Server(rt::Engine& engine, rt::Scheduler& sched, const tok::Tokenizer& t
 Server::~Server() = default;
 
 int Server::bind() {
-  auto& o = impl_->opt;
-  if (o.port == 0) {
-    const int p = impl_->svr.bind_to_any_port(o.host);
-    DS_CHECK(p > 0, "cannot bind to ", o.host);
-    return p;
+  Impl& m = *impl_;
+  const int port = m.http->bind(m.opt.host, m.opt.port);
+  // Host check: always when bound to loopback (DNS rebinding), elsewhere only when --allowed-host names are given.
+  for (std::string h : m.opt.allowed_hosts) {
+    std::transform(h.begin(), h.end(), h.begin(), [](unsigned char c) { return char(std::tolower(c)); });
+    m.allowed_hosts.push_back(h);
   }
-  DS_CHECK(impl_->svr.bind_to_port(o.host, o.port), "cannot bind to ", o.host, ":", o.port,
-           " (in use, or not an address of this machine)");
-  return o.port;
+  if (m.http->loopback()) {
+    m.check_host = true;
+    for (const char* h : {"localhost", "127.0.0.1", "[::1]"}) m.allowed_hosts.emplace_back(h);
+  } else {
+    m.check_host = !m.opt.allowed_hosts.empty();
+    if (m.opt.api_key.empty())
+      std::fprintf(stderr,
+                   "deepseek serve: WARNING: %s is not a loopback address and no API key is set: anyone who can reach "
+                   "port %d can use this server (set --api-key-file FILE or DEEPSEEK_API_KEY)\n",
+                   m.opt.host.c_str(), port);
+  }
+  return port;
 }
 
-void Server::serve() { impl_->svr.listen_after_bind(); }
+void Server::serve() { impl_->http->serve(); }
 
 void Server::stop() {
   impl_->stopping = true;
-  impl_->svr.stop();
+  impl_->http->stop();
 }
 
 }  // namespace ds::server

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "runtime/engine.h"
 #include "runtime/scheduler.h"
@@ -20,13 +21,25 @@ struct ServerOptions {
   std::string api_key;           // empty: no auth
   std::string cors_origin;       // empty: no CORS headers at all
   std::string model_name;        // the id served by /v1/models and accepted in "model"
+  // Host header names answered besides the loopback ones (checked always when bound to a loopback address, else
+  // only when this is not empty); with or without a port.
+  std::vector<std::string> allowed_hosts;
+  // Transport limits (server/http.h): body however framed, header section, header count, URI.
   size_t max_body_bytes = 16u << 20;
-  int read_timeout_s = 30;       // idle limit while reading a request
-  int write_timeout_s = 30;      // idle limit while a client does not read
+  size_t max_header_bytes = 64u << 10;
+  size_t max_headers = 100;
+  size_t max_uri_bytes = 8u << 10;
+  int read_timeout_s = 30;       // a whole request (headers and body), from its first byte
+  int write_timeout_s = 30;      // one write; a client that does not read for this long is dropped
   int keep_alive_s = 5;
   int keep_alive_max = 100;
-  int http_threads = 0;          // 0: parallel + queue + 16
+  int max_connections = 512;     // open connections; beyond it new ones are closed at once
+  int send_buffer_kib = 0;       // kernel send buffer per connection (0: autotuned): what a non-reading client pins
+  int http_threads = 0;          // handler workers; 0: parallel + queue + 16
   double heartbeat_s = 0.25;     // a waiting handler writes a heartbeat this often (detects gone clients)
+  // A non-streaming answer with logprobs may hold at most this many entries: prompts x n x max_tokens x
+  // (top_logprobs + 1) (about 75 bytes each in the response); 0: no limit.
+  uint64_t max_logprob_entries = 1u << 19;
   Limits limits;
   Defaults defaults;
 };

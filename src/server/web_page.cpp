@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include "server/web_page.h"
 
-#include <httplib.h>
 #include <zlib.h>
 
 #include <algorithm>
@@ -68,41 +67,34 @@ bool is_web_page(const std::string& method, const std::string& path) {
   return (method == "GET" || method == "HEAD") && (path == "/" || path == "/index.html");
 }
 
-void add_web_page(httplib::Server& svr, std::function<void(int)> count) {
-  auto handler = [count](const httplib::Request& req, httplib::Response& res) {
-    res.set_header("ETag", web::kIndexEtag);
-    res.set_header("Cache-Control", "no-cache");  // revalidate: a new binary may carry a new page
-    res.set_header("Vary", "Accept-Encoding");
-    res.set_header("X-Content-Type-Options", "nosniff");
-    // The page's own <meta> CSP covers scripts and fetches; framing can only be refused by a header.
-    res.set_header("Content-Security-Policy", "frame-ancestors 'none'");
-    res.set_header("Referrer-Policy", "no-referrer");
-    if (req.get_header_value("If-None-Match") == web::kIndexEtag) {
-      res.status = 304;
-      return count(304);
+WebPageResponse web_page(const HttpRequest& req) {
+  WebPageResponse res;
+  res.headers = {{"ETag", web::kIndexEtag},
+                 {"Cache-Control", "no-cache"},  // revalidate: a new binary may carry a new page
+                 {"Vary", "Accept-Encoding"},
+                 {"X-Content-Type-Options", "nosniff"},
+                 // The page's own <meta> CSP covers scripts and fetches; framing can only be refused by a header.
+                 {"Content-Security-Policy", "frame-ancestors 'none'"},
+                 {"Referrer-Policy", "no-referrer"}};
+  if (req.header("If-None-Match") == web::kIndexEtag) {
+    res.status = 304;
+    return res;
+  }
+  if (accepts_gzip(req.header("Accept-Encoding"))) {
+    res.headers.emplace_back("Content-Encoding", "gzip");
+    res.body = std::string_view(reinterpret_cast<const char*>(web::kIndexGz), web::kIndexGzSize);
+  } else {
+    const std::string& page = inflated();
+    if (page.empty()) {
+      res.status = 500;
+      res.headers = {{"Content-Type", "text/plain"}};
+      res.body = "the embedded page is corrupt";
+      return res;
     }
-    const char* data = reinterpret_cast<const char*>(web::kIndexGz);
-    size_t size = web::kIndexGzSize;
-    if (accepts_gzip(req.get_header_value("Accept-Encoding"))) {
-      res.set_header("Content-Encoding", "gzip");
-    } else {
-      const std::string& page = inflated();
-      if (page.empty()) {
-        res.status = 500;
-        res.set_content("the embedded page is corrupt", "text/plain");
-        return count(500);
-      }
-      data = page.data(), size = page.size();
-    }
-    // A sized provider: cpp-httplib writes it as it is (a body set with set_content would be compressed again).
-    res.set_content_provider(size, "text/html; charset=utf-8",
-                             [data, size](size_t offset, size_t length, httplib::DataSink& sink) {
-                               return sink.write(data + offset, std::min({length, size - offset, size_t(1) << 16}));
-                             });
-    count(200);
-  };
-  svr.Get("/", handler);
-  svr.Get("/index.html", handler);
+    res.body = page;
+  }
+  res.headers.emplace_back("Content-Type", "text/html; charset=utf-8");
+  return res;
 }
 
 }  // namespace ds::server

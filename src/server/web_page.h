@@ -2,19 +2,22 @@
 // The chat page (web/) at GET / and /index.html: static, embedded at build time, served without the API key (it asks
 // for the key itself and sends it with its API calls).
 #pragma once
-#include <functional>
 #include <string>
+#include <string_view>
 
-namespace httplib {
-class Server;
-}
+#include "server/http.h"
 
 namespace ds::server {
 
 // True for the page's own paths and methods, which the API key does not guard.
 bool is_web_page(const std::string& method, const std::string& path);
 
-// Registers the page's routes; `count(status)` is called once per response (for deepseek_http_requests_total).
-void add_web_page(httplib::Server& svr, std::function<void(int)> count);
+struct WebPageResponse {
+  int status = 200;
+  HttpHeaders headers;
+  std::string_view body;  // static data (the embedded page, or its inflated copy)
+};
+// The answer to GET/HEAD of the page (is_web_page).
+WebPageResponse web_page(const HttpRequest& req);
 
 }  // namespace ds::server
