@@ -12,6 +12,8 @@ import { spawn, spawnSync } from 'node:child_process';
 import { startServer, metrics, waitMetrics, BIN, MODEL } from './lib.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+// Set by tests/server/CMakeLists.txt in a sanitizer build (DS_SANITIZE).
+const SANITIZED = process.env.DS_SANITIZED === '1';
 const rssKiB = (pid) => Number(fs.readFileSync(`/proc/${pid}/status`, 'utf8').match(/VmRSS:\s+(\d+)/)[1]);
 const MiB = 1024 * 1024;
 
@@ -282,6 +284,12 @@ test('large non-streaming answers: bounded up front, RSS flat over 8 sequential 
   console.log(`large answers (${(size / MiB).toFixed(1)} MiB each): RSS start ${mb(rss[0])} MiB, after 1 ${mb(rss[1])}, ` +
               `after 8 sequential ${mb(rss[2])}, peak during 8 concurrent ${mb(peak)}, after them ${mb(rss[3])}`);
   assert.ok(size > RSS_TOKENS * 8 * 21 * 50, `answer of ${size} bytes`);
+  if (SANITIZED) {
+    // ASan's quarantine keeps freed memory (256 MiB by default), so RSS says nothing about leaks or arenas here; the
+    // Release pass asserts it, and LeakSanitizer checks for leaks when the server exits.
+    console.log('large answers: RSS bounds SKIPPED under the sanitizers (ASan quarantine); asserted in the Release pass');
+    return;
+  }
   assert.ok(rss[2] - rss[1] < 48 * 1024, `8 sequential grew RSS by ${mb(rss[2] - rss[1])} MiB`);
   assert.ok(rss[3] - rss[1] < 48 * 1024, `8 concurrent left RSS ${mb(rss[3] - rss[1])} MiB higher`);
 });

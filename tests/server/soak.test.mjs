@@ -78,7 +78,7 @@ async function streamOnce(q, abortAfter) {
     return { content, reasoning };
   } catch (e) {
     if (e.name === 'AbortError') return 'aborted';
-    throw e;
+    throw new Error(`${e.message} (${e.cause?.code ?? ''} ${e.cause?.message ?? ''})`);
   }
 }
 
@@ -93,7 +93,7 @@ async function plainOnce(q, abortMs) {
     return { content: j.choices[0].message.content, reasoning: j.choices[0].message.reasoning_content };
   } catch (e) {
     if (e.name === 'AbortError') return 'aborted';
-    throw e;
+    throw new Error(`${e.message} (${e.cause?.code ?? ''} ${e.cause?.message ?? ''})`);
   }
 }
 
@@ -105,8 +105,9 @@ test(`soak: ${STREAMS} clients for ${SECONDS} s, ${Math.round(DISCONNECT * 100)}
   const rand = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
   let rssWarm = 0;
   const warmAt = t0 + SECONDS * 250;  // RSS after a quarter of the run
-  const warm = new Promise((resolve) => setTimeout(() => { rssWarm = rssKiB(srv.proc.pid); resolve(); },
-    warmAt - Date.now()));
+  let warmTimer;
+  const warm = new Promise((resolve) => { warmTimer = setTimeout(() => { rssWarm = rssKiB(srv.proc.pid); resolve(); },
+    warmAt - Date.now()); });
 
   async function client() {
     while (Date.now() < deadline) {
@@ -121,7 +122,11 @@ test(`soak: ${STREAMS} clients for ${SECONDS} s, ${Math.round(DISCONNECT * 100)}
       if (out.content !== ref.content || out.reasoning !== ref.reasoning) stats.mismatched++;
     }
   }
-  await Promise.all([warm, ...Array.from({ length: STREAMS }, client)]);
+  try {
+    await Promise.all([warm, ...Array.from({ length: STREAMS }, client)]);
+  } finally {
+    clearTimeout(warmTimer);
+  }
   const waited = await waitMetrics(srv.url, idle, 10000);
   const rssEnd = rssKiB(srv.proc.pid);
   const m = await metrics(srv.url);
