@@ -165,6 +165,14 @@ void check_prompt_fits(const ParseContext& c, const std::vector<int32_t>& ids, c
                    param, "context_length_exceeded");
 }
 
+// A failure's reason that comes from the model folder (a template's raise_exception() text, a tokenizer.json regex),
+// cut short: it is the model's text, not the client's.
+std::string model_reason(const ds::Error& e) {
+  std::string why = e.what();
+  if (why.size() > 300) why = why.substr(0, 300) + "...";
+  return why;
+}
+
 // One prompt of /v1/completions: text, whose special-token text (e.g. <｜begin▁of▁sentence｜>) becomes the special
 // token as Hugging Face's encode does by default, after the BOS the tokenizer adds; or token ids as given.
 CompletionRequest::Prompt completion_prompt(const json& p, const ParseContext& c, bool echo) {
@@ -176,7 +184,7 @@ CompletionRequest::Prompt completion_prompt(const json& p, const ParseContext& c
       throw ApiError(400, "the prompt is far longer than the context of " + std::to_string(c.ctx) + " tokens",
                      "prompt", "context_length_exceeded");
     if (c.tok->add_bos() && c.tok->bos_id() >= 0) out.ids.push_back(c.tok->bos_id());
-    c.tok->encode_append(text, true, out.ids);
+    encode_text(*c.tok, text, true, out.ids, "prompt");
     if (echo) out.echo = text;
   } else if (p.is_array()) {
     if (p.size() >= size_t(c.ctx))
@@ -218,6 +226,16 @@ std::string message_content(const json& m, size_t i, bool allow_null) {
 }
 
 }  // namespace
+
+void encode_text(const tok::Tokenizer& tok, std::string_view text, bool parse_special, std::vector<int32_t>& ids,
+                 const std::string& param) {
+  try {
+    tok.encode_append(text, parse_special, ids);
+  } catch (const ds::Error& e) {
+    throw ApiError(400, "the model's tokenizer could not encode this text: " + model_reason(e), param,
+                   "tokenizer_error");
+  }
+}
 
 json parse_body(const std::string& body, int max_depth) {
   if (json_depth(body) > max_depth)
@@ -348,16 +366,19 @@ CompletionRequest parse_chat(const json& b, const ParseContext& c) {
   try {
     rp = c.tmpl->render(messages, co);
   } catch (const ds::Error& e) {
-    // The reason is the template engine's own text (a raise_exception() message, or the render budget it exceeded),
-    // cut short: a template's message is the model folder's text, not the client's.
-    std::string why = e.what();
-    if (why.size() > 300) why = why.substr(0, 300) + "...";
-    throw ApiError(400, "the chat template could not render these messages: " + why, "messages", "template_error");
+    // The reason is the template engine's own text (a raise_exception() message, or the render budget it exceeded).
+    throw ApiError(400, "the chat template could not render these messages: " + model_reason(e), "messages",
+                   "template_error");
   }
   r.opens_reasoning = tok::prompt_opens_reasoning(rp.text);
   r.prompt_text = rp.text;
   r.prompts.emplace_back();
-  r.prompts[0].ids = tok::encode_prompt(*c.tok, rp);
+  try {
+    r.prompts[0].ids = tok::encode_prompt(*c.tok, rp);
+  } catch (const ds::Error& e) {
+    throw ApiError(400, "the model's tokenizer could not encode these messages: " + model_reason(e), "messages",
+                   "tokenizer_error");
+  }
   check_prompt_fits(c, r.prompts[0].ids, "messages");
   common_params(b, c, r);
   r.logprobs = get_bool(b, "logprobs", false);

@@ -28,6 +28,11 @@ struct ApiError : std::runtime_error {
         code(std::move(code_)) {}
 };
 
+// Text through the model's tokenizer: its failure (a tokenizer.json regex over its time budget) becomes a 400
+// `tokenizer_error` naming the reason, not a 500.
+void encode_text(const tok::Tokenizer& tok, std::string_view text, bool parse_special, std::vector<int32_t>& ids,
+                 const std::string& param);
+
 json error_body(const std::string& message, const std::string& type, const std::string& param = {},
                 const std::string& code = {});
 // Serialises with invalid UTF-8 replaced by U+FFFD (never throws on model output).

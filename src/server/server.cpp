@@ -303,7 +303,7 @@ struct Server::Impl {
         }
         std::vector<int32_t> ids;
         if (special && tok.add_bos() && tok.bos_id() >= 0) ids.push_back(tok.bos_id());
-        tok.encode_append(c->get_ref<const std::string&>(), false, ids);
+        encode_text(tok, c->get_ref<const std::string&>(), false, ids, "content");
         res.set_content(dump(json{{"tokens", ids}}), "application/json");
       });
     }

@@ -5,6 +5,8 @@
 
 #include <pcre2.h>
 
+#include <chrono>
+
 #include <nlohmann/json.hpp>
 
 #include "base/error.h"
@@ -39,6 +41,7 @@ std::string escape_literal(const std::string& s) {
 }  // namespace
 
 struct PreTokenizer::Rule {
+  std::string regex;  // as written in tokenizer.json (for messages)
   pcre2_code* code = nullptr;
   bool jit = false;
   bool remove = false;  // behaviour "Removed": drop the matches, keep the gaps
@@ -71,6 +74,7 @@ PreTokenizer::PreTokenizer(const nlohmann::json& spec) {
     else regex = escape_literal(pat.at("String").get<std::string>());
     auto rule = std::make_unique<Rule>();
     rule->remove = behavior == "Removed";
+    rule->regex = regex;
     int err = 0;
     PCRE2_SIZE off = 0;
     // UTF + UCP: \p{..}, \s and \w follow Unicode properties as in Oniguruma (which HF uses).
@@ -88,6 +92,15 @@ PreTokenizer::~PreTokenizer() = default;
 void PreTokenizer::split(std::string_view text, std::vector<Span>& out) const {
   if (text.empty()) return;
   thread_local JitStack jit_stack;
+  // tokenizer.json comes with downloaded models, so its regexes are untrusted. PCRE2's match limit bounds one match
+  // call (a call over it ends the splitting of that piece: the rest stays whole), but a pattern that matches at every
+  // position after heavy backtracking would still take hours on a long text. So the whole split has a time budget
+  // far above what real patterns need (they take well under 1 us per byte): exceeding it fails this text.
+  using Clock = std::chrono::steady_clock;
+  const auto start = Clock::now();
+  const double budget_s = kBudgetSeconds + kBudgetSecondsPerByte * static_cast<double>(text.size());
+  const auto deadline = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(budget_s));
+  size_t rule_index = 0;
   std::vector<Span> cur{{0, static_cast<uint32_t>(text.size())}}, next;
   for (const auto& rule : rules_) {
     pcre2_match_data* md = pcre2_match_data_create_from_pattern(rule->code, nullptr);
@@ -103,6 +116,12 @@ void PreTokenizer::split(std::string_view text, std::vector<Span>& out) const {
       while (pos < piece.len) {
         const int rc = rule->jit ? pcre2_jit_match(rule->code, subject, piece.len, pos, PCRE2_NO_UTF_CHECK, md, mc)
                                  : pcre2_match(rule->code, subject, piece.len, pos, PCRE2_NO_UTF_CHECK, md, mc);
+        if (Clock::now() > deadline) {
+          const std::string& re = rule->regex;
+          fail("tokenizer.json: pre-tokenizer rule ", rule_index, " took over ", budget_s, " s on a text of ",
+                   text.size(), " bytes (its regex backtracks too much): ",
+                   re.size() > 200 ? re.substr(0, 200) + "..." : re);
+        }
         if (rc < 0) break;  // no match (or a resource limit: the rest stays one piece; BPE handles any length)
         const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md);
         PCRE2_SIZE ms = ov[0], me = ov[1];
@@ -120,6 +139,7 @@ void PreTokenizer::split(std::string_view text, std::vector<Span>& out) const {
     pcre2_match_context_free(mc);
     pcre2_match_data_free(md);
     cur.swap(next);
+    ++rule_index;
   }
   out.insert(out.end(), cur.begin(), cur.end());
 }

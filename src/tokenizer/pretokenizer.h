@@ -27,8 +27,12 @@ class PreTokenizer {
   PreTokenizer(const PreTokenizer&) = delete;
   PreTokenizer& operator=(const PreTokenizer&) = delete;
 
-  // Splits valid UTF-8 `text` (offsets relative to text) and appends the pieces to out.
+  // Splits valid UTF-8 `text` (offsets relative to text) and appends the pieces to out. A ds::Error when the
+  // regexes take longer than kBudgetSeconds + kBudgetSecondsPerByte * text.size() (a hostile, backtracking pattern).
   void split(std::string_view text, std::vector<Span>& out) const;
+
+  static constexpr double kBudgetSeconds = 1.0;
+  static constexpr double kBudgetSecondsPerByte = 10e-6;
 
  private:
   struct Rule;

@@ -1,5 +1,6 @@
-// A model folder whose chat template attacks the renderer (arithmetic traps, deep nesting, runaway growth): under
-// `serve`, each such chat request fails alone with a JSON error, the server's peak RSS stays bounded, the server keeps
+// A model folder whose chat template attacks the renderer (arithmetic traps, deep nesting, runaway growth), and whose
+// tokenizer.json adds a pre-tokenizer regex that backtracks catastrophically: under `serve`, each such request fails
+// alone with a JSON error, the server's peak RSS stays bounded, the server keeps
 // answering (health, /v1/completions, a normal chat turn through the same template), and SIGTERM sent while a hostile
 // render is in flight stops it within its normal time.
 import { test, before, after } from 'node:test';
@@ -43,6 +44,9 @@ function status(pid, key) {
   return Number(m[1]) / 1024;  // MiB
 }
 
+const BACKTRACK_REGEX = '(?:a?){21}a{21}(?=b)';
+const BACKTRACK_TEXT = ('a'.repeat(21) + 'b').repeat(900);  // 20 KB
+
 let dir, srv;
 before(async () => {
   // A copy of the test model's v3 folder with this template in its tokenizer_config.json (not symlinks: the loader
@@ -55,6 +59,12 @@ before(async () => {
   const cfg = JSON.parse(fs.readFileSync(path.join(src, 'tokenizer_config.json'), 'utf8'));
   cfg.chat_template = template;
   fs.writeFileSync(path.join(dir, 'tokenizer_config.json'), JSON.stringify(cfg));
+  // One more Split rule, harmless for ordinary text, that costs ~2^21 backtracking steps per match on runs of 21 'a'
+  // followed by 'b' (13 ms a match, under PCRE2's match limit: unbounded, the text below takes about 12 s to split).
+  const tj = JSON.parse(fs.readFileSync(path.join(src, 'tokenizer.json'), 'utf8'));
+  tj.pre_tokenizer.pretokenizers.unshift(
+    { type: 'Split', pattern: { Regex: BACKTRACK_REGEX }, behavior: 'Isolated', invert: false });
+  fs.writeFileSync(path.join(dir, 'tokenizer.json'), JSON.stringify(tj));
   srv = await startServer(['--parallel', '2'], dir);
 });
 after(async () => {
@@ -87,6 +97,29 @@ test('every attack fails its own request with a JSON error, in bounded time and 
   const n = await chat('hello there');
   assert.equal(n.status, 200, n.text);
   assert.equal(n.json.usage.completion_tokens, 4);
+});
+
+test('a pre-tokenizer regex that backtracks fails the request with tokenizer_error, on every route', async () => {
+  const cases = [
+    ['/v1/chat/completions', { messages: [{ role: 'user', content: BACKTRACK_TEXT }], max_tokens: 2 }, 'messages'],
+    ['/v1/completions', { prompt: BACKTRACK_TEXT, max_tokens: 2 }, 'prompt'],
+    ['/tokenize', { content: BACKTRACK_TEXT }, 'content'],
+  ];
+  for (const [route, body, param] of cases) {
+    const t0 = Date.now();
+    const r = await postJson(srv.url, route, body);
+    const ms = Date.now() - t0;
+    assert.equal(r.status, 400, `${route}: ${r.text}`);
+    assert.equal(r.json.error.code, 'tokenizer_error', `${route}: ${r.text}`);
+    assert.equal(r.json.error.param, param, route);
+    assert.match(r.json.error.message, /pre-tokenizer rule 0 took over/, route);
+    assert.ok(ms < 8000, `${route} took ${ms} ms`);
+    console.log(`${route}: ${r.status} in ${ms} ms: ${r.json.error.message.slice(0, 120)}`);
+  }
+  // Short runs of the same shape split at once; the server answers them and everything else.
+  const ok = await postJson(srv.url, '/tokenize', { content: 'a'.repeat(21) + 'b' });
+  assert.equal(ok.status, 200, ok.text);
+  assert.equal((await chat('hello there')).status, 200);
 });
 
 test('arithmetic at the int64 edges renders with Python\'s results', async () => {

@@ -1,5 +1,9 @@
 // SPDX-License-Identifier: MIT
 // Encode/decode against Hugging Face `tokenizers` goldens (encode.jsonl: 419 strings) and basic properties.
+#include <chrono>
+
+#include "base/error.h"
+#include "tokenizer/pretokenizer.h"
 #include "tokenizer/unicode.h"
 #include "tokenizer/tok_test_util.h"
 
@@ -74,6 +78,43 @@ TEST(Encode, DecodeSkipsUnknownIdsAndRepairsPartialBytes) {
   ASSERT_GE(lead, 0);
   EXPECT_EQ(tok.decode({lead}), "\xEF\xBF\xBD");
   EXPECT_EQ(tok.decode(ids), "日本");
+}
+
+// A tokenizer.json regex that matches at every position only after ~2^20 backtracking steps (each match call stays
+// under PCRE2's match limit): unbounded, splitting these 40 KB took about 12 s on the development machine (6 ms per
+// match; each further `a?` doubles it); the split's time budget fails it at about kBudgetSeconds + 10 us per byte
+// instead, naming the rule. The same text through DeepSeek-V3's
+// pre-tokenizer stays far inside the budget.
+TEST(PreTokenizerBudget, BacktrackingRegexFailsInsteadOfHanging) {
+  std::string text;
+  while (text.size() < 40000) text += std::string(20, 'a') + "b";
+  const nlohmann::json spec = {{"type", "Split"},
+                               {"pattern", {{"Regex", "(?:a?){20}a{20}(?=b)"}}},
+                               {"behavior", "Isolated"}};
+  PreTokenizer pre(spec);
+  std::vector<Span> pieces;
+  const auto t0 = std::chrono::steady_clock::now();
+  try {
+    pre.split(text, pieces);
+    ADD_FAILURE() << "the backtracking regex was not stopped";
+  } catch (const ds::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("pre-tokenizer rule 0 took over"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("(?:a?){20}"), std::string::npos) << e.what();
+  }
+  const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double budget = PreTokenizer::kBudgetSeconds + PreTokenizer::kBudgetSecondsPerByte * text.size();
+  EXPECT_LT(dt, budget + 2.0) << "stopped after " << dt << " s";
+
+  // The first few matches are real: the pattern itself works (it is slow, not wrong).
+  PreTokenizer fine(spec);
+  std::vector<Span> few;
+  fine.split(std::string(20, 'a') + "b" + std::string(20, 'a') + "b", few);
+  ASSERT_EQ(few.size(), 4u);
+  EXPECT_EQ(few[0].len, 20u);
+  EXPECT_EQ(few[1].len, 1u);
+
+  const auto ids = v3().encode(text, false);  // DeepSeek's own regexes: no false alarm
+  EXPECT_EQ(v3().decode(ids), text);
 }
 
 }  // namespace
