@@ -4,6 +4,8 @@
 # folds it back, minimized). A crash, UB report, timeout (-timeout=10 s per input) or memory blow-up (-rss_limit_mb)
 # fails the run; its input is saved as OUT/<name>-crash-* (reproduce: BUILD/fuzz/fuzz_<name> that-file).
 # Usage: fuzz/run.sh BUILD SECONDS OUT [harness...]   (default: every harness)
+# FUZZ_JOBS: harnesses run at once (default: the cores); FUZZ_RUNS: also stop a harness after this many executions
+# (the documented long runs use FUZZ_RUNS=10000000 with a SECONDS large enough to reach it).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BUILD=$1 SECONDS_EACH=$2 OUT=$3
@@ -23,13 +25,15 @@ one() {
   mkdir -p "$OUT/corpus/$n"
   local dict=()
   [ -n "${DICT[$n]}" ] && dict=(-dict="fuzz/dict/${DICT[$n]}.dict")
-  "$bin" "$OUT/corpus/$n" "fuzz/corpus/$n" "${dict[@]}" -max_total_time="$SECONDS_EACH" -timeout=10 \
+  local runs=() t0=$EPOCHSECONDS
+  [ -n "${FUZZ_RUNS:-}" ] && runs=(-runs="$FUZZ_RUNS")
+  "$bin" "$OUT/corpus/$n" "fuzz/corpus/$n" "${dict[@]}" -max_total_time="$SECONDS_EACH" "${runs[@]}" -timeout=10 \
     -rss_limit_mb=2048 -max_len="${MAXLEN[$n]}" -artifact_prefix="$OUT/$n-" -print_final_stats=1 \
     >"$OUT/$n.log" 2>&1
   local rc=$?
   local execs
   execs=$(grep -o 'stat::number_of_executed_units: [0-9]*' "$OUT/$n.log" | tail -1 | grep -o '[0-9]*$')
-  printf '%-17s rc=%-3s executions=%-10s seconds=%s\n' "$n" "$rc" "${execs:-?}" "$SECONDS_EACH" | tee -a "$OUT/summary"
+  printf '%-17s rc=%-3s executions=%-10s seconds=%s\n' "$n" "$rc" "${execs:-?}" "$((EPOCHSECONDS - t0))" | tee -a "$OUT/summary"
   if [ $rc -ne 0 ]; then
     echo "fuzz: $n FAILED (rc $rc); last lines of $OUT/$n.log:" >&2
     tail -30 "$OUT/$n.log" >&2
