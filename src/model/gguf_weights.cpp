@@ -122,6 +122,10 @@ GgufWeights::GgufWeights(const io::GgufModel& m, const io::ModelConfig& c) : m_(
         std::memcpy(head + size_t(nope * r) * es, vd + size_t(h * v * r) * es, size_t(v * r) * es);
       }
       t_[a + "kv_b_proj.weight"] = RawTensor{out, dt, {H * (nope + v), r}};
+      // The halves as stored, for the absorbed form: attn_k_b [H, r, nope] is W_UK[h] transposed, row-major with its
+      // blocks along nope, so q_lat[h] = q_nope[h] · W_UK[h] is a plain product with it; attn_v_b [H, v, r] is W_UV.
+      t_[a + "k_b_proj.weight"] = RawTensor{kb->data, dtype_of(m, *kb), {H * r, nope}};
+      t_[a + "v_b_proj.weight"] = RawTensor{vb->data, dtype_of(m, *vb), {H * v, r}};
     }
   }
 }

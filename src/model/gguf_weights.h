@@ -2,8 +2,10 @@
 // The tensors of a GGUF model (`deepseek2`, as llama.cpp's converters lay it out) under the Hugging Face names that
 // bind_weights asks for: `blk.N.attn_q_a.weight` is model.layers.N.self_attn.q_a_proj.weight, the stacked experts
 // `ffn_*_exps` [E, rows, cols] give each expert a view of its slice, and the split MLA layout (attn_k_b [H, r, nope]
-// + attn_v_b [H, v, r]) is assembled into kv_b_proj [H * (nope + v), r] (the one copy made; the older single
-// attn_kv_b maps directly). F32, F16 and BF16 tensors only for now: a quantised tensor type is an error naming it.
+// + attn_v_b [H, v, r]) is assembled into kv_b_proj [H * (nope + v), r] for the multi-head form (the one copy made,
+// fp32 when the halves are quantised; the older single attn_kv_b maps directly) and also offered as stored, as
+// k_b_proj [H * r, nope] and v_b_proj [H * v, r], which the absorbed form reads. Tensors are F32, F16, BF16 or a block
+// format of base/quant.h; any other ggml type is an error naming the tensor.
 #pragma once
 #include <map>
 #include <memory>

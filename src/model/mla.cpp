@@ -77,12 +77,18 @@ void Model::attention_mla(int64_t l, const Batch& batch, int64_t T, const std::v
       float* qlat = s_->qlat->f32();  // [n, H, c | rope]
       float* olat = s_->olat->f32();  // [n, H, c]
       const int64_t ldql = H * (r + dr);
+      // With the halves stored per head (a GGUF's attn_k_b / attn_v_b, in the file's format) both products read
+      // them as plain row-major weights; otherwise W_UK[h] is read transposed from kv_b_proj.
+      const bool halves = w.k_b_proj.data != nullptr;
       std::vector<ops::MatmulParams> heads;
       for (int64_t h = 0; h < H; ++h) {
-        // q_lat[h] = q_nope[h] · W_UK[h], W_UK[h] = kv_b_proj rows [h*(nope+dv), +nope) seen as [nope, r].
-        heads.push_back(mmp(qj + h * dqk, ldq, w.kv_b_proj.row_slice(h * (nope + dv), nope), qlat + h * (r + dr), ldql,
-                            n, r, nope, false, true));
-        be_.copy({qj + h * dqk + nope, ldq, qlat + h * (r + dr) + r, ldql, n, dr});
+        // q_lat[h] = q_nope[h] · W_UK[h], W_UK[h] = kv_b_proj rows [h*(nope+dv), +nope) seen as [nope, r]
+        // (= k_b_proj rows [h*r, +r) transposed).
+        float* ql = qlat + h * (r + dr);
+        heads.push_back(halves ? mmp(qj + h * dqk, ldq, w.k_b_proj.row_slice(h * r, r), ql, ldql, n, r, nope)
+                               : mmp(qj + h * dqk, ldq, w.kv_b_proj.row_slice(h * (nope + dv), nope), ql, ldql, n, r,
+                                     nope, false, true));
+        be_.copy({qj + h * dqk + nope, ldq, ql + r, ldql, n, dr});
       }
       be_.matmul_batch(heads.data(), heads.size());
       ops::MlaDecodeParams p;
@@ -91,8 +97,9 @@ void Model::attention_mla(int64_t l, const Batch& batch, int64_t T, const std::v
       be_.mla_decode(p);
       heads.clear();
       for (int64_t h = 0; h < H; ++h)  // o[h] = W_UV[h] · o_lat[h], W_UV[h] = rows [h*(nope+dv)+nope, +dv)
-        heads.push_back(mmp(olat + h * r, H * r, w.kv_b_proj.row_slice(h * (nope + dv) + nope, dv), oj + h * dv, ldo,
-                            n, dv, r));
+        heads.push_back(mmp(olat + h * r, H * r,
+                            halves ? w.v_b_proj.row_slice(h * dv, dv) : w.kv_b_proj.row_slice(h * (nope + dv) + nope, dv),
+                            oj + h * dv, ldo, n, dv, r));
       be_.matmul_batch(heads.data(), heads.size());
     }
     off += n;

@@ -163,6 +163,17 @@ Weights bind_weights(const io::ModelConfig& c, const TensorLookup& lookup, const
   visit_model(c, &w, c.num_hidden_layers, bind);
   if (c.tie_word_embeddings) w.lm_head = w.embed_tokens;
 
+  // Optional per-head halves of kv_b_proj (GGUF's attn_k_b / attn_v_b, gguf_weights.h): both or neither.
+  if (c.mla())
+    for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+      const std::string a = layer_prefix(l) + "self_attn.";
+      RawTensor t;
+      if (!lookup(a + "k_b_proj.weight", &t)) continue;
+      const int64_t H = c.num_attention_heads, r = c.kv_lora_rank;
+      bind({a + "k_b_proj.weight", {H * r, c.qk_nope_head_dim}, true}, &w.layers[size_t(l)].k_b_proj);
+      bind({a + "v_b_proj.weight", {H * c.v_head_dim, r}, true}, &w.layers[size_t(l)].v_b_proj);
+    }
+
   // MTP layers: optional as a whole (many conversions drop them), complete when present.
   std::set<std::string> names(all_names.begin(), all_names.end());
   for (int64_t l = c.num_hidden_layers; l < c.num_layers_total(); ++l) {
@@ -198,9 +209,10 @@ void for_each_weight(Weights* w, const std::function<void(WeightView&, ops::Weig
   f(w->norm, general);
   f(w->lm_head, mm);  // tied to embed_tokens: the same host bytes (a backend may keep one copy per use)
   for (LayerWeights& l : w->layers) {
-    // kv_b_proj is sliced per head and read transposed (absorbed decode): General. Norms, biases: General.
+    // kv_b_proj is sliced per head and read transposed (absorbed decode), k_b_proj / v_b_proj sliced per head:
+    // General. Norms, biases: General.
     for (WeightView* v : {&l.input_layernorm, &l.post_attention_layernorm, &l.q_a_layernorm, &l.kv_a_layernorm,
-                          &l.kv_b_proj, &l.e_score_correction_bias, &l.enorm, &l.hnorm, &l.embed_tokens,
+                          &l.kv_b_proj, &l.k_b_proj, &l.v_b_proj, &l.e_score_correction_bias, &l.enorm, &l.hnorm, &l.embed_tokens,
                           &l.shared_head_norm, &l.q_bias, &l.k_bias, &l.v_bias, &l.o_bias, &l.q_norm, &l.k_norm})
       f(*v, general);
     for (WeightView* v : {&l.q_proj, &l.q_a_proj, &l.q_b_proj, &l.kv_a_proj_with_mqa, &l.o_proj, &l.gate_proj,

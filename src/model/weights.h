@@ -35,6 +35,10 @@ struct LayerWeights {
   WeightView kv_a_proj_with_mqa;    // [kv_lora_rank + rope, hidden]
   WeightView kv_a_layernorm;        // [kv_lora_rank]
   WeightView kv_b_proj;             // [H*(nope+v), kv_lora_rank]
+  // The same two halves as a GGUF with the split MLA layout stores them, in the file's format (absent otherwise):
+  // the absorbed form reads these (a quantised file's blocks, not kv_b_proj's dequantised fp32 copy).
+  WeightView k_b_proj;              // [H*kv_lora_rank, nope]: W_UK of each head, transposed
+  WeightView v_b_proj;              // [H*v, kv_lora_rank]: W_UV of each head
   WeightView o_proj;                // [hidden, H*v] (grouped-query: [hidden, H*head_dim])
   // Grouped-query attention (q_proj above is [H*head_dim, hidden])
   WeightView k_proj, v_proj;        // [Hkv*head_dim, hidden]

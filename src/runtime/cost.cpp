@@ -15,6 +15,10 @@ double bytes_of(const WeightView& v) {
   return b;
 }
 double bytes_of(const ops::ExpertWeights& e) { return bytes_of(e.gate) + bytes_of(e.up) + bytes_of(e.down); }
+// Decode (the absorbed form) reads the stored halves where the model has them, else kv_b_proj.
+double kv_b_decode_bytes(const model::LayerWeights& L) {
+  return L.k_b_proj.data ? bytes_of(L.k_b_proj) + bytes_of(L.v_b_proj) : bytes_of(L.kv_b_proj);
+}
 }  // namespace
 
 DecodeBytes decode_bytes(const io::ModelConfig& c, const model::Weights& w, int64_t ctx, int64_t batch,
@@ -23,7 +27,7 @@ DecodeBytes decode_bytes(const io::ModelConfig& c, const model::Weights& w, int6
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
     const model::LayerWeights& L = w.layers[l];
     d.attention += bytes_of(L.q_proj) + bytes_of(L.q_a_proj) + bytes_of(L.q_a_layernorm) + bytes_of(L.q_b_proj) +
-                   bytes_of(L.kv_a_proj_with_mqa) + bytes_of(L.kv_a_layernorm) + bytes_of(L.kv_b_proj) +
+                   bytes_of(L.kv_a_proj_with_mqa) + bytes_of(L.kv_a_layernorm) + kv_b_decode_bytes(L) +
                    bytes_of(L.o_proj) + bytes_of(L.input_layernorm) + bytes_of(L.post_attention_layernorm) +
                    bytes_of(L.k_proj) + bytes_of(L.v_proj) + bytes_of(L.q_bias) + bytes_of(L.k_bias) +
                    bytes_of(L.v_bias) + bytes_of(L.o_bias) + bytes_of(L.q_norm) + bytes_of(L.k_norm);
@@ -57,7 +61,7 @@ std::vector<std::pair<const void*, size_t>> decode_read_set(const io::ModelConfi
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
     const model::LayerWeights& L = w.layers[l];
     for (const WeightView* v : {&L.q_proj, &L.q_a_proj, &L.q_a_layernorm, &L.q_b_proj, &L.kv_a_proj_with_mqa,
-                                &L.kv_a_layernorm, &L.kv_b_proj, &L.o_proj, &L.input_layernorm,
+                                &L.kv_a_layernorm, L.k_b_proj.data ? &L.k_b_proj : &L.kv_b_proj, &L.v_b_proj, &L.o_proj, &L.input_layernorm,
                                 &L.post_attention_layernorm, &L.gate_proj, &L.up_proj, &L.down_proj, &L.gate,
                                 &L.k_proj, &L.v_proj, &L.q_bias, &L.k_bias, &L.v_bias, &L.o_bias, &L.q_norm, &L.k_norm})
       add(*v);
