@@ -2,7 +2,7 @@
 // Decode matvec lab: how close the CPU backend's M = 1..4 products come to the memory's read bandwidth when they
 // stream a working set far larger than the caches (as a decode step does), measured against a plain read of the
 // same bytes in the same round (the machine's bandwidth drifts; the ratio does not).
-// usage: matvec_lab [--threads N] [--rounds R] [--mb MB] [--rows N] [--k K] [--own]
+// usage: matvec_lab [--threads N] [--rounds R] [--mb MB] [--rows N] [--k K] [--own] [--case NAME-PART]
 #include <immintrin.h>
 #include <omp.h>
 
@@ -50,6 +50,7 @@ double median(std::vector<double> v) {
 int main(int argc, char** argv) {
   int threads = 2, rounds = 9;
   bool own = false;  // --own: the backend's own copy and layout (Rows16), as `--load copy` gives the model
+  std::string only;  // --case S: only the cases whose name contains S
   int64_t mb = 1024, N = 2816, K = 2048;
   for (int i = 1; i < argc; ++i)
     if (std::string(argv[i]) == "--own") own = true;
@@ -60,6 +61,7 @@ int main(int argc, char** argv) {
     else if (a == "--mb") mb = std::atoll(argv[i + 1]);
     else if (a == "--rows") N = std::atoll(argv[i + 1]);
     else if (a == "--k") K = std::atoll(argv[i + 1]);
+    else if (a == "--case") only = argv[i + 1];
   }
   struct Case { DType dt; ops::Precision prec; int64_t M; const char* name; };
   const Case cases[] = {{DType::BF16, ops::Precision::F32, 1, "bf16 f32 M1"},
@@ -69,12 +71,16 @@ int main(int argc, char** argv) {
                         {DType::F8_E4M3, ops::Precision::F32, 1, "fp8 f32 M1"},
                         {DType::Q8_0, ops::Precision::Fast, 1, "q8_0 fast M1"},
                         {DType::Q8_0, ops::Precision::Fast, 4, "q8_0 fast M4"},
+                        {DType::Q8_0, ops::Precision::F32, 1, "q8_0 f32 M1"},
                         {DType::Q4_K, ops::Precision::Fast, 1, "q4_k fast M1"},
-                        {DType::Q6_K, ops::Precision::Fast, 1, "q6_k fast M1"}};
+                        {DType::Q4_K, ops::Precision::F32, 1, "q4_k f32 M1"},
+                        {DType::Q6_K, ops::Precision::Fast, 1, "q6_k fast M1"},
+                        {DType::Q6_K, ops::Precision::F32, 1, "q6_k f32 M1"}};
   auto be = cpu::make_cpu_backend(threads, own);
   std::printf("matvec lab: %lld MB per pass of [%lld x %lld] matrices, %d threads, %d rounds\n", (long long)mb,
               (long long)N, (long long)K, threads, rounds);
   for (const Case& c : cases) {
+    if (!only.empty() && std::string(c.name).find(only) == std::string::npos) continue;
     const size_t mat = size_t(N * row_bytes(c.dt, K));  // random bytes below: finite in every format
     const size_t n_mat = std::max<size_t>(1, size_t(mb) * 1000000 / mat);
     HugePageBuffer w(mat * n_mat, "lab weights");
