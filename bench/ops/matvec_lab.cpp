@@ -72,6 +72,8 @@ int main(int argc, char** argv) {
                         {DType::Q8_0, ops::Precision::Fast, 1, "q8_0 fast M1"},
                         {DType::Q8_0, ops::Precision::Fast, 4, "q8_0 fast M4"},
                         {DType::Q8_0, ops::Precision::F32, 1, "q8_0 f32 M1"},
+                        {DType::Q5_0, ops::Precision::Fast, 1, "q5_0 fast M1"},
+                        {DType::Q5_0, ops::Precision::F32, 1, "q5_0 f32 M1"},
                         {DType::Q4_K, ops::Precision::Fast, 1, "q4_k fast M1"},
                         {DType::Q4_K, ops::Precision::F32, 1, "q4_k f32 M1"},
                         {DType::Q6_K, ops::Precision::Fast, 1, "q6_k fast M1"},

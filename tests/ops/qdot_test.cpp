@@ -256,6 +256,44 @@ TEST(QDotTable, SimdLevelsCoverTheFastFormats) {
   }
 }
 
+// The multi-row decode kernels (qdot_rows_for): each row's result bitwise the level's QDotFn with M = 1, for any
+// number of rows (groups and tail), row stride larger than the row, and nothing written past out[R - 1].
+TEST(QDotRows, BitwiseTheSingleRowKernel) {
+  const std::string why = level_missing(Isa::Avx512);
+  if (!why.empty()) GTEST_SKIP() << why;
+  int formats = 0;
+  for (DType t : kFormats) {
+    const QDotRowsFn rows = qdot_rows_for(t, Isa::Avx512);
+    if (!rows) continue;
+    ++formats;
+    const QDotFn one = qdot_for(t, Isa::Avx512);
+    const QuantFormat* f = quant_format(t);
+    std::mt19937 rng(99u + unsigned(t));
+    for (int64_t mult : {1, 3, 8}) {
+      const int64_t n = mult * f->block, rb = row_bytes(t, n), stride = rb + f->block_bytes;  // a gap between rows
+      for (int R : {1, 2, 3, 4, 5, 7, 9}) {
+        std::vector<uint8_t> w(size_t(R * stride));
+        for (int r = 0; r < R; ++r) {
+          const auto row = random_weights(t, n, rng);
+          std::memcpy(w.data() + r * stride, row.data(), row.size());
+        }
+        for (bool extreme : {false, true}) {
+          const Acts A = random_acts(f->act, 1, n, rng, extreme);
+          std::vector<float> got(size_t(R + 1), 777.0f);
+          rows(w.data(), stride, R, A.bytes.data(), n, got.data());
+          for (int r = 0; r < R; ++r) {
+            float want = 0;
+            one(w.data() + r * stride, A.bytes.data(), A.stride, 1, n, &want, 1);
+            EXPECT_EQ(got[size_t(r)], want) << dtype_name(t) << " n=" << n << " R=" << R << " row " << r;
+          }
+          EXPECT_EQ(got[size_t(R)], 777.0f) << "wrote past out[R - 1]";
+        }
+      }
+    }
+  }
+  EXPECT_GE(formats, 10) << "Q8_0, Q4_0, Q5_0, IQ4_NL, Q2_K..Q6_K, IQ4_XS";
+}
+
 // ---- throughput (DS_QDOT_BENCH=1) --------------------------------------------------------------------------------
 
 double seconds_of(const std::function<void()>& fn, int reps) {

@@ -114,6 +114,39 @@ TEST(QFDotTable, KernelsWhereWritten) {
       EXPECT_EQ(qfdot_for(t, l), nullptr) << dtype_name(t) << " at " << isa_name(l);
 }
 
+// The multi-row decode kernels (qfdot_rows_for): each row's result bitwise the level's QFDotFn with M = 1, for any
+// number of rows (pairs and the odd one), a row stride larger than the row, nothing written past out[R - 1].
+TEST(QFDotRows, BitwiseTheSingleRowKernel) {
+  if (detected_isa() < Isa::Avx512) GTEST_SKIP() << "host CPU lacks " << isa_name(Isa::Avx512);
+  int formats = 0;
+  for (DType t : kFormats) {
+    const QFDotRowsFn rows = qfdot_rows_for(t, Isa::Avx512);
+    if (!rows) continue;
+    ++formats;
+    const QFDotFn one = qfdot_for(t, Isa::Avx512);
+    const QuantFormat* f = quant_format(t);
+    test::Rng rng(555 + uint64_t(t));
+    for (int64_t nb : {1, 2, 7}) {
+      const int64_t n = nb * f->block, stride = nb * f->block_bytes + 3;  // a gap, rows not aligned
+      for (int R : {1, 2, 3, 4, 5}) {
+        std::vector<uint8_t> w(size_t(R * stride));
+        for (int r = 0; r < R; ++r) test::randomize_blocks(rng, t, w.data() + r * stride, nb);
+        std::vector<float> x(static_cast<size_t>(n), 0.0f);
+        for (auto& v : x) v = rng.uni();
+        std::vector<float> got(size_t(R + 1), -12345.678f);
+        rows(w.data(), stride, R, x.data(), n, got.data());
+        for (int r = 0; r < R; ++r) {
+          float want = 0;
+          one(w.data() + r * stride, x.data(), n, 1, n, &want, 1);
+          EXPECT_EQ(got[size_t(r)], want) << dtype_name(t) << " n=" << n << " R=" << R << " row " << r;
+        }
+        EXPECT_EQ(got[size_t(R)], -12345.678f) << "wrote past out[R - 1]";
+      }
+    }
+  }
+  EXPECT_GE(formats, 11) << "every AVX-512 format but Q8_0";
+}
+
 // ---- throughput (DS_QFDOT_BENCH=1) -------------------------------------------------------------------------------
 
 double best_seconds(const std::function<void()>& fn, int reps) {

@@ -86,7 +86,9 @@ struct Prepared {
   // Block: Precision::Fast multiplies int8 activation blocks (qdot, x quantised into xq, one row per a_stride bytes);
   // Precision::F32 takes fp32 dots of x (j.xp) with the exact weight values (qfdot, or the row dequantised).
   QDotFn qdot = nullptr;
+  QDotRowsFn qdot_rows = nullptr;  // M = 1: several weight rows per call (bitwise qdot's results)
   QFDotFn qfdot = nullptr;
+  QFDotRowsFn qfdot_rows = nullptr;  // M = 1: several weight rows per call (bitwise qfdot's results)
   const QuantFormat* fmt = nullptr;
   const uint8_t* xq = nullptr;
   int64_t a_stride = 0;
@@ -107,6 +109,18 @@ void run_block_rows(const Prepared& r, const Kernels& kern, int64_t n0, int64_t 
   float* out = scratch(dots, size_t(p.M));
   if (!r.qdot) scratch(wrow, size_t(p.K));
   const uint8_t* w = static_cast<const uint8_t*>(p.w.data);
+  if (p.M == 1 && (r.qdot_rows || r.qfdot_rows)) {
+    constexpr int64_t kChunk = 64;  // outputs per call, through the dots scratch
+    float* o = scratch(dots, size_t(kChunk));
+    for (int64_t c0 = n0; c0 < n1; c0 += kChunk) {
+      const int R = int(std::min(kChunk, n1 - c0));
+      if (r.qdot_rows) r.qdot_rows(w + c0 * r.row_bytes, r.row_bytes, R, r.xq, p.K, o);
+      else r.qfdot_rows(w + c0 * r.row_bytes, r.row_bytes, R, r.j.xp, p.K, o);
+      float* y = p.y + c0;
+      for (int i = 0; i < R; ++i) y[i] = p.accumulate ? y[i] + o[i] : o[i];
+    }
+    return;
+  }
   for (int64_t n = n0; n < n1; ++n) {
     const uint8_t* row = w + n * r.row_bytes;
     if (r.qdot) {
@@ -135,12 +149,14 @@ void prepare_block(Prepared& r, const Kernels& kern, uint32_t* xbuf) {
   if (p.precision == ops::Precision::Fast) {
     r.qdot = qdot_for(p.w.dtype, kern.isa);
     DS_CHECK(r.qdot, "matmul: no integer dot product for weight format ", dtype_name(p.w.dtype));
+    r.qdot_rows = qdot_rows_for(p.w.dtype, kern.isa);
     r.a_stride = row_bytes(r.fmt->act, p.K);
     uint8_t* xq = reinterpret_cast<uint8_t*>(xbuf);
     for (int64_t m = 0; m < p.M; ++m) quantize_act(r.fmt->act, p.x + m * p.ldx, xq + m * r.a_stride, p.K);
     r.xq = xq;
   } else {
     r.qfdot = qfdot_for(p.w.dtype, kern.isa);
+    r.qfdot_rows = qfdot_rows_for(p.w.dtype, kern.isa);
     float* xp = reinterpret_cast<float*>(xbuf);
     for (int64_t m = 0; m < p.M; ++m) {
       std::memcpy(xp + m * r.j.Kp, p.x + m * p.ldx, size_t(p.K) * 4);

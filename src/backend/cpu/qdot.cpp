@@ -23,4 +23,10 @@ QDotFn qdot_for(DType wt, Isa isa) {
   return qdot_scalar(wt);
 }
 
+QDotRowsFn qdot_rows_for(DType wt, Isa isa) {
+  // Only where qdot_for picks the AVX-512 kernel whose results the rows kernel reproduces.
+  if (isa >= Isa::Avx512 && has_vnni() && qdot_avx512(wt)) return qdot_rows_avx512(wt);
+  return nullptr;
+}
+
 }  // namespace ds::cpu

@@ -40,4 +40,15 @@ QDotFn qdot_avx512(DType wt);  // AVX-512 BW + VNNI (only used where the CPU has
 // The best kernel for wt at ISA level `isa` (and below); null if wt is not a block format.
 QDotFn qdot_for(DType wt, Isa isa);
 
+// Decode (M = 1): R weight rows, row r at w + r * w_stride bytes, with one activation row; out[r] receives row r's
+// dot, bitwise what the level's QDotFn gives for that row (the same operations in the same order per row: batched
+// decode stays bitwise single-sequence decode). The rows run interleaved, which overlaps their chains and reads each
+// activation block once for several rows.
+using QDotRowsFn = void (*)(const void* w, int64_t w_stride, int R, const void* a, int64_t n, float* out);
+
+// The multi-row kernel for wt at level `isa` where that level's QDotFn has one (the AVX-512 level's Q8_0, Q4_0,
+// Q5_0, IQ4_NL, Q2_K .. Q6_K, IQ4_XS); null otherwise (callers then run QDotFn row by row).
+QDotRowsFn qdot_rows_avx512(DType wt);
+QDotRowsFn qdot_rows_for(DType wt, Isa isa);
+
 }  // namespace ds::cpu

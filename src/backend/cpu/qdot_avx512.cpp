@@ -43,6 +43,10 @@ inline float rdf32(const uint8_t* p) { float v; std::memcpy(&v, p, 4); return v;
 inline __m512i ld512(const uint8_t* p) { return _mm512_loadu_si512(p); }
 inline __m256i ld256(const uint8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
 inline __m128i ld128(const uint8_t* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); }
+// Prefetch [p, p + bytes) into L1 (prefetches never fault: past the end of the weights they are harmless).
+inline void prefetch_span(const uint8_t* p, int64_t bytes) {
+  for (int64_t o = 0; o < bytes; o += 64) _mm_prefetch(reinterpret_cast<const char*>(p + o), _MM_HINT_T0);
+}
 // 32 bytes broadcast to both halves of a zmm.
 inline __m512i bcast256(const uint8_t* p) { return _mm512_broadcast_i64x4(ld256(p)); }
 
@@ -126,6 +130,43 @@ void k32(const uint8_t* w, const uint8_t* a, int64_t as, int64_t nb, float* out,
     __m128 v = _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1));
     v = _mm_add_ps(v, _mm_movehl_ps(v, v));
     out[m * ldo] = _mm_cvtss_f32(_mm_add_ss(v, _mm_movehdup_ps(v)));
+  }
+}
+
+// NR weight rows (row r at w + r * ws) with one activation row (decode): per row the same operations in the same
+// order as k32<D, 1> (bitwise its result), the rows interleaved block by block so that their chains overlap and the
+// activation block is read once for all of them.
+template <class D, int NR>
+void k32r(const uint8_t* w, int64_t ws, const uint8_t* a, int64_t nb, float* out, const uint8_t* pf, int64_t pf_step) {
+  constexpr int U = 2;
+  __m256 acc[U][NR];
+  for (int u = 0; u < U; ++u)
+    for (int r = 0; r < NR; ++r) acc[u][r] = _mm256_setzero_ps();
+  constexpr int64_t kA = int64_t(sizeof(BlockQ8_0));
+  auto block = [&](int64_t b, int u) {
+    prefetch_span(pf + b * pf_step, pf_step);
+    const uint8_t* y = a + b * kA;
+    const __m256i ay = ld256(y + 2);
+    const float da = h2f(y);
+    for (int r = 0; r < NR; ++r) {
+      const uint8_t* x = w + r * ws + b * D::kBytes;
+      const __m256i wv = D::decode(x);
+      const __m256i wa = _mm256_abs_epi8(wv);
+      const __m256i av = _mm256_sign_epi8(ay, wv);
+      const __m256i p = _mm256_dpbusd_epi32(_mm256_setzero_si256(), wa, av);
+      acc[u][r] = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x) * da), _mm256_cvtepi32_ps(p), acc[u][r]);
+    }
+  };
+  int64_t b = 0;
+  for (; b + U <= nb; b += U)
+    for (int u = 0; u < U; ++u) block(b + u, u);
+  for (; b < nb; ++b) block(b, 0);
+  for (int r = 0; r < NR; ++r) {
+    __m256 t = acc[0][r];
+    for (int u = 1; u < U; ++u) t = _mm256_add_ps(t, acc[u][r]);
+    __m128 v = _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1));
+    v = _mm_add_ps(v, _mm_movehl_ps(v, v));
+    out[r] = _mm_cvtss_f32(_mm_add_ss(v, _mm_movehdup_ps(v)));
   }
 }
 
@@ -678,6 +719,44 @@ void k256(const uint8_t* w, const uint8_t* a, int64_t as, int64_t nb, float* out
   }
 }
 
+// NR weight rows (row r at w + r * ws) with one activation row (decode): per row the same operations in the same
+// order as k256<D, 1> (bitwise its result); the rows are interleaved block by block (their decode and dot chains
+// overlap, one call and one activation block read serve them all).
+template <class D, int NR>
+void k256r(const uint8_t* w, int64_t ws, const uint8_t* a, int64_t nb, float* out, const uint8_t* pf, int64_t pf_step) {
+  __m512 acc[NR];
+  __m256 accm[NR];
+  for (int r = 0; r < NR; ++r) acc[r] = _mm512_setzero_ps();
+  for (int r = 0; r < NR; ++r) accm[r] = _mm256_setzero_ps();
+  const __m512i zero = _mm512_setzero_si512();
+  for (int64_t b = 0; b < nb; ++b) {
+    prefetch_span(pf + b * pf_step, pf_step);
+    const uint8_t* y = a + b * int64_t(sizeof(BlockQ8_K));
+    const float da = rdf32(y);
+    for (int r = 0; r < NR; ++r) {
+      SB s;
+      D::run(w + r * ws + b * D::kBytes, s);
+      __m512i part[2] = {zero, zero};
+      for (int k = 0; k < 4; ++k) {
+        __m512i av = ld512(y + 4 + 64 * k);
+        if constexpr (D::kSigned) av = _mm512_mask_sub_epi8(av, s.neg[k], zero, av);
+        part[k & 1] = _mm512_dpwssd_epi32(part[k & 1], _mm512_maddubs_epi16(s.u[k], av), s.sc[k]);
+      }
+      __m512i sumi = _mm512_add_epi32(part[0], part[1]);
+      const __m256i bs = ld256(y + 260);
+      if constexpr (D::kCorr) sumi = _mm512_dpwssd_epi32(sumi, _mm512_zextsi256_si512(bs), s.corr);
+      acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(s.d * da), _mm512_cvtepi32_ps(sumi), acc[r]);
+      if constexpr (D::kMin)
+        accm[r] = _mm256_fmadd_ps(_mm256_set1_ps(-s.dmin * da),
+                                  _mm256_cvtepi32_ps(_mm256_madd_epi16(bs, _mm512_castsi512_si256(s.mins))), accm[r]);
+    }
+  }
+  for (int r = 0; r < NR; ++r) {
+    if constexpr (D::kMin) acc[r] = _mm512_add_ps(acc[r], _mm512_zextps256_ps512(accm[r]));
+    out[r] = _mm512_reduce_add_ps(acc[r]);
+  }
+}
+
 // ---- M dispatch --------------------------------------------------------------------------------------------------
 
 using RowsFn = void (*)(const uint8_t*, const uint8_t*, int64_t, int64_t, float*, int64_t);
@@ -710,7 +789,50 @@ void run(const void* w, const void* a, int64_t as, int M, int64_t n, float* out,
   }
 }
 
+// Weight rows in groups of kRowsPerCall, the rest one by one (each row's result is the same either way). Reading
+// rows side by side breaks the one sequential stream the hardware prefetchers follow into short ones (a row is a
+// few KB), so each group prefetches the group kPrefetchGroups ahead, a slice per block step.
+constexpr int kRowsPerCall = 4;
+constexpr int kPrefetchGroups = 2;
+template <template <class, int> class KR, class D, int Block>
+void run_rows(const void* w, int64_t ws, int R, const void* a, int64_t n, float* out) {
+  const auto* wp = static_cast<const uint8_t*>(w);
+  const auto* ap = static_cast<const uint8_t*>(a);
+  const int64_t nb = n / Block;
+  const int64_t step = (kRowsPerCall * ws + nb - 1) / nb;  // bytes of the group ahead per block step
+  int r = 0;
+  for (; r + kRowsPerCall <= R; r += kRowsPerCall)
+    KR<D, kRowsPerCall>::go(wp + r * ws, ws, ap, nb, out + r, wp + (r + kPrefetchGroups * kRowsPerCall) * ws, step);
+  for (; r < R; ++r) KR<D, 1>::go(wp + r * ws, ws, ap, nb, out + r, wp + (r + 1) * ws, 0);
+}
+template <class D, int NR> struct R32 {
+  static void go(const uint8_t* w, int64_t ws, const uint8_t* a, int64_t nb, float* out, const uint8_t* pf, int64_t st) {
+    k32r<D, NR>(w, ws, a, nb, out, pf, st);
+  }
+};
+template <class D, int NR> struct R256 {
+  static void go(const uint8_t* w, int64_t ws, const uint8_t* a, int64_t nb, float* out, const uint8_t* pf, int64_t st) {
+    k256r<D, NR>(w, ws, a, nb, out, pf, st);
+  }
+};
+
 }  // namespace
+
+QDotRowsFn qdot_rows_avx512(DType wt) {
+  switch (wt) {
+    case DType::Q8_0: return run_rows<R32, Q8_0D, 32>;
+    case DType::Q4_0: return run_rows<R32, Q4_0D, 32>;
+    case DType::Q5_0: return run_rows<R32, Q5_0D, 32>;
+    case DType::IQ4_NL: return run_rows<R32, IQ4_NLD, 32>;
+    case DType::Q2_K: return run_rows<R256, Q2_KD, 256>;
+    case DType::Q3_K: return run_rows<R256, Q3_KD, 256>;
+    case DType::Q4_K: return run_rows<R256, Q4_KD, 256>;
+    case DType::Q5_K: return run_rows<R256, Q5_KD, 256>;
+    case DType::Q6_K: return run_rows<R256, Q6_KD, 256>;
+    case DType::IQ4_XS: return run_rows<R256, IQ4_XSD, 256>;
+    default: return nullptr;
+  }
+}
 
 QDotFn qdot_avx512(DType wt) {
   static const bool bmi2 = [] {

@@ -9,11 +9,17 @@ namespace ds::cpu {
 // The per-level tables (qfdot_avx2.cpp, qfdot_avx512.cpp): null for formats without a kernel.
 QFDotFn qfdot_avx2(DType wt);
 QFDotFn qfdot_avx512(DType wt);
+QFDotRowsFn qfdot_rows_avx512(DType wt);
 
 QFDotFn qfdot_for(DType wt, Isa isa) {
   if (isa >= Isa::Avx512)
     if (QFDotFn f = qfdot_avx512(wt)) return f;
   if (isa >= Isa::Avx2) return qfdot_avx2(wt);
+  return nullptr;
+}
+
+QFDotRowsFn qfdot_rows_for(DType wt, Isa isa) {
+  if (isa >= Isa::Avx512 && qfdot_avx512(wt)) return qfdot_rows_avx512(wt);
   return nullptr;
 }
 

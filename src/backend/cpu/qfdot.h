@@ -21,4 +21,13 @@ using QFDotFn = void (*)(const void* w, const float* x, int64_t ldx, int M, int6
 // dequantises the row with to_f32 and takes fp32 dots).
 QFDotFn qfdot_for(DType wt, Isa isa);
 
+// Decode (M = 1): R weight rows, row r at w + r * w_stride bytes, with one fp32 row x; out[r] receives row r's dot,
+// bitwise what the level's QFDotFn gives for that row (batched decode stays bitwise single-sequence decode). The
+// rows run interleaved: x is loaded once for several rows and their chains overlap.
+using QFDotRowsFn = void (*)(const void* w, int64_t w_stride, int R, const float* x, int64_t n, float* out);
+
+// The multi-row kernel for wt at level `isa` where qfdot_for picks an AVX-512 kernel (all but Q8_0, which measured
+// no faster so); null otherwise (callers then run QFDotFn row by row).
+QFDotRowsFn qfdot_rows_for(DType wt, Isa isa);
+
 }  // namespace ds::cpu
