@@ -6,6 +6,7 @@
 #include <pcre2.h>
 
 #include <chrono>
+#include <memory>
 
 #include <nlohmann/json.hpp>
 
@@ -103,8 +104,14 @@ void PreTokenizer::split(std::string_view text, std::vector<Span>& out) const {
   size_t rule_index = 0;
   std::vector<Span> cur{{0, static_cast<uint32_t>(text.size())}}, next;
   for (const auto& rule : rules_) {
-    pcre2_match_data* md = pcre2_match_data_create_from_pattern(rule->code, nullptr);
-    pcre2_match_context* mc = pcre2_match_context_create(nullptr);
+    // Owned so that the budget's error (thrown mid-rule) frees them too.
+    const std::unique_ptr<pcre2_match_data, decltype(&pcre2_match_data_free)> md_owner(
+        pcre2_match_data_create_from_pattern(rule->code, nullptr), &pcre2_match_data_free);
+    const std::unique_ptr<pcre2_match_context, decltype(&pcre2_match_context_free)> mc_owner(
+        pcre2_match_context_create(nullptr), &pcre2_match_context_free);
+    pcre2_match_data* md = md_owner.get();
+    pcre2_match_context* mc = mc_owner.get();
+    if (!md || !mc) fail("pre-tokenizer: out of memory creating PCRE2 match data");
     if (rule->jit && jit_stack.stack) pcre2_jit_stack_assign(mc, nullptr, jit_stack.stack);
     next.clear();
     next.reserve(cur.size() * 2);
@@ -136,8 +143,6 @@ void PreTokenizer::split(std::string_view text, std::vector<Span>& out) const {
       }
       if (gap < piece.len) next.push_back({static_cast<uint32_t>(piece.begin + gap), static_cast<uint32_t>(piece.len - gap)});
     }
-    pcre2_match_context_free(mc);
-    pcre2_match_data_free(md);
     cur.swap(next);
     ++rule_index;
   }
