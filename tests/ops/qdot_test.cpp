@@ -294,6 +294,58 @@ TEST(QDotRows, BitwiseTheSingleRowKernel) {
   EXPECT_GE(formats, 10) << "Q8_0, Q4_0, Q5_0, IQ4_NL, Q2_K..Q6_K, IQ4_XS";
 }
 
+// The prefill tile kernels (qgemm_for): every result bitwise the level's QDotFn for that weight row and activation
+// row, for tile remainders in both directions, odd and even block counts, a row stride larger than the row, an
+// output stride larger than R, with and without accumulate, and nothing written outside the R x M outputs.
+TEST(QGemm, BitwiseTheDotKernel) {
+  const std::string why = level_missing(Isa::Avx512);
+  if (!why.empty()) GTEST_SKIP() << why;
+  int formats = 0;
+  for (DType t : kFormats) {
+    const QGemmFn gemm = qgemm_for(t, Isa::Avx512);
+    if (!gemm) continue;
+    ++formats;
+    const QDotFn one = qdot_for(t, Isa::Avx512);
+    const QuantFormat* f = quant_format(t);
+    ASSERT_EQ(f->act, DType::Q8_0) << dtype_name(t);
+    std::mt19937 rng(7u + unsigned(t));
+    for (int64_t nb : {1, 2, 3, 8, 13}) {
+      const int64_t n = nb * f->block, rb = row_bytes(t, n), stride = rb + f->block_bytes;
+      for (int R : {1, 3, 4, 5, 9}) {
+        std::vector<uint8_t> w(size_t(R * stride));
+        for (int r = 0; r < R; ++r) {
+          const auto row = random_weights(t, n, rng);
+          std::memcpy(w.data() + r * stride, row.data(), row.size());
+        }
+        if (t == DType::Q8_0) w[2] = 0x80;  // a -128 weight quant (ggml never writes one; a file may)
+        for (int M : {1, 2, 3, 4, 7, 11}) {
+          const Acts A = random_acts(f->act, M, n, rng, M == 4);
+          std::vector<uint8_t> q(size_t(M * packed_q_stride(nb)));
+          std::vector<float> d(size_t(M * packed_d_stride(nb)));
+          pack_q8_0_act(A.bytes.data(), A.stride, M, nb, q.data(), d.data());
+          const QPackedAct x{q.data(), d.data(), packed_q_stride(nb), packed_d_stride(nb)};
+          const int64_t ldy = R + 2;
+          for (bool accumulate : {false, true}) {
+            std::vector<float> got(size_t(M * ldy), 777.0f);
+            gemm(w.data(), stride, R, x, M, n, got.data(), ldy, accumulate);
+            for (int m = 0; m < M; ++m) {
+              for (int r = 0; r < R; ++r) {
+                float want = 0;
+                one(w.data() + r * stride, A.bytes.data() + m * A.stride, A.stride, 1, n, &want, 1);
+                if (accumulate) want = 777.0f + want;
+                EXPECT_EQ(got[size_t(m * ldy + r)], want)
+                    << dtype_name(t) << " nb=" << nb << " R=" << R << " M=" << M << " row " << r << " act " << m;
+              }
+              for (int64_t c = R; c < ldy; ++c) EXPECT_EQ(got[size_t(m * ldy + c)], 777.0f) << "wrote outside R x M";
+            }
+          }
+        }
+      }
+    }
+  }
+  EXPECT_GE(formats, 4) << "Q8_0, Q4_0, Q5_0, IQ4_NL";
+}
+
 // ---- throughput (DS_QDOT_BENCH=1) --------------------------------------------------------------------------------
 
 double seconds_of(const std::function<void()>& fn, int reps) {

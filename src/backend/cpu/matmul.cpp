@@ -89,6 +89,8 @@ struct Prepared {
   QDotRowsFn qdot_rows = nullptr;  // M = 1: several weight rows per call (bitwise qdot's results)
   QFDotFn qfdot = nullptr;
   QFDotRowsFn qfdot_rows = nullptr;  // M = 1: several weight rows per call (bitwise qfdot's results)
+  QGemmFn qgemm = nullptr;           // M > 8: tiles over packed activations (bitwise qdot's results)
+  QPackedAct packed;
   const QuantFormat* fmt = nullptr;
   const uint8_t* xq = nullptr;
   int64_t a_stride = 0;
@@ -109,6 +111,18 @@ void run_block_rows(const Prepared& r, const Kernels& kern, int64_t n0, int64_t 
   float* out = scratch(dots, size_t(p.M));
   if (!r.qdot) scratch(wrow, size_t(p.K));
   const uint8_t* w = static_cast<const uint8_t*>(p.w.data);
+  if (r.qgemm) {
+    // Activation rows in chunks that stay in L2 while the range's weight rows pass by in tiles.
+    const int64_t mc = std::clamp<int64_t>((192 << 10) / std::max<int64_t>(r.packed.q_stride, 1), 3, p.M);
+    for (int64_t m0 = 0; m0 < p.M; m0 += mc) {
+      QPackedAct x = r.packed;
+      x.q += m0 * x.q_stride;
+      x.d += m0 * x.d_stride;
+      r.qgemm(w + n0 * r.row_bytes, r.row_bytes, int(n1 - n0), x, int(std::min(mc, p.M - m0)), p.K,
+              p.y + m0 * p.ldy + n0, p.ldy, p.accumulate);
+    }
+    return;
+  }
   if (p.M == 1 && (r.qdot_rows || r.qfdot_rows)) {
     constexpr int64_t kChunk = 64;  // outputs per call, through the dots scratch
     float* o = scratch(dots, size_t(kChunk));
@@ -154,6 +168,17 @@ void prepare_block(Prepared& r, const Kernels& kern, uint32_t* xbuf) {
     uint8_t* xq = reinterpret_cast<uint8_t*>(xbuf);
     for (int64_t m = 0; m < p.M; ++m) quantize_act(r.fmt->act, p.x + m * p.ldx, xq + m * r.a_stride, p.K);
     r.xq = xq;
+    if (p.M > kDecodeMaxM && r.fmt->act == DType::Q8_0) r.qgemm = qgemm_for(p.w.dtype, kern.isa);
+    if (r.qgemm) {  // packed after the blocks (x_scratch_words leaves room: 34 + 36 bytes per 32 elements at most)
+      const int64_t nb = p.K / 32;
+      r.packed.q_stride = packed_q_stride(nb);
+      r.packed.d_stride = packed_d_stride(nb);
+      uint8_t* q = xq + round_up(p.M * r.a_stride, 4);
+      float* d = reinterpret_cast<float*>(q + p.M * r.packed.q_stride);
+      pack_q8_0_act(xq, r.a_stride, int(p.M), nb, q, d);
+      r.packed.q = q;
+      r.packed.d = d;
+    }
   } else {
     r.qfdot = qfdot_for(p.w.dtype, kern.isa);
     r.qfdot_rows = qfdot_rows_for(p.w.dtype, kern.isa);
@@ -282,7 +307,10 @@ void run_small(const std::vector<Prepared>& rs, const Kernels& kern, int n_threa
   struct Piece { size_t job; int64_t n0, n1; };
   std::vector<Piece> pieces;
   for (size_t i = 0; i < rs.size(); ++i) {
-    const int64_t N = rs[i].p->N, rows = std::max<int64_t>(16, round_up(kPieceBytes / rs[i].row_bytes, 16));
+    // Prefill tiles of block weights: the pieces' work grows with the tokens, so fewer rows per piece.
+    const int64_t passes = rs[i].qgemm ? (rs[i].p->M + 63) / 64 : 1;
+    const int64_t N = rs[i].p->N,
+                  rows = std::max<int64_t>(16, round_up(kPieceBytes / (rs[i].row_bytes * passes), 16));
     for (int64_t n0 = 0; n0 < N; n0 += rows) pieces.push_back({i, n0, std::min(N, n0 + rows)});
   }
   parallel_dynamic(int64_t(pieces.size()), nt, [&](int64_t k, int) {

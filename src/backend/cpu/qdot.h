@@ -51,4 +51,31 @@ using QDotRowsFn = void (*)(const void* w, int64_t w_stride, int R, const void* 
 QDotRowsFn qdot_rows_avx512(DType wt);
 QDotRowsFn qdot_rows_for(DType wt, Isa isa);
 
+// Prefill (many activation rows): GEMM tiles of several weight rows by several activation rows, over Q8_0 activation
+// blocks packed once per product (pack_q8_0_act): row m's quants as unsigned bytes q + 128 in q + m * q_stride (the
+// blocks back to back, rows a whole number of block pairs), its block scales as floats in d + m * d_stride. A tile
+// decodes each weight block once for all its activation rows and loads each activation block once for all its
+// weight rows; every result is bitwise what the level's QDotFn gives (same integer block sums, same fp32 operations
+// in the same order), so a token's result does not depend on how many tokens run with it.
+struct QPackedAct {
+  const uint8_t* q = nullptr;
+  const float* d = nullptr;
+  int64_t q_stride = 0;  // bytes
+  int64_t d_stride = 0;  // floats
+};
+// The packed strides for rows of nb blocks, and the packing of M rows of Q8_0 blocks (row m at a + m * a_stride).
+inline int64_t packed_q_stride(int64_t nb) { return (nb + 1) / 2 * 64; }
+inline int64_t packed_d_stride(int64_t nb) { return (nb + 1) / 2 * 2; }
+void pack_q8_0_act(const void* a, int64_t a_stride, int M, int64_t nb, uint8_t* q, float* d);
+
+// y[m * ldy + r] (+)= dot(weight row r, activation row m) for r < R, m < M; weight row r at w + r * w_stride bytes,
+// rows of n elements.
+using QGemmFn = void (*)(const void* w, int64_t w_stride, int R, const QPackedAct& x, int M, int64_t n, float* y,
+                         int64_t ldy, bool accumulate);
+
+// The tile kernel for wt at level `isa` where that level's QDotFn has one (the AVX-512 level's 32-element signed
+// formats: Q8_0, Q4_0, Q5_0, IQ4_NL); null otherwise (callers then run QDotFn row by row).
+QGemmFn qgemm_avx512(DType wt);
+QGemmFn qgemm_for(DType wt, Isa isa);
+
 }  // namespace ds::cpu

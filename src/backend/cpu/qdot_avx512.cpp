@@ -170,6 +170,97 @@ void k32r(const uint8_t* w, int64_t ws, const uint8_t* a, int64_t nb, float* out
   }
 }
 
+// GEMM tile for prefill: RM weight rows x RN activation rows over packed activations (qdot.h, QPackedAct). Two
+// blocks per zmm: the low half takes the even blocks and the high half the odd ones, which are exactly k32's two
+// accumulator sets, so each result is bitwise k32's. The activations are stored as unsigned q + 128 and each weight
+// block's lanes start from -128 * (their weight sum), so vpdpbusd leaves Σ w·q per lane as k32's sign trick does.
+inline __m512i pair512(__m256i lo, __m256i hi) { return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1); }
+inline __m512 pair512(__m256 lo, __m256 hi) { return _mm512_insertf32x8(_mm512_castps256_ps512(lo), hi, 1); }
+
+template <class D, int RM, int RN>
+void k32t(const uint8_t* w, int64_t ws, const QPackedAct& x, int64_t nb, float* y, int64_t ldy, bool accumulate) {
+  __m512 acc[RM][RN];
+  for (int r = 0; r < RM; ++r)
+    for (int m = 0; m < RN; ++m) acc[r][m] = _mm512_setzero_ps();
+  const __m512i k128 = _mm512_set1_epi8(char(0x80));
+  int64_t b = 0;
+  for (; b + 2 <= nb; b += 2) {
+    __m512i wv[RM], w0[RM];
+    __m512 dw[RM];
+    for (int r = 0; r < RM; ++r) {
+      const uint8_t* blk = w + r * ws + b * D::kBytes;
+      wv[r] = pair512(D::decode(blk), D::decode(blk + D::kBytes));
+      w0[r] = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), k128, wv[r]));
+      dw[r] = pair512(_mm256_set1_ps(h2f(blk)), _mm256_set1_ps(h2f(blk + D::kBytes)));
+    }
+    for (int m = 0; m < RN; ++m) {
+      const __m512i xq = ld512(x.q + m * x.q_stride + b * 32);
+      const float* xd = x.d + m * x.d_stride + b;
+      const __m512 dx = pair512(_mm256_set1_ps(xd[0]), _mm256_set1_ps(xd[1]));
+      for (int r = 0; r < RM; ++r) {
+        const __m512i p = _mm512_dpbusd_epi32(w0[r], xq, wv[r]);
+        acc[r][m] = _mm512_fmadd_ps(_mm512_mul_ps(dw[r], dx), _mm512_cvtepi32_ps(p), acc[r][m]);
+      }
+    }
+  }
+  __m256 lo[RM][RN];
+  for (int r = 0; r < RM; ++r)
+    for (int m = 0; m < RN; ++m) lo[r][m] = _mm512_castps512_ps256(acc[r][m]);
+  if (b < nb) {  // an odd last block: the even set (the low half), as in k32
+    for (int r = 0; r < RM; ++r) {
+      const uint8_t* blk = w + r * ws + b * D::kBytes;
+      const __m256i wv = D::decode(blk);
+      const __m256i w0 = _mm256_sub_epi32(_mm256_setzero_si256(),
+                                          _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_set1_epi8(char(0x80)), wv));
+      const float dw = h2f(blk);
+      for (int m = 0; m < RN; ++m) {
+        const __m256i p = _mm256_dpbusd_epi32(w0, ld256(x.q + m * x.q_stride + b * 32), wv);
+        lo[r][m] = _mm256_fmadd_ps(_mm256_set1_ps(dw * x.d[m * x.d_stride + b]), _mm256_cvtepi32_ps(p), lo[r][m]);
+      }
+    }
+  }
+  for (int r = 0; r < RM; ++r)
+    for (int m = 0; m < RN; ++m) {
+      const __m256 t = _mm256_add_ps(lo[r][m], _mm512_extractf32x8_ps(acc[r][m], 1));
+      __m128 v = _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1));
+      v = _mm_add_ps(v, _mm_movehl_ps(v, v));
+      const float out = _mm_cvtss_f32(_mm_add_ss(v, _mm_movehdup_ps(v)));
+      float* o = y + m * ldy + r;
+      *o = accumulate ? *o + out : out;
+    }
+}
+
+// Tiles of kTileRows weight rows (kept in L1) by kTileActs activation rows (streamed), remainders with smaller tiles.
+constexpr int kTileRows = 4, kTileActs = 3;
+template <class D, int RM>
+void k32t_rows(const uint8_t* w, int64_t ws, const QPackedAct& x, int M, int64_t nb, float* y, int64_t ldy, bool acc) {
+  int m = 0;
+  QPackedAct xm = x;
+  for (; m + kTileActs <= M; m += kTileActs) {
+    xm.q = x.q + m * x.q_stride;
+    xm.d = x.d + m * x.d_stride;
+    k32t<D, RM, kTileActs>(w, ws, xm, nb, y + m * ldy, ldy, acc);
+  }
+  xm.q = x.q + m * x.q_stride;
+  xm.d = x.d + m * x.d_stride;
+  if (M - m == 2) k32t<D, RM, 2>(w, ws, xm, nb, y + m * ldy, ldy, acc);
+  else if (M - m == 1) k32t<D, RM, 1>(w, ws, xm, nb, y + m * ldy, ldy, acc);
+}
+template <class D>
+void qgemm32(const void* wv, int64_t ws, int R, const QPackedAct& x, int M, int64_t n, float* y, int64_t ldy,
+             bool acc) {
+  const auto* w = static_cast<const uint8_t*>(wv);
+  const int64_t nb = n / 32;
+  int r = 0;
+  for (; r + kTileRows <= R; r += kTileRows) k32t_rows<D, kTileRows>(w + r * ws, ws, x, M, nb, y + r, ldy, acc);
+  switch (R - r) {
+    case 3: k32t_rows<D, 3>(w + r * ws, ws, x, M, nb, y + r, ldy, acc); break;
+    case 2: k32t_rows<D, 2>(w + r * ws, ws, x, M, nb, y + r, ldy, acc); break;
+    case 1: k32t_rows<D, 1>(w + r * ws, ws, x, M, nb, y + r, ldy, acc); break;
+    default: break;
+  }
+}
+
 // ---- 32-element formats with a min (Q4_1, Q5_1): unsigned quants u, value = d * u + m --------------------------
 // Per activation row: d_w * d_a * Σ u a + m_w * d_a * Σ a, both sums through vpdpbusd (u <= 31, and 1 x a).
 
@@ -830,6 +921,16 @@ QDotRowsFn qdot_rows_avx512(DType wt) {
     case DType::Q5_K: return run_rows<R256, Q5_KD, 256>;
     case DType::Q6_K: return run_rows<R256, Q6_KD, 256>;
     case DType::IQ4_XS: return run_rows<R256, IQ4_XSD, 256>;
+    default: return nullptr;
+  }
+}
+
+QGemmFn qgemm_avx512(DType wt) {
+  switch (wt) {
+    case DType::Q8_0: return qgemm32<Q8_0D>;
+    case DType::Q4_0: return qgemm32<Q4_0D>;
+    case DType::Q5_0: return qgemm32<Q5_0D>;
+    case DType::IQ4_NL: return qgemm32<IQ4_NLD>;
     default: return nullptr;
   }
 }
