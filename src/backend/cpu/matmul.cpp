@@ -89,7 +89,7 @@ struct Prepared {
   QDotRowsFn qdot_rows = nullptr;  // M = 1: several weight rows per call (bitwise qdot's results)
   QFDotFn qfdot = nullptr;
   QFDotRowsFn qfdot_rows = nullptr;  // M = 1: several weight rows per call (bitwise qfdot's results)
-  QGemmFn qgemm = nullptr;           // M > 8: tiles over packed activations (bitwise qdot's results)
+  QGemmFn qgemm = nullptr;           // every M: tiles over packed activations (bitwise qdot's results)
   QPackedAct packed;
   const QuantFormat* fmt = nullptr;
   const uint8_t* xq = nullptr;
@@ -113,7 +113,7 @@ void run_block_rows(const Prepared& r, const Kernels& kern, int64_t n0, int64_t 
   const uint8_t* w = static_cast<const uint8_t*>(p.w.data);
   if (r.qgemm) {
     // Activation rows in chunks that stay in L2 while the range's weight rows pass by in tiles.
-    const int64_t mc = std::clamp<int64_t>((192 << 10) / std::max<int64_t>(r.packed.q_stride, 1), 3, p.M);
+    const int64_t mc = std::min<int64_t>(std::max<int64_t>((192 << 10) / r.packed.q_stride, 3), p.M);
     for (int64_t m0 = 0; m0 < p.M; m0 += mc) {
       QPackedAct x = r.packed;
       x.q += m0 * x.q_stride;
@@ -168,7 +168,7 @@ void prepare_block(Prepared& r, const Kernels& kern, uint32_t* xbuf) {
     uint8_t* xq = reinterpret_cast<uint8_t*>(xbuf);
     for (int64_t m = 0; m < p.M; ++m) quantize_act(r.fmt->act, p.x + m * p.ldx, xq + m * r.a_stride, p.K);
     r.xq = xq;
-    if (p.M > kDecodeMaxM && r.fmt->act == DType::Q8_0) r.qgemm = qgemm_for(p.w.dtype, kern.isa);
+    if (r.fmt->act == DType::Q8_0) r.qgemm = qgemm_for(p.w.dtype, kern.isa);
     if (r.qgemm) {  // packed after the blocks (x_scratch_words leaves room: 34 + 36 bytes per 32 elements at most)
       const int64_t nb = p.K / 32;
       r.packed.q_stride = packed_q_stride(nb);

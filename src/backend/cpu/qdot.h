@@ -46,12 +46,12 @@ QDotFn qdot_for(DType wt, Isa isa);
 // activation block once for several rows.
 using QDotRowsFn = void (*)(const void* w, int64_t w_stride, int R, const void* a, int64_t n, float* out);
 
-// The multi-row kernel for wt at level `isa` where that level's QDotFn has one (the AVX-512 level's Q8_0, Q4_0,
-// Q5_0, IQ4_NL, Q2_K .. Q6_K, IQ4_XS); null otherwise (callers then run QDotFn row by row).
+// The multi-row kernel for wt at level `isa` where that level's QDotFn has one (the AVX-512 level's K-quants
+// Q2_K .. Q6_K and IQ4_XS; its 32-element formats decode through QGemmFn below); null otherwise.
 QDotRowsFn qdot_rows_avx512(DType wt);
 QDotRowsFn qdot_rows_for(DType wt, Isa isa);
 
-// Prefill (many activation rows): GEMM tiles of several weight rows by several activation rows, over Q8_0 activation
+// Any number of activation rows (prefill, and decode where it exists): GEMM tiles of several weight rows by several activation rows, over Q8_0 activation
 // blocks packed once per product (pack_q8_0_act): row m's quants as unsigned bytes q + 128 in q + m * q_stride (the
 // blocks back to back, rows a whole number of block pairs), its block scales as floats in d + m * d_stride. A tile
 // decodes each weight block once for all its activation rows and loads each activation block once for all its
@@ -74,7 +74,8 @@ using QGemmFn = void (*)(const void* w, int64_t w_stride, int R, const QPackedAc
                          int64_t ldy, bool accumulate);
 
 // The tile kernel for wt at level `isa` where that level's QDotFn has one (the AVX-512 level's 32-element signed
-// formats: Q8_0, Q4_0, Q5_0, IQ4_NL); null otherwise (callers then run QDotFn row by row).
+// formats: Q8_0, Q4_0, Q5_0, IQ4_NL); null otherwise (callers then run QDotFn row by row). With at most 8 activation
+// rows it prefetches the weight rows two tiles ahead (decode streams them from memory).
 QGemmFn qgemm_avx512(DType wt);
 QGemmFn qgemm_for(DType wt, Isa isa);
 

@@ -19,6 +19,7 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstring>
@@ -73,9 +74,11 @@ inline __m256i iq4nl_table256() {
 
 // ---- 32-element formats: signed int8 weights of one block --------------------------------------------------------
 
+// The 16 packed bytes broadcast to both halves, the high half shifted down a nibble (one variable shift).
 inline __m256i nibbles32(const uint8_t* p) {
-  const __m128i q = ld128(p);
-  return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), _mm256_set1_epi8(15));
+  const __m256i q = _mm256_broadcastsi128_si256(ld128(p));
+  return _mm256_and_si256(_mm256_srlv_epi16(q, _mm256_setr_epi64x(0, 0, 0x0004000400040004, 0x0004000400040004)),
+                          _mm256_set1_epi8(15));
 }
 
 struct Q8_0D {
@@ -89,8 +92,9 @@ struct Q4_0D {
 struct Q5_0D {
   static constexpr int kBytes = 22;
   static __m256i decode(const uint8_t* b) {
-    const __m256i hi = _mm256_maskz_mov_epi8(__mmask32(rd32(b + 2)), _mm256_set1_epi8(16));  // bit i -> element i
-    return _mm256_sub_epi8(_mm256_or_si256(nibbles32(b + 6), hi), _mm256_set1_epi8(16));
+    // (nibble | high bit << 4) - 16: the elements whose high bit (bit i of qh) is clear lose 16.
+    const __m256i lo = nibbles32(b + 6);
+    return _mm256_mask_sub_epi8(lo, __mmask32(~rd32(b + 2)), lo, _mm256_set1_epi8(16));
   }
 };
 struct IQ4_NLD {
@@ -133,58 +137,25 @@ void k32(const uint8_t* w, const uint8_t* a, int64_t as, int64_t nb, float* out,
   }
 }
 
-// NR weight rows (row r at w + r * ws) with one activation row (decode): per row the same operations in the same
-// order as k32<D, 1> (bitwise its result), the rows interleaved block by block so that their chains overlap and the
-// activation block is read once for all of them.
-template <class D, int NR>
-void k32r(const uint8_t* w, int64_t ws, const uint8_t* a, int64_t nb, float* out, const uint8_t* pf, int64_t pf_step) {
-  constexpr int U = 2;
-  __m256 acc[U][NR];
-  for (int u = 0; u < U; ++u)
-    for (int r = 0; r < NR; ++r) acc[u][r] = _mm256_setzero_ps();
-  constexpr int64_t kA = int64_t(sizeof(BlockQ8_0));
-  auto block = [&](int64_t b, int u) {
-    prefetch_span(pf + b * pf_step, pf_step);
-    const uint8_t* y = a + b * kA;
-    const __m256i ay = ld256(y + 2);
-    const float da = h2f(y);
-    for (int r = 0; r < NR; ++r) {
-      const uint8_t* x = w + r * ws + b * D::kBytes;
-      const __m256i wv = D::decode(x);
-      const __m256i wa = _mm256_abs_epi8(wv);
-      const __m256i av = _mm256_sign_epi8(ay, wv);
-      const __m256i p = _mm256_dpbusd_epi32(_mm256_setzero_si256(), wa, av);
-      acc[u][r] = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x) * da), _mm256_cvtepi32_ps(p), acc[u][r]);
-    }
-  };
-  int64_t b = 0;
-  for (; b + U <= nb; b += U)
-    for (int u = 0; u < U; ++u) block(b + u, u);
-  for (; b < nb; ++b) block(b, 0);
-  for (int r = 0; r < NR; ++r) {
-    __m256 t = acc[0][r];
-    for (int u = 1; u < U; ++u) t = _mm256_add_ps(t, acc[u][r]);
-    __m128 v = _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1));
-    v = _mm_add_ps(v, _mm_movehl_ps(v, v));
-    out[r] = _mm_cvtss_f32(_mm_add_ss(v, _mm_movehdup_ps(v)));
-  }
-}
-
-// GEMM tile for prefill: RM weight rows x RN activation rows over packed activations (qdot.h, QPackedAct). Two
+// GEMM tile (prefill, and decode of these formats): RM weight rows x RN activation rows over packed activations (qdot.h, QPackedAct). Two
 // blocks per zmm: the low half takes the even blocks and the high half the odd ones, which are exactly k32's two
 // accumulator sets, so each result is bitwise k32's. The activations are stored as unsigned q + 128 and each weight
 // block's lanes start from -128 * (their weight sum), so vpdpbusd leaves Σ w·q per lane as k32's sign trick does.
 inline __m512i pair512(__m256i lo, __m256i hi) { return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1); }
 inline __m512 pair512(__m256 lo, __m256 hi) { return _mm512_insertf32x8(_mm512_castps256_ps512(lo), hi, 1); }
 
+// pf (decode, when not null): the weight rows two tiles ahead, prefetched pf_step bytes per block pair (rows read side
+// by side are short streams that the hardware prefetchers follow badly).
 template <class D, int RM, int RN>
-void k32t(const uint8_t* w, int64_t ws, const QPackedAct& x, int64_t nb, float* y, int64_t ldy, bool accumulate) {
+void k32t(const uint8_t* w, int64_t ws, const QPackedAct& x, int64_t nb, float* y, int64_t ldy, bool accumulate,
+          const uint8_t* pf, int64_t pf_step) {
   __m512 acc[RM][RN];
   for (int r = 0; r < RM; ++r)
     for (int m = 0; m < RN; ++m) acc[r][m] = _mm512_setzero_ps();
   const __m512i k128 = _mm512_set1_epi8(char(0x80));
   int64_t b = 0;
   for (; b + 2 <= nb; b += 2) {
+    if (pf) prefetch_span(pf + b / 2 * pf_step, pf_step);
     __m512i wv[RM], w0[RM];
     __m512 dw[RM];
     for (int r = 0; r < RM; ++r) {
@@ -230,33 +201,41 @@ void k32t(const uint8_t* w, int64_t ws, const QPackedAct& x, int64_t nb, float* 
     }
 }
 
-// Tiles of kTileRows weight rows (kept in L1) by kTileActs activation rows (streamed), remainders with smaller tiles.
+// Tiles of kTileRows weight rows (kept in L1) by kTileActs activation rows (streamed), remainders with smaller tiles;
+// the first tile of a row group prefetches (decode).
 constexpr int kTileRows = 4, kTileActs = 3;
 template <class D, int RM>
-void k32t_rows(const uint8_t* w, int64_t ws, const QPackedAct& x, int M, int64_t nb, float* y, int64_t ldy, bool acc) {
+void k32t_rows(const uint8_t* w, int64_t ws, const QPackedAct& x, int M, int64_t nb, float* y, int64_t ldy, bool acc,
+               const uint8_t* pf, int64_t pf_step) {
   int m = 0;
   QPackedAct xm = x;
-  for (; m + kTileActs <= M; m += kTileActs) {
+  for (; m + kTileActs <= M; m += kTileActs, pf = nullptr) {
     xm.q = x.q + m * x.q_stride;
     xm.d = x.d + m * x.d_stride;
-    k32t<D, RM, kTileActs>(w, ws, xm, nb, y + m * ldy, ldy, acc);
+    k32t<D, RM, kTileActs>(w, ws, xm, nb, y + m * ldy, ldy, acc, pf, pf_step);
   }
   xm.q = x.q + m * x.q_stride;
   xm.d = x.d + m * x.d_stride;
-  if (M - m == 2) k32t<D, RM, 2>(w, ws, xm, nb, y + m * ldy, ldy, acc);
-  else if (M - m == 1) k32t<D, RM, 1>(w, ws, xm, nb, y + m * ldy, ldy, acc);
+  if (M - m == 2) k32t<D, RM, 2>(w, ws, xm, nb, y + m * ldy, ldy, acc, pf, pf_step);
+  else if (M - m == 1) k32t<D, RM, 1>(w, ws, xm, nb, y + m * ldy, ldy, acc, pf, pf_step);
 }
 template <class D>
 void qgemm32(const void* wv, int64_t ws, int R, const QPackedAct& x, int M, int64_t n, float* y, int64_t ldy,
              bool acc) {
   const auto* w = static_cast<const uint8_t*>(wv);
-  const int64_t nb = n / 32;
+  const int64_t nb = n / 32, pairs = std::max<int64_t>(1, nb / 2);
+  // Decode (few activation rows) streams the weights from memory: prefetch two row groups ahead.
+  constexpr int kPrefetchTiles = 2;
+  const bool decode = M <= 8;
+  const int64_t step = decode ? (kTileRows * ws + pairs - 1) / pairs : 0;
+  auto pf_for = [&](int r) { return decode ? w + (r + kPrefetchTiles * kTileRows) * ws : nullptr; };
   int r = 0;
-  for (; r + kTileRows <= R; r += kTileRows) k32t_rows<D, kTileRows>(w + r * ws, ws, x, M, nb, y + r, ldy, acc);
+  for (; r + kTileRows <= R; r += kTileRows)
+    k32t_rows<D, kTileRows>(w + r * ws, ws, x, M, nb, y + r, ldy, acc, pf_for(r), step);
   switch (R - r) {
-    case 3: k32t_rows<D, 3>(w + r * ws, ws, x, M, nb, y + r, ldy, acc); break;
-    case 2: k32t_rows<D, 2>(w + r * ws, ws, x, M, nb, y + r, ldy, acc); break;
-    case 1: k32t_rows<D, 1>(w + r * ws, ws, x, M, nb, y + r, ldy, acc); break;
+    case 3: k32t_rows<D, 3>(w + r * ws, ws, x, M, nb, y + r, ldy, acc, pf_for(r), step); break;
+    case 2: k32t_rows<D, 2>(w + r * ws, ws, x, M, nb, y + r, ldy, acc, pf_for(r), step); break;
+    case 1: k32t_rows<D, 1>(w + r * ws, ws, x, M, nb, y + r, ldy, acc, pf_for(r), step); break;
     default: break;
   }
 }
@@ -896,11 +875,6 @@ void run_rows(const void* w, int64_t ws, int R, const void* a, int64_t n, float*
     KR<D, kRowsPerCall>::go(wp + r * ws, ws, ap, nb, out + r, wp + (r + kPrefetchGroups * kRowsPerCall) * ws, step);
   for (; r < R; ++r) KR<D, 1>::go(wp + r * ws, ws, ap, nb, out + r, wp + (r + 1) * ws, 0);
 }
-template <class D, int NR> struct R32 {
-  static void go(const uint8_t* w, int64_t ws, const uint8_t* a, int64_t nb, float* out, const uint8_t* pf, int64_t st) {
-    k32r<D, NR>(w, ws, a, nb, out, pf, st);
-  }
-};
 template <class D, int NR> struct R256 {
   static void go(const uint8_t* w, int64_t ws, const uint8_t* a, int64_t nb, float* out, const uint8_t* pf, int64_t st) {
     k256r<D, NR>(w, ws, a, nb, out, pf, st);
@@ -911,10 +885,6 @@ template <class D, int NR> struct R256 {
 
 QDotRowsFn qdot_rows_avx512(DType wt) {
   switch (wt) {
-    case DType::Q8_0: return run_rows<R32, Q8_0D, 32>;
-    case DType::Q4_0: return run_rows<R32, Q4_0D, 32>;
-    case DType::Q5_0: return run_rows<R32, Q5_0D, 32>;
-    case DType::IQ4_NL: return run_rows<R32, IQ4_NLD, 32>;
     case DType::Q2_K: return run_rows<R256, Q2_KD, 256>;
     case DType::Q3_K: return run_rows<R256, Q3_KD, 256>;
     case DType::Q4_K: return run_rows<R256, Q4_KD, 256>;
