@@ -5,14 +5,15 @@ set -u
 cd "$(dirname "$0")/.."
 declare -A allowed=(
   [base]="base"
+  [dist]="base dist"
   [io]="base io"
   [tokenizer]="base io tokenizer"
   [ops]="base ops"
   [ops/ref]="base ops ops/ref"
   [backend/cpu]="base ops ops/ref backend/cpu"
-  [backend/cuda]="base ops ops/ref backend/cuda"
-  [model]="base io ops model"
-  [runtime]="base io ops ops/ref backend/cpu backend/cuda tokenizer model runtime"
+  [backend/cuda]="base ops ops/ref dist backend/cuda"
+  [model]="base io ops dist model"
+  [runtime]="base io ops ops/ref backend/cpu backend/cuda dist tokenizer model runtime"
   [server]="base runtime tokenizer server"
 )
 bad=0

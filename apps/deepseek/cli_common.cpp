@@ -11,6 +11,7 @@
 #include "base/error.h"
 #include "base/kv_rows.h"
 #include "base/log.h"
+#include "runtime/world.h"
 
 namespace ds::app {
 
@@ -18,7 +19,8 @@ rt::EngineOptions ComputeFlags::engine_options() const {
   if (verbose) set_log_level(LogLevel::Info);
   rt::EngineOptions o;
   o.backend = backend;
-  o.threads = threads;
+  o.threads = threads > 0 || rt::world().size() == 1 ? threads : rt::default_threads_per_rank();
+  o.comm = rt::model_comm();  // under mpirun: the model split across the ranks
   o.precision = rt::parse_precision(precision);
   o.q8_everywhere = precision == "q8";
   o.kv_dtype = parse_kv_dtype(kv_dtype);

@@ -14,6 +14,7 @@
 #include "io/npy.h"
 #include "runtime/session.h"
 #include "runtime/speculative.h"
+#include "runtime/world.h"
 #include "tokenizer/gguf_vocab.h"
 #include "tokenizer/tokenizer.h"
 
@@ -98,7 +99,7 @@ int cmd_generate(int argc, char** argv) {
   out.finish();
   std::fflush(stdout);
   const double dec_s = t_dec.seconds();
-  if (!out_ids.empty()) {
+  if (!out_ids.empty() && rt::is_root()) {  // rank 0 alone writes (mpirun)
     std::vector<int64_t> ids(generated.begin(), generated.end());
     io::npy_write_i64(out_ids, ids.data(), {int64_t(ids.size())});
   }

@@ -9,6 +9,7 @@
 #include "base/timer.h"
 #include "io/npy.h"
 #include "runtime/session.h"
+#include "runtime/world.h"
 
 namespace ds::app {
 
@@ -37,13 +38,13 @@ int cmd_logits(int argc, char** argv) {
   Timer timer;
   std::vector<float> hidden;
   const auto logits = s.prefill(tokens, true, mtp_out.empty() ? nullptr : &hidden);
-  io::npy_write_f32(out_path, logits.data(), {T, V});
+  if (rt::is_root()) io::npy_write_f32(out_path, logits.data(), {T, V});  // rank 0 alone writes (mpirun)
   if (!mtp_out.empty()) {
     DS_CHECK(T >= 2, "--mtp-out needs at least 2 tokens");
     std::vector<int32_t> next(tokens.begin() + 1, tokens.end());
     std::vector<float> mtp;
     e->model().forward_mtp(&s.cache(), next, hidden.data(), T - 1, &mtp);
-    io::npy_write_f32(mtp_out, mtp.data(), {T - 1, V});
+    if (rt::is_root()) io::npy_write_f32(mtp_out, mtp.data(), {T - 1, V});
   }
   if (cf.verbose) std::fprintf(stderr, "logits: %lld tokens in %.3f s\n", (long long)T, timer.seconds());
   return 0;

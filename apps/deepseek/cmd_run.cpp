@@ -15,6 +15,7 @@
 #include "base/timer.h"
 #include "runtime/session.h"
 #include "runtime/speculative.h"
+#include "runtime/world.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/reasoning.h"
 #include "tokenizer/gguf_vocab.h"
@@ -73,6 +74,8 @@ int cmd_run(int argc, char** argv) {
   sf.add(app);
   CLI11_PARSE(app, argc, argv);
   DS_CHECK(!(think && no_think), "--thinking and --no-thinking exclude each other");
+  DS_CHECK(rt::world().size() == 1, "run reads the conversation from the terminal, which only rank 0 of ",
+           rt::world().size(), " processes has: use `serve` (or generate) across processes");
   const rt::EngineOptions eo = cf.engine_options();  // flag errors before the tokenizer and the weights load
   std::optional<tok::Tokenizer> found = tok::try_load_tokenizer(model);
   DS_CHECK(found, model, tok::is_gguf_file(model)

@@ -7,6 +7,7 @@
 
 #include "apps/deepseek/commands.h"
 #include "base/error.h"
+#include "runtime/world.h"
 
 namespace {
 
@@ -46,17 +47,24 @@ int main(int argc, char** argv) {
   }
   for (const auto& c : kCommands) {
     if (std::strcmp(argv[1], c.name) != 0) continue;
+    // Under mpirun every rank runs the command (rank 0 alone prints); an error on any rank ends them all.
+    auto failed = [](const char* what) -> int {
+      const ds::dist::Comm& w = ds::rt::world();
+      if (w.size() > 1) std::fprintf(ds::rt::error_file(), "error (rank %d of %d): %s\n", w.rank(), w.size(), what);
+      else std::fprintf(stderr, "error: %s\n", what);
+      ds::rt::abort_world(1);
+    };
     try {
-      return c.run(argc - 1, argv + 1);
+      ds::rt::join_world();
+      const int rc = c.run(argc - 1, argv + 1);
+      ds::rt::leave_world();
+      return rc;
     } catch (const ds::Error& e) {
-      std::fprintf(stderr, "error: %s\n", e.what());
-      return 1;
+      return failed(e.what());
     } catch (const std::bad_alloc&) {
-      std::fprintf(stderr, "error: out of memory\n");
-      return 1;
+      return failed("out of memory");
     } catch (const std::exception& e) {
-      std::fprintf(stderr, "error: %s\n", e.what());
-      return 1;
+      return failed(e.what());
     }
   }
   std::fprintf(stderr, "deepseek: unknown command '%s'\n\n", argv[1]);

@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: MIT
 // Feed-forward blocks: the dense SwiGLU MLP, and DeepSeekMoE (router, routed experts, shared experts).
+#include <algorithm>
+
 #include "model/model.h"
+#include "model/parallel.h"
 #include "model/scratch.h"
 
 namespace ds::model {
@@ -37,8 +40,35 @@ void Model::ffn(int64_t l, int64_t T) {
     be_.matmul(p);
   };
 
+  // Split across processes (model/parallel.cpp): gate/up give this rank's intermediate rows `inter`; the whole
+  // intermediate activation is gathered; down gives this rank's hidden rows, written to y (row stride ldy).
+  auto swiglu_part = [&](const WeightView& gate, const WeightView& up, const WeightView& down,
+                         const std::vector<dist::Range>& inter, int64_t total, float* y, int64_t ldy) {
+    const int64_t n = inter[size_t(par_->rank)].size(), Dr = par_->d[size_t(par_->rank)].size();
+    ops::MatmulParams p;
+    p.x = xn; p.ldx = D; p.M = T; p.K = D; p.N = n; p.precision = precision_for(gate);
+    p.w = gate; p.y = s_->g->f32(); p.ldy = n;
+    ops::MatmulParams gu[2] = {p, p};
+    gu[1].w = up; gu[1].y = s_->u->f32(); gu[1].precision = precision_for(up);
+    if (n > 0) {
+      be_.matmul_batch(gu, 2);
+      be_.silu_mul({s_->g->f32(), n, s_->u->f32(), n, s_->g->f32(), n, T, n});
+    }
+    float* h = par_buf(5, size_t(T * total));
+    gather_cols(s_->g->f32(), T, inter, h, total);
+    p.x = h; p.ldx = total; p.K = total; p.N = Dr; p.w = down; p.y = y; p.ldy = ldy; p.precision = precision_for(down);
+    if (Dr > 0) be_.matmul(p);
+  };
+
   if (arch_.layers[size_t(l)].ffn == FfnKind::Dense) {
-    swiglu(w.gate_proj, w.up_proj, w.down_proj, cfg_.intermediate_size, x, true);
+    if (!par_) {
+      swiglu(w.gate_proj, w.up_proj, w.down_proj, cfg_.intermediate_size, x, true);
+      return;
+    }
+    const int64_t Dr = par_->d[size_t(par_->rank)].size();
+    float* y = par_buf(4, size_t(T * std::max<int64_t>(Dr, 1)));
+    swiglu_part(w.gate_proj, w.up_proj, w.down_proj, par_->inter, cfg_.intermediate_size, y, Dr);
+    add_gathered(y, T, par_->d);
     return;
   }
   const int64_t E = cfg_.n_routed_experts, k = cfg_.num_experts_per_tok;
@@ -62,15 +92,27 @@ void Model::ffn(int64_t l, int64_t T) {
   be_.route(rp);
 
   float* out = s_->moe_out->f32();  // [T, D]: shared experts first, routed experts accumulated on top
-  if (cfg_.n_shared_experts > 0)
-    swiglu(w.shared.gate, w.shared.up, w.shared.down, cfg_.n_shared_experts * cfg_.moe_intermediate_size, out, false);
-  else
+  if (par_) {
+    // This rank's part: its hidden columns of the shared experts (zeros elsewhere) plus its routed experts; the
+    // parts are summed over ranks below.
     be_.copy({s_->zeros->f32(), D, out, D, T, D});
+    if (cfg_.n_shared_experts > 0)
+      swiglu_part(w.shared.gate, w.shared.up, w.shared.down, par_->shared,
+                  cfg_.n_shared_experts * cfg_.moe_intermediate_size, out + par_->d[size_t(par_->rank)].begin, D);
+  } else if (cfg_.n_shared_experts > 0) {
+    swiglu(w.shared.gate, w.shared.up, w.shared.down, cfg_.n_shared_experts * cfg_.moe_intermediate_size, out, false);
+  } else {
+    be_.copy({s_->zeros->f32(), D, out, D, T, D});
+  }
   ops::MoeParams mp;
   mp.x = xn; mp.ldx = D; mp.ids = rp.ids; mp.weights = rp.weights; mp.experts = w.experts.data();
   mp.y = out; mp.ldy = D; mp.T = T; mp.D = D; mp.k = k; mp.E = E; mp.inter = cfg_.moe_intermediate_size;
   mp.precision = opt_.precision;
-  be_.moe(mp);
+  be_.moe(mp);  // experts without weights (another rank's) are skipped
+  if (par_) {
+    be_.sync();
+    par_->comm->all_reduce_sum(out, size_t(T * D));
+  }
   be_.add({x, D, out, D, x, D, T, D});
 }
 

@@ -2,10 +2,12 @@
 // Grouped-query attention (Qwen2, Llama, Qwen3: transformers' modeling_{qwen2,llama,qwen3}.py). The cache keeps, per
 // token and layer, K of every kv head then V of every kv head (post-norm, post-RoPE K). Every chunk runs the same
 // op (ops::GqaAttentionParams), whose rows do not depend on how the sequence was split into chunks.
+#include <algorithm>
 #include <vector>
 
 #include "base/error.h"
 #include "model/model.h"
+#include "model/parallel.h"
 #include "model/scratch.h"
 
 namespace ds::model {
@@ -60,6 +62,22 @@ void Model::attention_gqa(int64_t l, const Batch& batch, int64_t T, const std::v
   ops::MatmulParams o;
   o.x = attn; o.ldx = ldq; o.w = w.o_proj; o.y = s_->x->f32(); o.ldy = D;
   o.M = T; o.N = D; o.K = ldq; o.accumulate = true; o.precision = precision_for(w.o_proj);  // residual add fused
+  if (par_) {  // split across processes: the attention is every rank's, o_proj rows are this rank's, then gathered
+    o.N = par_->d[size_t(par_->rank)].size();
+    o.y = par_buf(4, size_t(T * std::max<int64_t>(o.N, 1)));
+    o.ldy = o.N;
+    o.accumulate = false;
+    if (o.N > 0) be_.matmul(o);
+    if (!b.o) {
+      add_gathered(o.y, T, par_->d);
+      return;
+    }
+    float* y = par_buf(1, size_t(T * D));
+    gather_cols(o.y, T, par_->d, y, D);
+    be_.add({y, D, b.o, 0, y, D, T, D});
+    be_.add({s_->x->f32(), D, y, D, s_->x->f32(), D, T, D});
+    return;
+  }
   if (!b.o) {
     be_.matmul(o);
     return;

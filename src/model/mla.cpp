@@ -8,6 +8,7 @@
 
 #include "base/error.h"
 #include "model/model.h"
+#include "model/parallel.h"
 #include "model/scratch.h"
 
 namespace ds::model {
@@ -16,7 +17,10 @@ void Model::attention_mla(int64_t l, const Batch& batch, int64_t T, const std::v
   const LayerWeights& w = w_.layers[l];
   const int64_t D = cfg_.hidden_size, H = cfg_.num_attention_heads, nope = cfg_.qk_nope_head_dim;
   const int64_t dr = cfg_.qk_rope_head_dim, dv = cfg_.v_head_dim, r = cfg_.kv_lora_rank, dqk = nope + dr;
-  const int64_t ldq = H * dqk, ldkv = r + dr, ldkvb = H * (nope + dv), ldo = H * dv;
+  // Split across processes (model/parallel.cpp), this rank computes Hl of the H heads; kv_a (the latent cache) and
+  // q_a are every rank's.
+  const int64_t Hl = par_ ? par_->heads.size() : H;
+  const int64_t ldq = Hl * dqk, ldkv = r + dr, ldkvb = Hl * (nope + dv), ldo = Hl * dv;
   const float eps = float(cfg_.rms_norm_eps);
   float* xn = s_->xn->f32();
   float* q = s_->q->f32();      // [T, H, nope | rope]
@@ -37,10 +41,10 @@ void Model::attention_mla(int64_t l, const Batch& batch, int64_t T, const std::v
   const int64_t qr = cfg_.q_lora_rank;
   float* qa = s_->qa->f32();  // [T, q_lora_rank] (q_lora models)
   const ops::MatmulParams first[2] = {
-      qr > 0 ? mmp(xn, D, w.q_a_proj, qa, qr, T, qr, D) : mmp(xn, D, w.q_proj, q, ldq, T, ldq, D),
-      mmp(xn, D, w.kv_a_proj_with_mqa, kva, ldkv, T, ldkv, D)};
-  be_.matmul_batch(first, 2);
-  if (qr > 0) {
+      mmp(xn, D, w.kv_a_proj_with_mqa, kva, ldkv, T, ldkv, D),
+      qr > 0 ? mmp(xn, D, w.q_a_proj, qa, qr, T, qr, D) : mmp(xn, D, w.q_proj, q, ldq, T, ldq, D)};
+  be_.matmul_batch(first, Hl > 0 || qr > 0 ? 2 : 1);
+  if (qr > 0 && Hl > 0) {
     be_.rms_norm({qa, qr, w.q_a_layernorm, qa, qr, T, qr, eps});
     mm(qa, qr, w.q_b_proj, q, ldq, T, ldq, qr);
   }
@@ -48,13 +52,17 @@ void Model::attention_mla(int64_t l, const Batch& batch, int64_t T, const std::v
   const int32_t* pos = static_cast<const int32_t*>(s_->pos->data());
   const float* inv_freq = inv_freq_->f32();
   be_.rope({kva + r, ldkv, 0, T, 1, dr, pos, inv_freq, rope_.attn_factor});
-  be_.rope({q + nope, ldq, dqk, T, H, dr, pos, inv_freq, rope_.attn_factor});
+  if (Hl > 0) be_.rope({q + nope, ldq, dqk, T, Hl, dr, pos, inv_freq, rope_.attn_factor});
 
   int64_t off = 0;
   for (size_t j = 0; j < batch.seqs.size(); ++j) {
     const int64_t n = batch.seqs[j].n, p0 = pos0[j], S = p0 + n;
     const ops::KvRows rows = cache_rows(batch, j, l);  // pool blocks (Model::forward made [p0, S) writable)
     be_.kv_write({kva + off * ldkv, ldkv, rows, p0, n});
+    if (Hl == 0) {  // a rank without heads (more ranks than heads) only keeps the cache
+      off += n;
+      continue;
+    }
     const float* qj = q + off * ldq;
     float* oj = attn + off * ldo;
     if (attention_form(p0, n) == AttentionForm::MultiHead) {
@@ -71,17 +79,17 @@ void Model::attention_mla(int64_t l, const Batch& batch, int64_t T, const std::v
       p.k_pe = kvg + r; p.ldkpe = ldkv;
       p.v = kvb + nope; p.ldv = ldkvb; p.hsv = nope + dv;
       p.out = oj; p.ldo = ldo;
-      p.T = n; p.S = S; p.H = H; p.nope = nope; p.rope = dr; p.dv = dv; p.pos0 = p0; p.scale = rope_.softmax_scale;
+      p.T = n; p.S = S; p.H = Hl; p.nope = nope; p.rope = dr; p.dv = dv; p.pos0 = p0; p.scale = rope_.softmax_scale;
       be_.mla_prefill(p);
     } else {
       float* qlat = s_->qlat->f32();  // [n, H, c | rope]
       float* olat = s_->olat->f32();  // [n, H, c]
-      const int64_t ldql = H * (r + dr);
+      const int64_t ldql = Hl * (r + dr);
       // With the halves stored per head (a GGUF's attn_k_b / attn_v_b, in the file's format) both products read
       // them as plain row-major weights; otherwise W_UK[h] is read transposed from kv_b_proj.
       const bool halves = w.k_b_proj.data != nullptr;
       std::vector<ops::MatmulParams> heads;
-      for (int64_t h = 0; h < H; ++h) {
+      for (int64_t h = 0; h < Hl; ++h) {
         // q_lat[h] = q_nope[h] · W_UK[h], W_UK[h] = kv_b_proj rows [h*(nope+dv), +nope) seen as [nope, r]
         // (= k_b_proj rows [h*r, +r) transposed).
         float* ql = qlat + h * (r + dr);
@@ -92,19 +100,29 @@ void Model::attention_mla(int64_t l, const Batch& batch, int64_t T, const std::v
       }
       be_.matmul_batch(heads.data(), heads.size());
       ops::MlaDecodeParams p;
-      p.q = qlat; p.ldq = ldql; p.kv = rows; p.out = olat; p.ldo = H * r;
-      p.T = n; p.S = S; p.H = H; p.rank = r; p.rope = dr; p.pos0 = p0; p.scale = rope_.softmax_scale;
+      p.q = qlat; p.ldq = ldql; p.kv = rows; p.out = olat; p.ldo = Hl * r;
+      p.T = n; p.S = S; p.H = Hl; p.rank = r; p.rope = dr; p.pos0 = p0; p.scale = rope_.softmax_scale;
       be_.mla_decode(p);
       heads.clear();
-      for (int64_t h = 0; h < H; ++h)  // o[h] = W_UV[h] · o_lat[h], W_UV[h] = rows [h*(nope+dv)+nope, +dv)
-        heads.push_back(mmp(olat + h * r, H * r,
+      for (int64_t h = 0; h < Hl; ++h)  // o[h] = W_UV[h] · o_lat[h], W_UV[h] = rows [h*(nope+dv)+nope, +dv)
+        heads.push_back(mmp(olat + h * r, Hl * r,
                             halves ? w.v_b_proj.row_slice(h * dv, dv) : w.kv_b_proj.row_slice(h * (nope + dv) + nope, dv),
                             oj + h * dv, ldo, n, dv, r));
       be_.matmul_batch(heads.data(), heads.size());
     }
     off += n;
   }
-  mm(attn, ldo, w.o_proj, s_->x->f32(), D, T, D, ldo, /*acc=*/true);  // residual add fused into the projection
+  if (!par_) {
+    mm(attn, ldo, w.o_proj, s_->x->f32(), D, T, D, ldo, /*acc=*/true);  // residual add fused into the projection
+    return;
+  }
+  // Every rank's heads gathered into [T, H * dv]; this rank's o_proj rows; those gathered and added to x.
+  float* full = par_buf(3, size_t(T * H * dv));
+  gather_cols(attn, T, par_->attn_cols, full, H * dv);
+  const int64_t Dr = par_->d[size_t(par_->rank)].size();
+  float* y = par_buf(4, size_t(T * std::max<int64_t>(Dr, 1)));
+  if (Dr > 0) mm(full, H * dv, w.o_proj, y, Dr, T, Dr, H * dv);
+  add_gathered(y, T, par_->d);
 }
 
 }  // namespace ds::model

@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "base/error.h"
+#include "model/parallel.h"
 #include "model/scratch.h"
 
 namespace ds::model {
@@ -26,6 +27,13 @@ Model::Model(const io::ModelConfig& cfg, Weights weights, ops::Backend& be, Mode
       return bias_bufs_.back()->f32();
     };
     biases_[l] = {f32(lw.q_bias), f32(lw.k_bias), f32(lw.v_bias), f32(lw.o_bias)};
+  }
+  if (opt_.comm && opt_.comm->size() > 1) {
+    par_ = std::make_unique<Par>();
+    par_->comm = opt_.comm;
+    par_->rank = opt_.comm->rank();
+    par_->size = opt_.comm->size();
+    shard_weights();  // this rank's slices only (model/parallel.cpp)
   }
   prepare_weights(&w_, be_, opt_.weight_copied);  // the backend's own copies (cuda, cpu owning its weights), or as is
   inv_freq_ = be_.alloc(rope_.inv_freq.size() * sizeof(float));
@@ -134,7 +142,15 @@ void Model::outputs(const Batch& batch, const float* xn, const float* h, const W
   ops::MatmulParams mm;
   mm.x = s_->sel->f32(); mm.ldx = D; mm.w = head; mm.y = logits; mm.ldy = V;
   mm.M = rows; mm.N = V; mm.K = D; mm.precision = opt_.precision;
-  be_.matmul(mm);
+  if (!par_) {
+    be_.matmul(mm);
+  } else {  // this rank's vocabulary rows, then every rank's gathered into [rows, V]
+    mm.N = par_->vocab[size_t(par_->rank)].size();
+    mm.y = par_buf(2, size_t(rows * std::max<int64_t>(mm.N, 1)));
+    mm.ldy = mm.N;
+    if (mm.N > 0) be_.matmul(mm);
+    gather_cols(mm.y, rows, par_->vocab, logits, V);
+  }
   out->rows = rows;
   out->logits.resize(size_t(rows) * size_t(V));
   be_.download(out->logits.data(), logits, out->logits.size() * sizeof(float));

@@ -8,6 +8,7 @@
 #include <memory>
 #include <vector>
 
+#include "dist/comm.h"
 #include "io/config.h"
 #include "model/arch.h"
 #include "model/kv_cache.h"
@@ -71,6 +72,11 @@ struct ModelOptions {
   // Called for each weight the backend copied (Backend::prepare_weight), with the source bytes it no longer needs:
   // the engine releases them from the checkpoint mapping, so the process never holds two copies of the model.
   WeightSourceDone weight_copied;
+  // The processes this model is split across (model/parallel.cpp, docs/SCALING.md), or null / size 1: one process,
+  // with every result bit-identical to a build without parallelism. With N ranks each holds and computes 1/N of the
+  // attention heads, of the dense and shared MLPs' and lm_head's rows, and of the routed experts; the latent cache is
+  // replicated. Every rank must run the same forward calls on the same batch.
+  dist::Comm* comm = nullptr;
 };
 
 class Model {
@@ -81,6 +87,9 @@ class Model {
 
   const io::ModelConfig& config() const { return cfg_; }
   const ArchDesc& arch() const { return arch_; }
+  // This process's rank and the number of ranks the model is split across (1: one process).
+  int rank() const;
+  int ranks() const;
   const Weights& weights() const { return w_; }
   ops::Backend& backend() { return be_; }
   DType kv_dtype() const { return opt_.kv_dtype; }
@@ -128,6 +137,17 @@ class Model {
   void ffn(int64_t l, int64_t T);
   void embed_tokens(const int32_t* tokens, int64_t T, const WeightView& table, float* out);
   void check_tokens(const int32_t* tokens, int64_t n) const;
+
+  // Parallelism (model/parallel.cpp). par_ is null in one process.
+  struct Par;
+  std::unique_ptr<Par> par_;
+  void shard_weights();
+  // dst [T, Σ parts] (row stride lddst) := every rank's `part` [T, parts[r].size()] (compact, in backend memory)
+  // placed at columns parts[r].begin.
+  void gather_cols(const float* part, int64_t T, const std::vector<dist::Range>& parts, float* dst, int64_t lddst);
+  // x [T, D] += y, where this rank computed y's columns parts[rank] as `y_part` [T, that many] (compact).
+  void add_gathered(const float* y_part, int64_t T, const std::vector<dist::Range>& parts);
+  float* par_buf(int i, size_t floats);  // grow-only backend buffers for the above
 
   io::ModelConfig cfg_;
   Weights w_;

@@ -197,7 +197,8 @@ struct ExpertWeights {
 };
 
 // y[t] += Σ_j weights[t,j] * down(silu(gate(x[t])) * up(x[t])) over the selected experts ids[t,j].
-// Only selected experts are computed; tokens are grouped by expert.
+// Only selected experts are computed; tokens are grouped by expert. An expert whose views are empty (gate.data
+// null: held by another process, model/parallel.cpp) contributes nothing.
 struct MoeParams {
   const float* x = nullptr; int64_t ldx = 0;       // [T, D]
   const int32_t* ids = nullptr;                    // [T, k]

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 
 #include "backend/cpu/cpu_backend.h"
@@ -169,8 +170,57 @@ std::unique_ptr<Engine> Engine::random(const io::ModelConfig& cfg, DType linear_
   return e;
 }
 
+namespace {
+// FNV-1a, 64 bits.
+void mix(uint64_t* h, const void* data, size_t n) {
+  const uint8_t* p = static_cast<const uint8_t*>(data);
+  for (size_t i = 0; i < n; ++i) *h = (*h ^ p[i]) * 0x100000001b3ull;
+}
+
+// Every rank of a split model must hold the same model: a checksum of the config (config.json's bytes, or the
+// config read from a GGUF) and of the tensor table (every weight's format and shape, and its first and last 64
+// bytes) is compared across ranks before anything is computed. Fails on every rank, naming each rank's source.
+void check_same_model(const io::ModelConfig& cfg, model::Weights* w, const std::string& source, dist::Comm& comm) {
+  namespace fs = std::filesystem;
+  uint64_t h = 0xcbf29ce484222325ull;
+  const fs::path cj = fs::path(source) / "config.json";
+  if (fs::is_directory(source) && fs::exists(cj)) {
+    const io::Json j = io::read_json_file(cj.string(), 64 << 20);
+    const std::string text = j.dump();
+    mix(&h, text.data(), text.size());
+  }
+  for (int64_t v : {cfg.vocab_size, cfg.hidden_size, cfg.num_hidden_layers, cfg.num_attention_heads,
+                    cfg.n_routed_experts, cfg.num_experts_per_tok, cfg.kv_lora_rank, cfg.q_lora_rank})
+    mix(&h, &v, sizeof v);
+  model::for_each_weight(w, [&](WeightView& v, ops::WeightUse) {
+    const int64_t shape[3] = {int64_t(v.dtype), v.rows, v.cols};
+    mix(&h, shape, sizeof shape);
+    if (!v.data) return;
+    const size_t n = size_t(v.bytes()), k = std::min<size_t>(64, n);
+    mix(&h, v.data, k);
+    mix(&h, static_cast<const uint8_t*>(v.data) + n - k, k);
+  });
+  const int N = comm.size();
+  std::vector<uint64_t> all(static_cast<size_t>(N));
+  comm.all_gather(&h, all.data(), std::vector<size_t>(size_t(N), sizeof h));
+  char name[512] = {};
+  std::snprintf(name, sizeof name, "%s", fs::absolute(source).string().c_str());
+  std::vector<char> names(size_t(N) * sizeof name);
+  comm.all_gather(name, names.data(), std::vector<size_t>(size_t(N), sizeof name));
+  for (int r = 1; r < N; ++r)
+    DS_CHECK(all[size_t(r)] == all[0], "rank ", r, " loaded a different model than rank 0: '",
+             std::string(&names[size_t(r) * sizeof name]), "' vs '", std::string(&names[0]),
+             "' (the config or tensor table differs; every rank must open the same model)");
+}
+}  // namespace
+
 void Engine::init(const io::ModelConfig& cfg, const EngineOptions& opt, model::Weights w, bool own_weights,
                   const model::WeightSourceDone& copied) {
+  if (opt.comm && opt.comm->size() > 1) {
+    check_same_model(cfg, &w, dir_.empty() ? "random weights" : dir_, *opt.comm);
+    DS_CHECK(opt.backend != "cuda" || opt.comm->name() == "nccl", "--backend cuda across ", opt.comm->size(),
+             " processes needs the NCCL communicator (this run has '", opt.comm->name(), "')");
+  }
   backend_ = make_backend(opt.backend, opt.threads, own_weights);
   if (opt.profile) {
     auto prof = std::make_unique<ProfilingBackend>(std::move(backend_));
@@ -182,6 +232,7 @@ void Engine::init(const io::ModelConfig& cfg, const EngineOptions& opt, model::W
   mo.q8_everywhere = opt.q8_everywhere;
   mo.kv_dtype = opt.kv_dtype;
   mo.weight_copied = copied;
+  mo.comm = opt.comm;
   model_ = std::make_unique<model::Model>(cfg, std::move(w), *backend_, mo);
   for (int64_t id : cfg.eos_token_ids) eos_.push_back(int32_t(id));
 }

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "dist/comm.h"
 #include "io/config.h"
 #include "model/model.h"
 
@@ -30,6 +31,9 @@ struct EngineOptions {
   // larger than RAM), "auto" copy when the weights fit in 80% of the available memory.
   std::string load = "auto";
   bool profile = false;         // time every op (ProfilingBackend); adds a sync per op
+  // The processes the model is split across (dist/comm.h, docs/SCALING.md); null: one process. Every rank must load
+  // the same model with the same options: load() compares a checksum of the config and tensor table across ranks.
+  dist::Comm* comm = nullptr;
 };
 
 // Parses "f32" / "fast" (CLI --precision); throws ds::Error naming the flag otherwise.

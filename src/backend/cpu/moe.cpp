@@ -22,15 +22,19 @@ void moe(const ops::MoeParams& p, int n_threads) {
   // Counting sort of the (token, slot) pairs by expert.
   std::vector<int64_t> start(static_cast<size_t>(p.E + 1), 0);
   std::vector<int64_t> order(static_cast<size_t>(TK));
+  // Pairs routed to an expert this process does not hold (no weights) are left out.
+  auto held = [&](int32_t e) { return p.experts[e].gate.data != nullptr; };
   for (int64_t i = 0; i < TK; ++i) {
     const int32_t e = p.ids[i];
     DS_ASSERT(e >= 0 && e < p.E);
-    ++start[size_t(e) + 1];
+    if (held(e)) ++start[size_t(e) + 1];
   }
   for (int64_t e = 0; e < p.E; ++e) start[e + 1] += start[e];
+  const int64_t n_held = start[size_t(p.E)];
   {
     std::vector<int64_t> fill(start.begin(), start.end() - 1);
-    for (int64_t i = 0; i < TK; ++i) order[size_t(fill[size_t(p.ids[i])]++)] = i;
+    for (int64_t i = 0; i < TK; ++i)
+      if (held(p.ids[i])) order[size_t(fill[size_t(p.ids[i])]++)] = i;
   }
 
   // Each active expert's rows gathered into one block: xg [TK, D]; gate/up outputs g, u [TK, inter]; down [TK, D].
@@ -45,7 +49,7 @@ void moe(const ops::MoeParams& p, int n_threads) {
   float* g = grow(g_s, TK * p.inter);
   float* u = grow(u_s, TK * p.inter);
   float* dn = grow(dn_s, TK * p.D);
-  parallel_for(TK, TK * p.D < (1 << 16) ? 1 : n_threads,
+  parallel_for(n_held, n_held * p.D < (1 << 16) ? 1 : n_threads,
                [&](int64_t i) { std::memcpy(&xg[i * p.D], p.x + (order[i] / p.k) * p.ldx, size_t(p.D) * 4); });
   // Gate and up of every active expert as one batch (decode: one balanced parallel pass over all their weights;
   // an expert with many tokens runs as its own threaded product), then silu * up over all rows, then the downs.
@@ -61,7 +65,7 @@ void moe(const ops::MoeParams& p, int n_threads) {
     mm.push_back(q);
   }
   matmul_batch(mm.data(), mm.size(), n_threads);
-  silu_mul(ops::SiluMulParams{g, p.inter, u, p.inter, g, p.inter, TK, p.inter}, n_threads);
+  if (n_held > 0) silu_mul(ops::SiluMulParams{g, p.inter, u, p.inter, g, p.inter, n_held, p.inter}, n_threads);
   mm.clear();
   for (int64_t e = 0; e < p.E; ++e) {
     const int64_t c = start[e + 1] - start[e], r0 = start[e];
@@ -73,14 +77,16 @@ void moe(const ops::MoeParams& p, int n_threads) {
   }
   matmul_batch(mm.data(), mm.size(), n_threads);
   // dn row i is the expert output of (token, slot) order[i].
-  std::vector<int64_t> row_of(static_cast<size_t>(TK));
-  for (int64_t i = 0; i < TK; ++i) row_of[size_t(order[i])] = i;
+  std::vector<int64_t> row_of(static_cast<size_t>(TK), -1);
+  for (int64_t i = 0; i < n_held; ++i) row_of[size_t(order[i])] = i;
   // Combine in the reference's order: per token, slots j = 0..k-1.
   parallel_for(p.T, p.T * p.D < (1 << 15) ? 1 : n_threads, [&](int64_t t) {
     float* y = p.y + t * p.ldy;
     for (int64_t j = 0; j < p.k; ++j) {
+      const int64_t row = row_of[size_t(t * p.k + j)];
+      if (row < 0) continue;
       const float w = p.weights[t * p.k + j];
-      const float* o = dn + row_of[size_t(t * p.k + j)] * p.D;
+      const float* o = dn + row * p.D;
       for (int64_t d = 0; d < p.D; ++d) y[d] += w * o[d];
     }
   });

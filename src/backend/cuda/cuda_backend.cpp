@@ -231,9 +231,12 @@ class CudaBackend final : public ops::Backend {
     auto it = tables_.find(p.experts);
     if (it != tables_.end() && it->second.n == p.E && std::memcmp(it->second.pinned, p.experts, bytes) == 0)
       return it->second.dev;
-    DType dt = p.experts[0].gate.dtype;
+    DType dt = DType::F32;
+    bool first = true;
     for (int64_t e = 0; e < p.E; ++e) {
       const ops::ExpertWeights& x = p.experts[e];
+      if (!x.gate.data) continue;  // held by another process
+      if (first) dt = x.gate.dtype, first = false;
       mem_->check_weight(x.gate, "moe");
       mem_->check_weight(x.up, "moe");
       mem_->check_weight(x.down, "moe");

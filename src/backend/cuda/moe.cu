@@ -24,10 +24,15 @@ struct Groups {
   int32_t* pair_row;   // [R] grouped row of pair (t, j) = t*k + j; -1 for an id outside [0, E)
 };
 
-__global__ void count_kernel(const int32_t* ids, int64_t R, int64_t E, Groups g) {
+// An expert without weights (held by another process) takes no pairs.
+__device__ bool held(const ops::ExpertWeights* experts, int32_t e, int64_t E) {
+  return e >= 0 && e < E && experts[e].gate.data != nullptr;
+}
+
+__global__ void count_kernel(const int32_t* ids, int64_t R, int64_t E, const ops::ExpertWeights* experts, Groups g) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < R; i += int64_t(gridDim.x) * blockDim.x) {
     const int32_t e = ids[i];
-    if (e >= 0 && e < E) atomicAdd(&g.count[e], 1);
+    if (held(experts, e, E)) atomicAdd(&g.count[e], 1);
   }
 }
 
@@ -40,10 +45,11 @@ __global__ void offsets_kernel(int64_t E, Groups g) {  // one thread: E is a few
   g.offset[E] = acc;
 }
 
-__global__ void scatter_kernel(const int32_t* ids, int64_t R, int64_t k, int64_t E, Groups g) {
+__global__ void scatter_kernel(const int32_t* ids, int64_t R, int64_t k, int64_t E, const ops::ExpertWeights* experts,
+                               Groups g) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < R; i += int64_t(gridDim.x) * blockDim.x) {
     const int32_t e = ids[i];
-    if (e < 0 || e >= E) {  // ref asserts; here the pair contributes nothing
+    if (!held(experts, e, E)) {  // out of range (ref asserts) or another process's: contributes nothing
       g.pair_row[i] = -1;
       continue;
     }
@@ -128,11 +134,16 @@ void launch_moe(const ops::MoeParams& p, const ops::ExpertWeights* experts_dev, 
 
   DS_CU(cudaMemsetAsync(g.count, 0, size_t(E) * 4, s));
   DS_CU(cudaMemsetAsync(g.cursor, 0, size_t(E) * 4, s));
-  count_kernel<<<grid1d(R), 256, 0, s>>>(p.ids, R, E, g);
+  count_kernel<<<grid1d(R), 256, 0, s>>>(p.ids, R, E, experts_dev, g);
   offsets_kernel<<<1, 1, 0, s>>>(E, g);
-  scatter_kernel<<<grid1d(R), 256, 0, s>>>(p.ids, R, p.k, E, g);
+  scatter_kernel<<<grid1d(R), 256, 0, s>>>(p.ids, R, p.k, E, experts_dev, g);
   DS_CU_LAUNCHED();
-  dispatch_weight(p.experts[0].gate.dtype, "moe", [&]<DType DT>() {
+  DType dt = DType::F32;
+  bool any = false;
+  for (int64_t e = 0; e < E && !any; ++e)
+    if (p.experts[e].gate.data) dt = p.experts[e].gate.dtype, any = true;
+  if (!any) return;  // every expert is another process's
+  dispatch_weight(dt, "moe", [&]<DType DT>() {
     gate_up_kernel<DT><<<dim3(unsigned(ceil_div(p.inter, kTile)), unsigned(E)), kTileThreads, 0, s>>>(
         p, experts_dev, g, hg, hu);
     silu_rows_kernel<<<grid1d(R * p.inter), 256, 0, s>>>(g.offset, E, p.inter, hg, hu);

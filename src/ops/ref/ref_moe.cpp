@@ -77,6 +77,7 @@ void moe(const ops::MoeParams& p) {
       const int32_t e = p.ids[t * p.k + j];
       DS_ASSERT(e >= 0 && e < p.E);
       const ops::ExpertWeights& ew = p.experts[e];
+      if (!ew.gate.data) continue;  // held by another process
       ops::MatmulParams mm;
       mm.x = p.x + t * p.ldx; mm.ldx = p.D; mm.M = 1; mm.K = p.D; mm.N = p.inter; mm.precision = p.precision;
       mm.w = ew.gate; mm.y = g.data(); mm.ldy = p.inter;
