@@ -11,6 +11,7 @@
 #include "apps/deepseek/commands.h"
 #include "base/error.h"
 #include "runtime/scheduler.h"
+#include "runtime/world.h"
 #include "server/server.h"
 #include "tokenizer/gguf_vocab.h"
 #include "tokenizer/tokenizer.h"
@@ -129,6 +130,10 @@ int cmd_serve(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
+  if (!rt::is_root()) {  // under mpirun: rank 0 serves; the others run its steps on their shards until it stops
+    rt::Scheduler::follow(*e);
+    return 0;
+  }
   rt::Scheduler sched(*e, sc);
   server::Server srv(*e, sched, tokenizer, so);
   const int port = srv.bind();

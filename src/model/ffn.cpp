@@ -93,12 +93,17 @@ void Model::ffn(int64_t l, int64_t T) {
 
   float* out = s_->moe_out->f32();  // [T, D]: shared experts first, routed experts accumulated on top
   if (par_) {
-    // This rank's part: its hidden columns of the shared experts (zeros elsewhere) plus its routed experts; the
-    // parts are summed over ranks below.
-    be_.copy({s_->zeros->f32(), D, out, D, T, D});
-    if (cfg_.n_shared_experts > 0)
+    // The shared experts' whole output on every rank (this rank's hidden columns, gathered), then every routed
+    // expert's output rows gathered from the rank holding it and added in the one-process order (bitwise).
+    if (cfg_.n_shared_experts > 0) {
+      const int64_t Dr = par_->d[size_t(par_->rank)].size();
+      float* y = par_buf(4, size_t(T * std::max<int64_t>(Dr, 1)));
       swiglu_part(w.shared.gate, w.shared.up, w.shared.down, par_->shared,
-                  cfg_.n_shared_experts * cfg_.moe_intermediate_size, out + par_->d[size_t(par_->rank)].begin, D);
+                  cfg_.n_shared_experts * cfg_.moe_intermediate_size, y, Dr);
+      gather_cols(y, T, par_->d, out, D);
+    } else {
+      be_.copy({s_->zeros->f32(), D, out, D, T, D});
+    }
   } else if (cfg_.n_shared_experts > 0) {
     swiglu(w.shared.gate, w.shared.up, w.shared.down, cfg_.n_shared_experts * cfg_.moe_intermediate_size, out, false);
   } else {
@@ -108,11 +113,8 @@ void Model::ffn(int64_t l, int64_t T) {
   mp.x = xn; mp.ldx = D; mp.ids = rp.ids; mp.weights = rp.weights; mp.experts = w.experts.data();
   mp.y = out; mp.ldy = D; mp.T = T; mp.D = D; mp.k = k; mp.E = E; mp.inter = cfg_.moe_intermediate_size;
   mp.precision = opt_.precision;
-  be_.moe(mp);  // experts without weights (another rank's) are skipped
-  if (par_) {
-    be_.sync();
-    par_->comm->all_reduce_sum(out, size_t(T * D));
-  }
+  if (par_) moe_parallel(mp);  // model/parallel.cpp
+  else be_.moe(mp);
   be_.add({x, D, out, D, x, D, T, D});
 }
 

@@ -12,7 +12,19 @@ KvCache::KvCache(std::shared_ptr<KvPool> pool, int64_t capacity) : pool_(std::mo
   blocks_.reserve(size_t((capacity + block_size() - 1) / block_size()));
 }
 
-KvCache::~KvCache() { clear(); }
+KvCache::~KvCache() {
+  if (owns_) clear();
+}
+
+std::unique_ptr<KvCache> KvCache::mirror(std::shared_ptr<KvPool> pool, int64_t capacity, std::vector<int32_t> blocks,
+                                         int64_t length, int64_t mtp_length) {
+  auto c = std::make_unique<KvCache>(std::move(pool), capacity);
+  c->owns_ = false;
+  c->blocks_ = std::move(blocks);
+  c->length = length;
+  c->mtp_length = mtp_length;
+  return c;
+}
 
 int64_t KvCache::missing_blocks(int64_t end) const {
   const int64_t need = (std::min(end, capacity_) + block_size() - 1) / block_size();

@@ -18,6 +18,10 @@ class KvCache {
  public:
   // capacity: the most tokens this sequence may hold (its context size).
   KvCache(std::shared_ptr<KvPool> pool, int64_t capacity);
+  // A view of blocks another process's pool allocated, mirrored in this pool (model/step.cpp): owns no reference
+  // (its destructor releases nothing); only a forward pass's rows are read and written through it.
+  static std::unique_ptr<KvCache> mirror(std::shared_ptr<KvPool> pool, int64_t capacity, std::vector<int32_t> blocks,
+                                         int64_t length, int64_t mtp_length);
   ~KvCache();
   KvCache(const KvCache&) = delete;
   KvCache& operator=(const KvCache&) = delete;
@@ -57,6 +61,7 @@ class KvCache {
   std::shared_ptr<KvPool> pool_;
   int64_t capacity_;
   std::vector<int32_t> blocks_;
+  bool owns_ = true;  // false: a mirror
 };
 
 }  // namespace ds::model

@@ -68,6 +68,29 @@ void KvPool::copy_block(int32_t dst, int32_t src) {
   p.dst = reinterpret_cast<float*>(base() + dst * block_bytes()); p.ldd = words;
   p.M = n_layers_ * block_size_; p.n = words;
   be_.copy(p);
+  if (journaling_) journal_.ops.push_back({dst, src, 0});
+}
+
+void KvPool::write_block(int32_t b, const void* bytes) {
+  DS_CHECK(b >= 0 && b < n_blocks_, "KV pool: block ", b, " out of range [0, ", n_blocks_, ")");
+  be_.upload(base() + b * block_bytes(), bytes, size_t(block_bytes()));
+  if (!journaling_) return;
+  journal_.ops.push_back({b, -1, uint64_t(journal_.bytes.size())});
+  const uint8_t* p = static_cast<const uint8_t*>(bytes);
+  journal_.bytes.insert(journal_.bytes.end(), p, p + block_bytes());
+}
+
+void KvPool::replay(const Journal& j) {
+  for (const JournalOp& op : j.ops) {
+    DS_CHECK(op.dst >= 0 && op.dst < n_blocks_ && op.src < n_blocks_, "KV pool journal: block ", op.dst, " / ", op.src,
+             " out of range [0, ", n_blocks_, ")");
+    if (op.src >= 0) {
+      copy_block(op.dst, op.src);
+    } else {
+      DS_CHECK(op.offset + uint64_t(block_bytes()) <= j.bytes.size(), "KV pool journal: block bytes out of range");
+      be_.upload(base() + op.dst * block_bytes(), j.bytes.data() + op.offset, size_t(block_bytes()));
+    }
+  }
 }
 
 uint64_t KvPool::key(int32_t parent, const int32_t* tokens) const {

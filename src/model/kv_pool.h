@@ -20,6 +20,7 @@
 #include <list>
 #include <memory>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "ops/backend.h"
@@ -66,6 +67,24 @@ class KvPool {
   bool published(int32_t b) const { return meta_[size_t(b)].published; }
   // dst := src for every layer (copy on write); both must be allocated.
   void copy_block(int32_t dst, int32_t src);
+  // Block b's rows in every layer := `bytes` [block_bytes()] from host memory (a swapped-out sequence returning).
+  void write_block(int32_t b, const void* bytes);
+
+  // The changes to block contents made outside a forward pass (copy_block, write_block), in order, while journaling
+  // is on: what a pool mirrored in another process (model/step.cpp) must replay to hold the same rows.
+  struct JournalOp {
+    int32_t dst = -1, src = -1;  // copy_block(dst, src); src = -1: write_block(dst, bytes[offset, +block_bytes()))
+    uint64_t offset = 0;
+  };
+  struct Journal {
+    std::vector<JournalOp> ops;
+    std::vector<uint8_t> bytes;
+  };
+  void set_journaling(bool on) { journaling_ = on; }
+  // Returns the changes since the last call and starts a new journal.
+  Journal take_journal() { return std::exchange(journal_, Journal{}); }
+  // Replays changes another pool recorded (this pool has the same geometry).
+  void replay(const Journal& j);
 
   // The published block holding `tokens` [block_size] after `parent` (-1: the first block), retained; -1 if none.
   int32_t lookup(int32_t parent, const int32_t* tokens);
@@ -105,6 +124,8 @@ class KvPool {
   std::list<int32_t> lru_;         // cached blocks, least recently released first
   std::unordered_map<uint64_t, int32_t> index_;  // key hash -> published block
   uint64_t hits_ = 0, evictions_ = 0;
+  bool journaling_ = false;
+  Journal journal_;
 };
 
 }  // namespace ds::model

@@ -99,21 +99,36 @@ std::vector<int32_t> positions(const Batch& b, const std::vector<int64_t>& pos0)
 }
 }  // namespace
 
-void Model::forward(const Batch& batch, ForwardOutput* out) {
-  const int64_t T = int64_t(batch.tokens.size()), D = cfg_.hidden_size;
-  int64_t sum = 0, max_s = 0;
+std::vector<int64_t> Model::begin_step(const Batch& batch, bool mtp) {
+  const int64_t T = int64_t(batch.tokens.size());
+  const char* what = mtp ? "MTP " : "";
+  int64_t sum = 0;
   std::vector<int64_t> pos0;
   for (const SeqChunk& c : batch.seqs) {
-    DS_CHECK(c.cache && c.n > 0, "batch chunk without a cache or tokens");
-    DS_CHECK(c.cache->length + c.n <= c.cache->capacity(), "context is full: ", c.cache->length, " + ", c.n,
+    DS_CHECK(c.cache && c.n > 0, what, "batch chunk without a cache or tokens");
+    const int64_t len = mtp ? c.cache->mtp_length : c.cache->length;
+    DS_CHECK(len + c.n <= c.cache->capacity(), mtp ? "MTP context is full: " : "context is full: ", len, " + ", c.n,
              " tokens exceed the context size ", c.cache->capacity());
-    pos0.push_back(c.cache->length);
+    pos0.push_back(len);
     sum += c.n;
-    max_s = std::max(max_s, c.cache->length + c.n);
   }
-  DS_CHECK(sum == T && T > 0, "batch has ", T, " tokens but its chunks cover ", sum);
+  DS_CHECK(sum == T && T > 0, what, "batch has ", T, " tokens but its chunks cover ", sum);
   check_tokens(batch.tokens.data(), T);
-  for (const SeqChunk& c : batch.seqs) c.cache->prepare_write(c.cache->length, c.n, false);
+  for (const SeqChunk& c : batch.seqs) c.cache->prepare_write(mtp ? c.cache->mtp_length : c.cache->length, c.n, mtp);
+  return pos0;
+}
+
+void Model::forward(const Batch& batch, ForwardOutput* out) {
+  const std::vector<int64_t> pos0 = begin_step(batch, false);
+  if (lead_) send_step(false, batch, pos0, nullptr);  // the other ranks run the same step (model/step.cpp)
+  run_forward(batch, pos0, out);
+  for (const SeqChunk& c : batch.seqs) c.cache->length += c.n;
+}
+
+void Model::run_forward(const Batch& batch, const std::vector<int64_t>& pos0, ForwardOutput* out) {
+  const int64_t T = int64_t(batch.tokens.size()), D = cfg_.hidden_size;
+  int64_t max_s = 0;
+  for (size_t j = 0; j < batch.seqs.size(); ++j) max_s = std::max(max_s, pos0[j] + batch.seqs[j].n);
   ensure_scratch(T, max_s);
   s_->upload_tables(be_, batch);
   const auto pos = positions(batch, pos0);
@@ -124,7 +139,6 @@ void Model::forward(const Batch& batch, ForwardOutput* out) {
   be_.rms_norm({s_->x->f32(), D, w_.norm, s_->xn->f32(), D, T, D, float(cfg_.rms_norm_eps)});
 
   outputs(batch, s_->xn->f32(), s_->xn->f32(), w_.lm_head, out);
-  for (const SeqChunk& c : batch.seqs) c.cache->length += c.n;
 }
 
 void Model::outputs(const Batch& batch, const float* xn, const float* h, const WeightView& head, ForwardOutput* out) {
@@ -179,21 +193,17 @@ void Model::forward_mtp(KvCache* cache, const std::vector<int32_t>& next_tokens,
 void Model::forward_mtp(const Batch& batch, const float* hidden, ForwardOutput* out) {
   DS_CHECK(has_mtp(), "this checkpoint has no MTP layer (num_nextn_predict_layers = ", cfg_.num_nextn_predict_layers,
            ", no model.layers.", cfg_.num_hidden_layers, ".* tensors)");
+  const std::vector<int64_t> pos0 = begin_step(batch, true);
+  if (lead_) send_step(true, batch, pos0, hidden);
+  run_mtp(batch, pos0, hidden, out);
+  for (const SeqChunk& c : batch.seqs) c.cache->mtp_length += c.n;
+}
+
+void Model::run_mtp(const Batch& batch, const std::vector<int64_t>& pos0, const float* hidden, ForwardOutput* out) {
   const int64_t T = int64_t(batch.tokens.size()), l = cfg_.num_hidden_layers, D = cfg_.hidden_size;
-  int64_t sum = 0, max_s = 0;
-  std::vector<int64_t> pos0;
-  for (const SeqChunk& c : batch.seqs) {
-    DS_CHECK(c.cache && c.n > 0, "MTP batch chunk without a cache or tokens");
-    DS_CHECK(c.cache->mtp_length + c.n <= c.cache->capacity(), "MTP context is full: ", c.cache->mtp_length, " + ",
-             c.n, " tokens exceed the context size ", c.cache->capacity());
-    pos0.push_back(c.cache->mtp_length);
-    sum += c.n;
-    max_s = std::max(max_s, c.cache->mtp_length + c.n);
-  }
-  DS_CHECK(sum == T && T > 0, "MTP batch has ", T, " tokens but its chunks cover ", sum);
-  check_tokens(batch.tokens.data(), T);
-  const LayerWeights& w = w_.layers[l];
-  for (const SeqChunk& c : batch.seqs) c.cache->prepare_write(c.cache->mtp_length, c.n, true);
+  int64_t max_s = 0;
+  for (size_t j = 0; j < batch.seqs.size(); ++j) max_s = std::max(max_s, pos0[j] + batch.seqs[j].n);
+  const LayerWeights& w = w_.layers[size_t(l)];
   ensure_scratch(T, max_s);
   s_->upload_tables(be_, batch);
   const auto pos = positions(batch, pos0);
@@ -212,7 +222,6 @@ void Model::forward_mtp(const Batch& batch, const float* hidden, ForwardOutput* 
   decoder_layer(l, batch, T, pos0);
   be_.rms_norm({s_->x->f32(), D, w.shared_head_norm, s_->xn->f32(), D, T, D, float(cfg_.rms_norm_eps)});
   outputs(batch, s_->xn->f32(), s_->x->f32(), w.shared_head_head.data ? w.shared_head_head : w_.lm_head, out);
-  for (const SeqChunk& c : batch.seqs) c.cache->mtp_length += c.n;
 }
 
 }  // namespace ds::model

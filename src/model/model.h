@@ -118,6 +118,13 @@ class Model {
   // for a chained draft) and the token after it, batch.tokens (t_{i+1}); their logits predict t_{i+2}. Advances each
   // chunk's cache->mtp_length by its n.
   void forward_mtp(const Batch& batch, const float* hidden, ForwardOutput* out);
+  // Serving across processes (model/step.cpp). Rank 0 owns the scheduler and the pool's block tables: after
+  // lead(pool), each forward / forward_mtp over sequences of that pool first sends the step (chunks' positions, block
+  // tables and tokens, the MTP input rows, and the block copies and writes the pool made since the last step) to the
+  // other ranks, whose follow() runs the same computation on a mirror of the pool until rank 0 calls end_lead().
+  void lead(KvPool& pool);
+  void end_lead();
+  void follow();
   // One sequence, logits of every row [n, vocab].
   void forward_mtp(KvCache* cache, const std::vector<int32_t>& next_tokens, const float* hidden, int64_t n,
                    std::vector<float>* logits);
@@ -125,6 +132,14 @@ class Model {
  private:
   struct Scratch;
   void ensure_scratch(int64_t T, int64_t S);
+  // A step in three parts: checks and cache writability (returns each chunk's first position), the computation
+  // (which the ranks following a leader run on their mirrored pool), and the cache lengths' advance.
+  std::vector<int64_t> begin_step(const Batch& batch, bool mtp);
+  void run_forward(const Batch& batch, const std::vector<int64_t>& pos0, ForwardOutput* out);
+  void run_mtp(const Batch& batch, const std::vector<int64_t>& pos0, const float* hidden, ForwardOutput* out);
+  // Leading (model/step.cpp): the step as bytes to every other rank.
+  void send_step(bool mtp, const Batch& batch, const std::vector<int64_t>& pos0, const float* hidden);
+  KvPool* lead_ = nullptr;
   void decoder_layer(int64_t l, const Batch& batch, int64_t T, const std::vector<int64_t>& pos0);
   // x += o_proj(attention(xn)) for layer l, by its attention kind (mla.cpp, gqa.cpp).
   void attention_mla(int64_t l, const Batch& batch, int64_t T, const std::vector<int64_t>& pos0);
@@ -148,6 +163,9 @@ class Model {
   // x [T, D] += y, where this rank computed y's columns parts[rank] as `y_part` [T, that many] (compact).
   void add_gathered(const float* y_part, int64_t T, const std::vector<dist::Range>& parts);
   float* par_buf(int i, size_t floats);  // grow-only backend buffers for the above
+  // The routed experts' y += Σ_j w·expert(x) with each rank computing the pairs of the experts it holds: their
+  // output rows are gathered from every rank and added in the one-process order.
+  void moe_parallel(const ops::MoeParams& p);
 
   io::ModelConfig cfg_;
   Weights w_;

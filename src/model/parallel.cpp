@@ -7,11 +7,15 @@
 //  - Row-parallel products: o_proj, the dense and shared MLPs' gate/up and down, and lm_head compute this rank's
 //    output rows (hidden columns in units of 16); the full activation is gathered from every rank. Each output value
 //    is one whole dot product as in one process, so attention, dense MLPs and logits are bitwise the one-process
-//    values; only the MoE sum below is re-associated.
+//    values.
 //  - Routed experts: this rank's contiguous range; the others' views are left empty (never loaded), and the MoE op
-//    skips them. A MoE layer's output (shared expert slice + this rank's experts) is summed over ranks in rank order.
+//    skips them. Each rank computes the (token, slot) pairs routed to its experts; the output rows are gathered
+//    from every rank and added in the one-process order (moe_parallel). So every result is bitwise the one-process
+//    result. (Summing each rank's partial MoE output instead moves N·T·D floats instead of T·k·D, but re-associates
+//    the sum: ~1e-6 on the logits, enough to move logprobs and flip near-ties.)
 // Grouped-query attention (the dense distills) is replicated on every rank for now; its o_proj is split.
-// Collectives per decoder layer: MLA 2 gathers; dense MLP 2 gathers; MoE 1 gather + 1 sum; lm_head 1 gather.
+// Collectives per decoder layer: MLA 2 gathers; dense MLP 2 gathers; MoE 3 gathers (shared hidden and output,
+// routed rows); lm_head 1 gather.
 #include <algorithm>
 
 #include "base/error.h"
@@ -48,7 +52,8 @@ void Model::shard_weights() {
   p.inter = dist::split_all(c.intermediate_size, p.size, 16);
   p.shared = dist::split_all(c.n_shared_experts * c.moe_intermediate_size, p.size, 16);
   p.vocab = dist::split_all(c.vocab_size, p.size, 16);
-  p.experts = dist::split(c.n_routed_experts, p.size, p.rank);
+  p.experts_all = dist::split_all(c.n_routed_experts, p.size);
+  p.experts = p.experts_all[size_t(p.rank)];
 
   auto rows = [](WeightView& v, int64_t begin, int64_t n) {
     if (v.data) v = n > 0 ? v.row_slice(begin, n) : WeightView{};
@@ -123,6 +128,45 @@ void Model::add_gathered(const float* y_part, int64_t T, const std::vector<dist:
   float* y = par_buf(1, size_t(T * D));
   gather_cols(y_part, T, parts, y, D);
   be_.add({s_->x->f32(), D, y, D, s_->x->f32(), D, T, D});
+}
+
+void Model::moe_parallel(const ops::MoeParams& mp) {
+  Par& p = *par_;
+  const int64_t TK = mp.T * mp.k, D = mp.D;
+  std::vector<int32_t> ids(static_cast<size_t>(TK));
+  be_.download(ids.data(), mp.ids, ids.size() * sizeof(int32_t));
+  // Owner of each pair's expert, this rank's pairs numbered in (token, slot) order, and where each pair's row lands
+  // in the gathered block (ranks' rows one after another).
+  std::vector<int64_t> count(size_t(p.size), 0);
+  std::vector<int32_t> own_row(static_cast<size_t>(TK), 0), idx(static_cast<size_t>(TK)), owner(static_cast<size_t>(TK));
+  for (int64_t i = 0; i < TK; ++i) {
+    int r = 0;
+    while (!p.experts_all[size_t(r)].contains(ids[size_t(i)])) ++r;
+    owner[size_t(i)] = r;
+    idx[size_t(i)] = int32_t(count[size_t(r)]++);
+  }
+  std::vector<int64_t> first(size_t(p.size), 0);
+  for (int r = 1; r < p.size; ++r) first[size_t(r)] = first[size_t(r) - 1] + count[size_t(r) - 1];
+  std::vector<int32_t> gathered_row(static_cast<size_t>(TK));
+  for (int64_t i = 0; i < TK; ++i) {
+    gathered_row[size_t(i)] = int32_t(first[size_t(owner[size_t(i)])] + idx[size_t(i)]);
+    own_row[size_t(i)] = owner[size_t(i)] == p.rank ? idx[size_t(i)] : 0;
+  }
+  int32_t* rows = reinterpret_cast<int32_t*>(par_buf(6, size_t(TK)));
+  be_.upload(rows, own_row.data(), own_row.size() * sizeof(int32_t));
+  ops::MoeParams q = mp;
+  q.slot_out = par_buf(7, size_t(std::max<int64_t>(count[size_t(p.rank)], 1) * D));
+  q.slot_row = rows;
+  be_.moe(q);
+  std::vector<size_t> bytes;
+  for (int r = 0; r < p.size; ++r) bytes.push_back(size_t(count[size_t(r)] * D) * sizeof(float));
+  float* all = par_buf(8, size_t(std::max<int64_t>(TK, 1) * D));
+  be_.sync();
+  p.comm->all_gather(q.slot_out, all, bytes);
+  be_.upload(rows, gathered_row.data(), gathered_row.size() * sizeof(int32_t));
+  q.slot_out = nullptr;
+  q.slot_in = all;
+  be_.moe(q);
 }
 
 }  // namespace ds::model

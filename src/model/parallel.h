@@ -20,6 +20,7 @@ struct Model::Par {
   std::vector<dist::Range> shared;       // per rank: shared experts' intermediate rows
   std::vector<dist::Range> vocab;        // per rank: lm_head rows
   dist::Range experts;                   // this rank's routed experts
+  std::vector<dist::Range> experts_all;  // per rank: its routed experts
   std::vector<std::unique_ptr<ops::Buffer>> bufs;
   std::vector<size_t> floats;
 };

@@ -207,6 +207,14 @@ struct MoeParams {
   float* y = nullptr; int64_t ldy = 0;             // [T, D], accumulated into
   int64_t T = 0, D = 0, k = 0, E = 0, inter = 0;
   Precision precision = Precision::F32;
+  // Experts split across processes (model/parallel.cpp), in two calls. With slot_out: y is not touched; the expert
+  // output of each pair (t, j) whose expert is held, unweighted, goes to row slot_row[t*k + j] of slot_out [rows, D].
+  // With slot_in: no expert is computed; y[t] += weights[t,j] * (row slot_row[t*k + j] of slot_in) for j = 0..k-1,
+  // exactly as the one-call op adds its own outputs, so gathering every process's rows gives its bits.
+  // slot_row is in backend memory.
+  float* slot_out = nullptr;
+  const float* slot_in = nullptr;
+  const int32_t* slot_row = nullptr;
 };
 
 }  // namespace ds::ops

@@ -60,6 +60,8 @@ Scheduler::Scheduler(Engine& engine, const SchedulerOptions& opt)
   // Default: every slot can fill its whole context without waiting for blocks.
   const int64_t n_blocks = opt_.kv_tokens > 0 ? (opt_.kv_tokens + bs - 1) / bs : opt_.parallel * ((opt_.ctx + bs - 1) / bs);
   pool_ = engine_.model().new_pool(n_blocks, bs);
+  // Across processes this rank (0) leads: every step it runs is sent to the others (Scheduler::follow).
+  if (engine_.model().ranks() > 1) engine_.model().lead(*pool_);
   slots_.resize(size_t(opt_.parallel));
   for (auto& s : slots_) s.cache = std::make_unique<model::KvCache>(pool_, opt_.ctx);
   stats_.slots = opt_.parallel;
@@ -83,7 +85,10 @@ void Scheduler::shutdown() {
   }
   qcv_.notify_all();
   if (thread_.joinable()) thread_.join();
+  engine_.model().end_lead();  // the following ranks return from follow()
 }
+
+void Scheduler::follow(Engine& engine) { engine.model().follow(); }
 
 void Scheduler::cancel_all() {
   {
@@ -453,7 +458,7 @@ bool Scheduler::swap_in(Slot& s) {
   DS_CHECK(int64_t(blocks.size()) == s.swap_blocks, "scheduler: swap-in got ", blocks.size(), " blocks, expected ",
            s.swap_blocks);
   for (size_t k = 0; k < blocks.size(); ++k)
-    pool_->backend().upload(pool_->base() + size_t(blocks[k]) * stride, s.swap.data() + k * stride, stride);
+    pool_->write_block(blocks[k], s.swap.data() + k * stride);
   s.cache->length = s.swap_length;
   s.cache->mtp_length = s.swap_mtp_length;
   s.published = 0;

@@ -145,6 +145,9 @@ class QueueFull : public std::runtime_error {
 class Scheduler {
  public:
   Scheduler(Engine& engine, const SchedulerOptions& opt);
+  // Serving across processes: rank 0 runs the Scheduler (and the HTTP server), and every other rank calls follow(),
+  // which runs each step rank 0's scheduler runs, on its shard of the model, until rank 0's scheduler shuts down.
+  static void follow(Engine& engine);
   ~Scheduler();
   Scheduler(const Scheduler&) = delete;
   Scheduler& operator=(const Scheduler&) = delete;

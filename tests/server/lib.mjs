@@ -1,5 +1,6 @@
 // Helpers for the server tests: start the real `deepseek serve` binary on a free loopback port, read /metrics.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
 import assert from 'node:assert/strict';
 
 export const BIN = process.env.DEEPSEEK_BIN;
@@ -8,11 +9,15 @@ export const SOURCE_DIR = process.env.DS_SOURCE_DIR;
 assert.ok(BIN && MODEL && SOURCE_DIR, 'DEEPSEEK_BIN, DS_SERVER_MODEL and DS_SOURCE_DIR must be set (run through ctest)');
 
 // `variant`: one of the test model's folders (v3, r1, tools), or an absolute model folder.
-export async function startServer(args = [], variant = 'v3') {
+// `ranks` > 1: the server split across that many processes by mpirun (docs/SCALING.md).
+export async function startServer(args = [], variant = 'v3', ranks = 1) {
   const ctx = args.includes('--ctx') ? [] : ['--ctx', '1024'];
   const model = variant.startsWith('/') ? variant : `${MODEL}/${variant}`;
-  const proc = spawn(BIN, ['serve', '--model', model, '--port', '0', ...ctx, '-t', '1', ...args],
-                     { stdio: ['ignore', 'ignore', 'pipe'] });
+  const argv = ['serve', '--model', model, '--port', '0', ...ctx, '-t', '1', ...args];
+  const env = { ...process.env, OMPI_ALLOW_RUN_AS_ROOT: '1', OMPI_ALLOW_RUN_AS_ROOT_CONFIRM: '1' };
+  const proc = ranks > 1
+    ? spawn('mpirun', ['--oversubscribe', '-np', String(ranks), BIN, ...argv], { stdio: ['ignore', 'ignore', 'pipe'], env })
+    : spawn(BIN, argv, { stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
   const exited = new Promise((resolve) => proc.on('exit', (code, sig) => resolve({ code, sig })));
   const url = await new Promise((resolve, reject) => {
@@ -27,11 +32,25 @@ export async function startServer(args = [], variant = 'v3') {
   return {
     url, proc, log: () => log,
     async stop() {
-      proc.kill('SIGTERM');
+      // Across processes: SIGTERM to rank 0, which stops the others (mpirun itself exits 1 when it is signalled).
+      const target = ranks > 1 ? rankZero(proc.pid) : null;
+      if (target) process.kill(target, 'SIGTERM');
+      else proc.kill('SIGTERM');
       const r = await exited;
       return r;
     },
   };
+}
+
+// The pid of rank 0 among mpirun's children (its environment names the rank).
+function rankZero(mpirunPid) {
+  const kids = spawnSync('pgrep', ['-P', String(mpirunPid)]).stdout.toString().split('\n').filter((l) => l);
+  for (const k of kids) {
+    try {
+      if (fs.readFileSync(`/proc/${k}/environ`, 'utf8').split('\0').includes('OMPI_COMM_WORLD_RANK=0')) return Number(k);
+    } catch { /* gone */ }
+  }
+  return null;
 }
 
 export async function metrics(url, headers = {}) {

@@ -16,8 +16,29 @@
 
 namespace ds::cpu {
 
+namespace {
+// y[t] += w[t,j] * o[t,j] for j = 0..k-1: one function for both sources of the rows, so that combining rows
+// gathered from other processes gives the bits of combining this process's own.
+template <class RowOf>
+void combine(const ops::MoeParams& p, int n_threads, const RowOf& row_of) {
+  parallel_for(p.T, p.T * p.D < (1 << 15) ? 1 : n_threads, [&](int64_t t) {
+    float* y = p.y + t * p.ldy;
+    for (int64_t j = 0; j < p.k; ++j) {
+      const float* o = row_of(t * p.k + j);
+      if (!o) continue;
+      const float w = p.weights[t * p.k + j];
+      for (int64_t d = 0; d < p.D; ++d) y[d] += w * o[d];
+    }
+  });
+}
+}  // namespace
+
 void moe(const ops::MoeParams& p, int n_threads) {
   if (p.T <= 0 || p.k <= 0) return;
+  if (p.slot_in) {  // combine rows gathered from every process
+    combine(p, n_threads, [&](int64_t i) { return p.slot_in + int64_t(p.slot_row[i]) * p.D; });
+    return;
+  }
   const int64_t TK = p.T * p.k;
   // Counting sort of the (token, slot) pairs by expert.
   std::vector<int64_t> start(static_cast<size_t>(p.E + 1), 0);
@@ -77,18 +98,18 @@ void moe(const ops::MoeParams& p, int n_threads) {
   }
   matmul_batch(mm.data(), mm.size(), n_threads);
   // dn row i is the expert output of (token, slot) order[i].
+  if (p.slot_out) {  // this process's rows, for the others
+    parallel_for(n_held, n_held * p.D < (1 << 16) ? 1 : n_threads, [&](int64_t i) {
+      std::memcpy(p.slot_out + int64_t(p.slot_row[order[i]]) * p.D, dn + i * p.D, size_t(p.D) * 4);
+    });
+    return;
+  }
   std::vector<int64_t> row_of(static_cast<size_t>(TK), -1);
   for (int64_t i = 0; i < n_held; ++i) row_of[size_t(order[i])] = i;
   // Combine in the reference's order: per token, slots j = 0..k-1.
-  parallel_for(p.T, p.T * p.D < (1 << 15) ? 1 : n_threads, [&](int64_t t) {
-    float* y = p.y + t * p.ldy;
-    for (int64_t j = 0; j < p.k; ++j) {
-      const int64_t row = row_of[size_t(t * p.k + j)];
-      if (row < 0) continue;
-      const float w = p.weights[t * p.k + j];
-      const float* o = dn + row * p.D;
-      for (int64_t d = 0; d < p.D; ++d) y[d] += w * o[d];
-    }
+  combine(p, n_threads, [&](int64_t i) -> const float* {
+    const int64_t row = row_of[size_t(i)];
+    return row < 0 ? nullptr : dn + row * p.D;
   });
 }
 

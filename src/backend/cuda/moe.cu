@@ -113,6 +113,28 @@ __global__ void combine_kernel(ops::MoeParams p, Groups g, const float* out) {
   }
 }
 
+// Experts split across processes (ops/params.h): each held pair's output row to its slot row, or y from rows
+// gathered from every process, added in the one-process order.
+__global__ void slot_out_kernel(ops::MoeParams p, Groups g, const float* out) {
+  const int64_t total = p.T * p.k * p.D;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t pair = i / p.D, d = i % p.D;
+    const int32_t row = g.pair_row[pair];
+    if (row >= 0) p.slot_out[int64_t(p.slot_row[pair]) * p.D + d] = out[int64_t(row) * p.D + d];
+  }
+}
+
+__global__ void combine_slots_kernel(ops::MoeParams p) {
+  const int64_t total = p.T * p.D;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t t = i / p.D, d = i % p.D;
+    float y = p.y[t * p.ldy + d];
+    for (int64_t j = 0; j < p.k; ++j)
+      y += p.weights[t * p.k + j] * p.slot_in[int64_t(p.slot_row[t * p.k + j]) * p.D + d];
+    p.y[t * p.ldy + d] = y;
+  }
+}
+
 size_t align256(size_t n) { return (n + 255) / 256 * 256; }
 unsigned grid1d(int64_t n) { return unsigned(std::max<int64_t>(1, std::min<int64_t>(ceil_div(n, 256), 4096))); }
 
@@ -121,6 +143,11 @@ unsigned grid1d(int64_t n) { return unsigned(std::max<int64_t>(1, std::min<int64
 void launch_moe(const ops::MoeParams& p, const ops::ExpertWeights* experts_dev, DeviceMemory& mem, cudaStream_t s) {
   const int64_t R = p.T * p.k, E = p.E;
   DS_CHECK(E <= 65535, "cuda moe: ", E, " experts exceed one launch");
+  if (p.slot_in) {
+    combine_slots_kernel<<<grid1d(p.T * p.D), 256, 0, s>>>(p);
+    DS_CU_LAUNCHED();
+    return;
+  }
   // One stream-ordered scratch block: [ints | hg | hu | out].
   const size_t ints = align256(size_t(4 * E + 1 + 2 * R) * 4);
   const size_t hbytes = align256(size_t(R * p.inter) * 4), obytes = align256(size_t(R * p.D) * 4);
@@ -150,7 +177,8 @@ void launch_moe(const ops::MoeParams& p, const ops::ExpertWeights* experts_dev, 
     down_kernel<DT><<<dim3(unsigned(ceil_div(p.D, kTile)), unsigned(E)), kTileThreads, 0, s>>>(
         p, experts_dev, g, hg, out);
   });
-  combine_kernel<<<grid1d(p.T * p.D), 256, 0, s>>>(p, g, out);
+  if (p.slot_out) slot_out_kernel<<<grid1d(R * p.D), 256, 0, s>>>(p, g, out);
+  else combine_kernel<<<grid1d(p.T * p.D), 256, 0, s>>>(p, g, out);
   DS_CU_LAUNCHED();
 }
 

@@ -74,6 +74,12 @@ void moe(const ops::MoeParams& p) {
   std::vector<float> g(size_t(p.inter)), u(size_t(p.inter)), out(size_t(p.D));
   for (int64_t t = 0; t < p.T; ++t) {
     for (int64_t j = 0; j < p.k; ++j) {
+      if (p.slot_in) {  // rows gathered from every process (ops/params.h)
+        const float* o = p.slot_in + int64_t(p.slot_row[t * p.k + j]) * p.D;
+        const float w = p.weights[t * p.k + j];
+        for (int64_t d = 0; d < p.D; ++d) p.y[t * p.ldy + d] += w * o[d];
+        continue;
+      }
       const int32_t e = p.ids[t * p.k + j];
       DS_ASSERT(e >= 0 && e < p.E);
       const ops::ExpertWeights& ew = p.experts[e];
@@ -90,6 +96,10 @@ void moe(const ops::MoeParams& p) {
       md.x = g.data(); md.ldx = p.inter; md.M = 1; md.K = p.inter; md.N = p.D; md.precision = p.precision;
       md.w = ew.down; md.y = out.data(); md.ldy = p.D;
       matmul(md);
+      if (p.slot_out) {
+        std::copy(out.begin(), out.end(), p.slot_out + int64_t(p.slot_row[t * p.k + j]) * p.D);
+        continue;
+      }
       const float w = p.weights[t * p.k + j];
       for (int64_t d = 0; d < p.D; ++d) p.y[t * p.ldy + d] += w * out[d];
     }
