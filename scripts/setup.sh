@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 # Libraries: checked as Debian packages. Tools: checked as commands, since a machine may carry its own (e.g. a
 # Node.js with its bundled npm, which the Debian npm package would conflict with).
 PKGS=(pkg-config libgtest-dev libgmock-dev nlohmann-json3-dev libcli11-dev libpcre2-dev libutf8proc-dev
-      libboost1.81-dev zlib1g-dev python3-jinja2)
+      libboost1.81-dev zlib1g-dev python3-jinja2 libopenmpi-dev openmpi-bin)
 declare -A TOOLS=([cmake]=cmake [ninja]=ninja-build [g++]=g++ [git]=git [node]=nodejs [npm]=npm)
 missing=()
 for p in "${PKGS[@]}"; do

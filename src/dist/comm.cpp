@@ -57,6 +57,12 @@ int local_ranks() {
   return 1;
 }
 
+int local_rank() {
+  for (const char* v : {"OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "SLURM_LOCALID"})
+    if (const char* s = std::getenv(v)) return std::max(0, std::atoi(s));
+  return 0;
+}
+
 std::unique_ptr<Comm> make_world() { return launched_by_mpi() && have_mpi() ? make_mpi() : make_single(); }
 
 Range split(int64_t total, int parts, int part, int64_t unit) {

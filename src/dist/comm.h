@@ -5,6 +5,8 @@
 // one machine or many, dist/comm_mpi.cpp) and NCCL (GPUs, backend/cuda/nccl_comm.cpp). Buffers live in the memory of
 // the backend the model computes on (host memory for cpu/ref with MPI, device memory for cuda with NCCL).
 // Every rank must call the same collectives in the same order with the same sizes. One thread at a time.
+// broadcast moves control data in host memory; all_gather, all_to_all and all_reduce_sum move the model's
+// activations in the backend's memory (the same host memory for MPI).
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -62,8 +64,10 @@ bool launched_by_mpi();
 std::unique_ptr<Comm> make_mpi();
 // The world this process belongs to: MPI when launched by mpirun (and built with MPI), else one process.
 std::unique_ptr<Comm> make_world();
-// Ranks started by the same launcher on this machine (to share its cores), 1 when unknown.
+// Ranks started by the same launcher on this machine (to share its cores), 1 when unknown; this rank's index among
+// them (its GPU), 0 when unknown.
 int local_ranks();
+int local_rank();
 // Whether this build can run across processes (MPI found at configure time).
 bool have_mpi();
 

@@ -21,6 +21,7 @@
 #include "ops/ref/ref_backend.h"
 #ifdef DS_HAVE_CUDA
 #include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/nccl_comm.h"
 #endif
 
 namespace ds::rt {
@@ -59,6 +60,17 @@ std::unique_ptr<ops::Backend> make_backend(const std::string& name, int threads,
   }
   fail("--backend '", name, "' is not one of: cpu, ref, cuda");
 }
+
+namespace {
+std::unique_ptr<ops::Backend> make_cuda_device(int device) {
+#ifdef DS_HAVE_CUDA
+  return cuda::make_cuda_backend(device);
+#else
+  (void)device;
+  fail("--backend cuda: this build has no CUDA backend (configure with -DDS_CUDA=ON)");
+#endif
+}
+}  // namespace
 
 bool cuda_usable(std::string* why) {
 #ifdef DS_HAVE_CUDA
@@ -216,12 +228,19 @@ void check_same_model(const io::ModelConfig& cfg, model::Weights* w, const std::
 
 void Engine::init(const io::ModelConfig& cfg, const EngineOptions& opt, model::Weights w, bool own_weights,
                   const model::WeightSourceDone& copied) {
-  if (opt.comm && opt.comm->size() > 1) {
-    check_same_model(cfg, &w, dir_.empty() ? "random weights" : dir_, *opt.comm);
-    DS_CHECK(opt.backend != "cuda" || opt.comm->name() == "nccl", "--backend cuda across ", opt.comm->size(),
-             " processes needs the NCCL communicator (this run has '", opt.comm->name(), "')");
+  dist::Comm* comm = opt.comm && opt.comm->size() > 1 ? opt.comm : nullptr;
+  int device = 0;
+  if (comm) {
+    check_same_model(cfg, &w, dir_.empty() ? "random weights" : dir_, *comm);
+    if (opt.backend == "cuda") {  // one GPU per rank; activations move over NCCL, control over the MPI world
+#ifdef DS_HAVE_CUDA
+      device = dist::local_rank();
+      nccl_ = cuda::make_nccl_comm(*comm, device);
+      comm = nccl_.get();
+#endif
+    }
   }
-  backend_ = make_backend(opt.backend, opt.threads, own_weights);
+  backend_ = opt.backend == "cuda" && device > 0 ? make_cuda_device(device) : make_backend(opt.backend, opt.threads, own_weights);
   if (opt.profile) {
     auto prof = std::make_unique<ProfilingBackend>(std::move(backend_));
     profiler_ = prof.get();
@@ -232,7 +251,7 @@ void Engine::init(const io::ModelConfig& cfg, const EngineOptions& opt, model::W
   mo.q8_everywhere = opt.q8_everywhere;
   mo.kv_dtype = opt.kv_dtype;
   mo.weight_copied = copied;
-  mo.comm = opt.comm;
+  mo.comm = comm;
   model_ = std::make_unique<model::Model>(cfg, std::move(w), *backend_, mo);
   for (int64_t id : cfg.eos_token_ids) eos_.push_back(int32_t(id));
 }

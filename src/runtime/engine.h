@@ -75,6 +75,7 @@ class Engine {
   std::string dir_;
   std::unique_ptr<io::Checkpoint> ckpt_;
   std::unique_ptr<model::RandomWeights> random_;
+  std::unique_ptr<dist::Comm> nccl_;  // GPUs across processes (EngineOptions::comm bootstraps it)
   std::unique_ptr<ops::Backend> backend_;
   class ProfilingBackend* profiler_ = nullptr;
   std::unique_ptr<model::Model> model_;
