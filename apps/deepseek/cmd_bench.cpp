@@ -15,6 +15,7 @@
 #include "runtime/hw_probe.h"
 #include "runtime/profiling_backend.h"
 #include "runtime/session.h"
+#include "runtime/world.h"
 #include "runtime/speculative.h"
 
 namespace ds::app {
@@ -241,6 +242,9 @@ int cmd_bench(int argc, char** argv) {
   std::vector<std::unique_ptr<model::KvCache>> caches;
   std::vector<int32_t> last;
   double pp_time = 0;
+  dist::Comm& world = rt::world();  // across processes: what the collectives cost (docs/SCALING.md)
+  world.reset_stats();
+  dist::CommStats pp_comm;
   for (int64_t b = 0; b < batch; ++b) {
     caches.push_back(e->model().new_cache(ctx));
     model::Batch pb;
@@ -249,7 +253,7 @@ int cmd_bench(int argc, char** argv) {
     model::ForwardOutput out;
     Timer t;
     e->model().forward(pb, &out);
-    if (b == 0) pp_time = t.seconds();
+    if (b == 0) pp_time = t.seconds(), pp_comm = world.stats();
     if (b == 0 && e->profiler()) prefill_profile = e->profiler()->report();
     last.push_back(rt::argmax(out.logits.data(), c.vocab_size));
   }
@@ -259,7 +263,9 @@ int cmd_bench(int argc, char** argv) {
   const auto read_set = rt::decode_read_set(c, e->model().weights());
   std::vector<double> ratios, pair_gbs;
   const bool pair = paired && !gpu;
+  world.reset_stats();
   const double tg_time = decode_batch(*e, caches, last, gen, pair ? &read_set : nullptr, threads, &ratios, &pair_gbs);
+  const dist::CommStats tg_comm = world.stats();
   r.tg_tok_s = double(gen * batch) / tg_time;
   const rt::DecodeBytes db = rt::decode_bytes(c, e->model().weights(), prompt + gen / 2, batch, eo.kv_dtype);
   r.bytes_per_step = db.total();
@@ -271,6 +277,14 @@ int cmd_bench(int argc, char** argv) {
               "%.1f GB/s = %.1f%% of %s bandwidth\n",
               (long long)batch, (long long)gen, r.tg_tok_s, r.bytes_per_step / 1e9, (db.total() - db.kv) / 1e9,
               db.kv / 1e9, r.tg_gbs, 100.0 * r.tg_gbs / bw.read_gbs, gpu ? "device copy" : "read");
+  if (world.size() > 1)
+    std::printf("comm     %d ranks (this rank's weights and bytes above) | prefill: %.2f MB sent in %llu collectives, "
+                "%.1f ms = %.1f%% of it | decode: %.1f KB sent per token, %.0f collectives and %.2f ms per step = "
+                "%.1f%% of it\n",
+                world.size(), double(pp_comm.bytes) / 1e6, (unsigned long long)pp_comm.calls, pp_comm.seconds * 1e3,
+                100.0 * pp_comm.seconds / pp_time, double(tg_comm.bytes) / 1e3 / double(gen * batch),
+                double(tg_comm.calls) / double(gen), tg_comm.seconds * 1e3 / double(gen),
+                100.0 * tg_comm.seconds / tg_time);
   if (pair)
     std::printf("paired   a plain read of the same %.3f GB after every step: median read/step %.1f%% (read %.1f GB/s, "
                 "median of %zu steps)\n",

@@ -80,6 +80,7 @@ class NcclComm final : public dist::Comm {
     if (comm_) ncclCommAbort(comm_);
     comm_ = nullptr;
     boot_.abort(code);
+    std::_Exit(code);
   }
 
  private:
