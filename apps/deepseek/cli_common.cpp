@@ -21,6 +21,10 @@ rt::EngineOptions ComputeFlags::engine_options() const {
   o.backend = backend;
   o.threads = threads > 0 || rt::world().size() == 1 ? threads : rt::default_threads_per_rank();
   o.comm = rt::model_comm();  // under mpirun: the model split across the ranks
+  o.tp = tp;
+  o.ep = ep;
+  DS_CHECK(ep_combine == "gather" || ep_combine == "sum", "--ep-combine '", ep_combine, "' is not one of: gather, sum");
+  o.ep_sum = ep_combine == "sum";
   o.precision = rt::parse_precision(precision);
   o.q8_everywhere = precision == "q8";
   o.kv_dtype = parse_kv_dtype(kv_dtype);

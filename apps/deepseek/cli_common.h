@@ -21,6 +21,8 @@ struct ComputeFlags {
   bool verbose = false;
   std::string load = "auto";
   int draft = -1;
+  int tp = 0, ep = 0;
+  std::string ep_combine = "gather";
 
   void add(CLI::App& app) {
     app.add_option("--backend", backend, "compute backend: cpu | ref (scalar reference) | cuda")->capture_default_str();
@@ -42,6 +44,15 @@ struct ComputeFlags {
                    "than RAM), auto = copy when the weights fit in 80% of the available memory")
         ->capture_default_str();
     app.add_flag("-v,--verbose", verbose, "log progress and timings to stderr");
+    app.add_option("--tp", tp, "under mpirun: ranks the attention heads, MLPs and lm_head are split over: 1 (each "
+                   "rank computes them whole) or the number of ranks (0 = the number of ranks; docs/SCALING.md)")
+        ->capture_default_str();
+    app.add_option("--ep", ep, "under mpirun: ranks the routed experts are split over: 1 (each rank holds all) or "
+                   "the number of ranks (0 = the number of ranks)")->capture_default_str();
+    app.add_option("--ep-combine", ep_combine, "under mpirun: how the experts' outputs are joined: gather (every "
+                   "expert row to every rank, added in the one-process order: bitwise the one-process result) or sum "
+                   "(each rank's partial sum, then summed over ranks: fewer bytes, last bits re-associated)")
+        ->capture_default_str();
   }
   // --draft for the commands that generate.
   void add_draft(CLI::App& app) {

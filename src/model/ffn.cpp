@@ -61,7 +61,7 @@ void Model::ffn(int64_t l, int64_t T) {
   };
 
   if (arch_.layers[size_t(l)].ffn == FfnKind::Dense) {
-    if (!par_) {
+    if (!par_ || !par_->tp) {
       swiglu(w.gate_proj, w.up_proj, w.down_proj, cfg_.intermediate_size, x, true);
       return;
     }
@@ -92,7 +92,7 @@ void Model::ffn(int64_t l, int64_t T) {
   be_.route(rp);
 
   float* out = s_->moe_out->f32();  // [T, D]: shared experts first, routed experts accumulated on top
-  if (par_) {
+  if (par_ && par_->tp) {
     // The shared experts' whole output on every rank (this rank's hidden columns, gathered), then every routed
     // expert's output rows gathered from the rank holding it and added in the one-process order (bitwise).
     if (cfg_.n_shared_experts > 0) {
@@ -113,8 +113,16 @@ void Model::ffn(int64_t l, int64_t T) {
   mp.x = xn; mp.ldx = D; mp.ids = rp.ids; mp.weights = rp.weights; mp.experts = w.experts.data();
   mp.y = out; mp.ldy = D; mp.T = T; mp.D = D; mp.k = k; mp.E = E; mp.inter = cfg_.moe_intermediate_size;
   mp.precision = opt_.precision;
-  if (par_) moe_parallel(mp);  // model/parallel.cpp
-  else be_.moe(mp);
+  if (par_ && par_->ep && par_->ep_sum) {  // each rank's partial sum (shared output on rank 0 only), summed
+    if (par_->rank != 0) be_.copy({s_->zeros->f32(), D, out, D, T, D});
+    be_.moe(mp);
+    be_.sync();
+    par_->comm->all_reduce_sum(out, size_t(T * D));
+  } else if (par_ && par_->ep) {
+    moe_parallel(mp);  // model/parallel.cpp
+  } else {
+    be_.moe(mp);
+  }
   be_.add({x, D, out, D, x, D, T, D});
 }
 

@@ -62,7 +62,7 @@ void Model::attention_gqa(int64_t l, const Batch& batch, int64_t T, const std::v
   ops::MatmulParams o;
   o.x = attn; o.ldx = ldq; o.w = w.o_proj; o.y = s_->x->f32(); o.ldy = D;
   o.M = T; o.N = D; o.K = ldq; o.accumulate = true; o.precision = precision_for(w.o_proj);  // residual add fused
-  if (par_) {  // split across processes: the attention is every rank's, o_proj rows are this rank's, then gathered
+  if (par_ && par_->tp) {  // split across processes: the attention is every rank's, o_proj rows are this rank's, then gathered
     o.N = par_->d[size_t(par_->rank)].size();
     o.y = par_buf(4, size_t(T * std::max<int64_t>(o.N, 1)));
     o.ldy = o.N;

@@ -19,7 +19,8 @@ void Model::attention_mla(int64_t l, const Batch& batch, int64_t T, const std::v
   const int64_t dr = cfg_.qk_rope_head_dim, dv = cfg_.v_head_dim, r = cfg_.kv_lora_rank, dqk = nope + dr;
   // Split across processes (model/parallel.cpp), this rank computes Hl of the H heads; kv_a (the latent cache) and
   // q_a are every rank's.
-  const int64_t Hl = par_ ? par_->heads.size() : H;
+  const bool split = par_ && par_->tp;
+  const int64_t Hl = split ? par_->heads.size() : H;
   const int64_t ldq = Hl * dqk, ldkv = r + dr, ldkvb = Hl * (nope + dv), ldo = Hl * dv;
   const float eps = float(cfg_.rms_norm_eps);
   float* xn = s_->xn->f32();
@@ -112,7 +113,7 @@ void Model::attention_mla(int64_t l, const Batch& batch, int64_t T, const std::v
     }
     off += n;
   }
-  if (!par_) {
+  if (!split) {
     mm(attn, ldo, w.o_proj, s_->x->f32(), D, T, D, ldo, /*acc=*/true);  // residual add fused into the projection
     return;
   }

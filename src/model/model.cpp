@@ -33,6 +33,12 @@ Model::Model(const io::ModelConfig& cfg, Weights weights, ops::Backend& be, Mode
     par_->comm = opt_.comm;
     par_->rank = opt_.comm->rank();
     par_->size = opt_.comm->size();
+    for (auto [v, flag] : {std::pair{opt_.tp, "--tp"}, std::pair{opt_.ep, "--ep"}})
+      DS_CHECK(v == 0 || v == 1 || v == par_->size, flag, " ", v, " with ", par_->size, " processes: only 1 (replicated) "
+               "or ", par_->size, " (split over every rank) is supported");
+    par_->tp = opt_.tp != 1;
+    par_->ep = opt_.ep != 1;
+    par_->ep_sum = opt_.ep_sum;
     shard_weights();  // this rank's slices only (model/parallel.cpp)
   }
   prepare_weights(&w_, be_, opt_.weight_copied);  // the backend's own copies (cuda, cpu owning its weights), or as is
@@ -156,7 +162,7 @@ void Model::outputs(const Batch& batch, const float* xn, const float* h, const W
   ops::MatmulParams mm;
   mm.x = s_->sel->f32(); mm.ldx = D; mm.w = head; mm.y = logits; mm.ldy = V;
   mm.M = rows; mm.N = V; mm.K = D; mm.precision = opt_.precision;
-  if (!par_) {
+  if (!par_ || !par_->tp) {
     be_.matmul(mm);
   } else {  // this rank's vocabulary rows, then every rank's gathered into [rows, V]
     mm.N = par_->vocab[size_t(par_->rank)].size();

@@ -77,6 +77,14 @@ struct ModelOptions {
   // attention heads, of the dense and shared MLPs' and lm_head's rows, and of the routed experts; the latent cache is
   // replicated. Every rank must run the same forward calls on the same batch.
   dist::Comm* comm = nullptr;
+  // Ranks the attention heads, dense / shared MLPs and lm_head are split over (tensor parallel), and ranks the routed
+  // experts are split over (expert parallel): 1 (replicated: every rank computes the whole part) or comm's size;
+  // 0 = comm's size. Other sizes (replicated groups) are refused.
+  int tp = 0, ep = 0;
+  // How the routed experts' outputs are joined across ranks: false (default) gathers every (token, slot) row and adds
+  // them in the one-process order (bitwise the one-process result); true sums each rank's partial output over the
+  // ranks (fewer bytes, N·T·D instead of T·k·D, but re-associated: ~1e-6 on the logits).
+  bool ep_sum = false;
 };
 
 class Model {

@@ -59,13 +59,13 @@ void Model::shard_weights() {
     if (v.data) v = n > 0 ? v.row_slice(begin, n) : WeightView{};
   };
   auto mine = [&](WeightView& v, const std::vector<dist::Range>& parts) {
-    rows(v, parts[size_t(p.rank)].begin, parts[size_t(p.rank)].size());
+    if (p.tp) rows(v, parts[size_t(p.rank)].begin, parts[size_t(p.rank)].size());
   };
   const int64_t h0 = p.heads.begin, Hl = p.heads.size();
   const int64_t dqk = c.qk_head_dim(), nope = c.qk_nope_head_dim, dv = c.v_head_dim, r = c.kv_lora_rank;
   for (size_t l = 0; l < w_.layers.size(); ++l) {
     LayerWeights& w = w_.layers[l];
-    if (arch_.layers[l].attention == AttentionKind::Mla) {
+    if (p.tp && arch_.layers[l].attention == AttentionKind::Mla) {
       rows(w.q_proj, h0 * dqk, Hl * dqk);
       rows(w.q_b_proj, h0 * dqk, Hl * dqk);
       rows(w.kv_b_proj, h0 * (nope + dv), Hl * (nope + dv));
@@ -81,7 +81,7 @@ void Model::shard_weights() {
       mine(w.shared.gate, p.shared);
       mine(w.shared.up, p.shared);
       mine(w.shared.down, p.d);
-      for (int64_t e = 0; e < int64_t(w.experts.size()); ++e)
+      for (int64_t e = 0; e < int64_t(w.experts.size()) && p.ep; ++e)
         if (!p.experts.contains(e)) w.experts[size_t(e)] = {};
     }
     mine(w.shared_head_head, p.vocab);

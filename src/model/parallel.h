@@ -13,6 +13,7 @@ namespace ds::model {
 struct Model::Par {
   dist::Comm* comm = nullptr;
   int rank = 0, size = 1;
+  bool tp = true, ep = true, ep_sum = false;             // heads / rows split (tensor parallel); experts split (expert parallel)
   dist::Range heads;                     // this rank's MLA heads
   std::vector<dist::Range> attn_cols;    // per rank: its heads' columns of the attention output [T, H * v_head_dim]
   std::vector<dist::Range> d;            // per rank: rows of o_proj / down projections (hidden columns)

@@ -252,6 +252,9 @@ void Engine::init(const io::ModelConfig& cfg, const EngineOptions& opt, model::W
   mo.kv_dtype = opt.kv_dtype;
   mo.weight_copied = copied;
   mo.comm = comm;
+  mo.tp = opt.tp;
+  mo.ep = opt.ep;
+  mo.ep_sum = opt.ep_sum;
   model_ = std::make_unique<model::Model>(cfg, std::move(w), *backend_, mo);
   for (int64_t id : cfg.eos_token_ids) eos_.push_back(int32_t(id));
 }

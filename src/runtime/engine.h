@@ -34,6 +34,8 @@ struct EngineOptions {
   // The processes the model is split across (dist/comm.h, docs/SCALING.md); null: one process. Every rank must load
   // the same model with the same options: load() compares a checksum of the config and tensor table across ranks.
   dist::Comm* comm = nullptr;
+  int tp = 0, ep = 0;  // ModelOptions::tp / ep (--tp, --ep)
+  bool ep_sum = false;  // ModelOptions::ep_sum (--ep-combine sum)
 };
 
 // Parses "f32" / "fast" (CLI --precision); throws ds::Error naming the flag otherwise.

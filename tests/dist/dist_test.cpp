@@ -8,7 +8,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -178,6 +180,34 @@ TEST(Mpi, GreedyAcrossRanks) {
       fs::remove(ids);
     }
   }
+}
+
+// --tp 1 / --ep 1 (replicated heads and rows / experts) stay bitwise; --ep-combine sum re-associates the MoE sum
+// (within the 1e-5 of one process); sizes other than 1 and N are refused by name.
+TEST(Mpi, SplitChoices) {
+  NEED_MPIRUN();
+  const std::string m = kShared + "models/tiny-v3";
+  const std::string args = " logits --model " + m + " --tokens " + m + "/tokens.npy --precision f32 --out ";
+  const fs::path one = tmp("split_one.npy"), got = tmp("split_np.npy");
+  ASSERT_EQ(run(kBin + args + one.string()).code, 0);
+  for (const char* opt : {"--tp 1", "--ep 1", "--tp 1 --ep 1", "--ep-combine sum"}) {
+    const CmdResult r = run(mpirun(2) + kBin + args + got.string() + " " + opt);
+    ASSERT_EQ(r.code, 0) << opt << ": " << r.out;
+    if (std::string(opt) != "--ep-combine sum") {
+      EXPECT_TRUE(bytes_of(one) == bytes_of(got)) << opt;
+      continue;
+    }
+    const auto a = io::npy_read(one.string()).to_f32(), b = io::npy_read(got.string()).to_f32();
+    ASSERT_EQ(a.size(), b.size());
+    double worst = 0;
+    for (size_t i = 0; i < a.size(); ++i) worst = std::max(worst, double(std::abs(a[i] - b[i])));
+    EXPECT_LE(worst, 1e-5) << opt;
+  }
+  const CmdResult r = run(mpirun(2) + kBin + args + got.string() + " --tp 3");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.out.find("--tp 3 with 2 processes"), std::string::npos) << r.out;
+  fs::remove(one);
+  fs::remove(got);
 }
 
 TEST(Mpi, DifferentModelsRefused) {
