@@ -210,6 +210,32 @@ TEST(Mpi, SplitChoices) {
   fs::remove(got);
 }
 
+// GPUs across processes: one rank per GPU, activations over NCCL. Skips, saying why, without a CUDA build, without
+// two GPUs, or without MPI (no GPU has been lent to this project yet: this case has not run).
+TEST(Mpi, CudaRanksMatchOneGpu) {
+  NEED_MPIRUN();
+  const CmdResult gpus = run("nvidia-smi -L");
+  int n = 0;
+  for (size_t at = gpus.out.find("GPU "); gpus.code == 0 && at != std::string::npos; at = gpus.out.find("GPU ", at + 1))
+    ++n;
+  if (n < 2) GTEST_SKIP() << "needs 2 GPUs (found " << n << ")";
+  const std::string m = kShared + "models/tiny-v3";
+  const std::string args = " logits --backend cuda --model " + m + " --tokens " + m + "/tokens.npy --precision f32 --out ";
+  const fs::path one = tmp("gpu_one.npy"), got = tmp("gpu_np.npy");
+  const CmdResult r1 = run(kBin + args + one.string());
+  if (r1.code != 0 && r1.out.find("no CUDA backend") != std::string::npos) GTEST_SKIP() << r1.out;
+  ASSERT_EQ(r1.code, 0) << r1.out;
+  const CmdResult r2 = run(mpirun(2) + kBin + args + got.string());
+  ASSERT_EQ(r2.code, 0) << r2.out;
+  const auto a = io::npy_read(one.string()).to_f32(), b = io::npy_read(got.string()).to_f32();
+  ASSERT_EQ(a.size(), b.size());
+  double worst = 0;
+  for (size_t i = 0; i < a.size(); ++i) worst = std::max(worst, double(std::abs(a[i] - b[i])));
+  EXPECT_LE(worst, 1e-5);
+  fs::remove(one);
+  fs::remove(got);
+}
+
 TEST(Mpi, DifferentModelsRefused) {
   NEED_MPIRUN();
   const std::string a = kShared + "models/tiny-v3", b = kShared + "models/tiny-v3-fp8";
