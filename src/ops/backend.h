@@ -51,6 +51,7 @@ class Backend {
     for (size_t i = 0; i < n; ++i) matmul(ps[i]);
   }
   virtual void rms_norm(const RmsNormParams& p) = 0;
+  virtual void layer_norm(const LayerNormParams& p) = 0;
   virtual void rope(const RopeParams& p) = 0;
   virtual void silu_mul(const SiluMulParams& p) = 0;
   virtual void embed(const EmbedParams& p) = 0;
@@ -62,6 +63,7 @@ class Backend {
   virtual void mla_prefill(const MlaPrefillParams& p) = 0;
   virtual void mla_decode(const MlaDecodeParams& p) = 0;
   virtual void gqa_attention(const GqaAttentionParams& p) = 0;
+  virtual void indexer(const IndexerParams& p) = 0;
   virtual void route(const RouteParams& p) = 0;
   virtual void moe(const MoeParams& p) = 0;
 };

@@ -38,6 +38,18 @@ struct RmsNormParams {
   float eps = 1e-6f;
 };
 
+// y[M, n] = (x - mean(x)) * rsqrt(var(x) + eps) * w + b, fp32 math (LayerNorm; mean and variance over the row);
+// in place allowed (x == y).
+struct LayerNormParams {
+  const float* x = nullptr;  // [M, n], row stride ldx
+  int64_t ldx = 0;
+  WeightView w, b;           // [n] (bf16 or fp32)
+  float* y = nullptr;        // [M, n], row stride ldy
+  int64_t ldy = 0;
+  int64_t M = 0, n = 0;
+  float eps = 1e-6f;
+};
+
 // RoPE in place on the first `dim` values of each head: pair j rotates by angle = float(pos) * inv_freq[j], cos/sin
 // multiplied by attn_factor (YaRN's magnitude). Interleaved (DeepSeek's decoupled rope dims, GGUF Llama's permuted
 // q/k): pair j is (x[2j], x[2j+1]). Half-split (`half`, HF "rotate_half": Qwen2/Qwen3/Llama as stored in their
@@ -84,8 +96,12 @@ struct CopyParams {
   int64_t M = 0, n = 0;
 };
 
+// Sparse attention (DeepSeek-V3.2): with `sel`, query i attends only to the positions sel[i * ldsel + j], j < n_sel,
+// ascending, a -1 ending the list early (positions chosen by the indexer op); without it, to every t <= pos0 + i.
+// Keys are taken in list order, so a list of every earlier position gives the dense result bit for bit.
+
 // MLA attention in the multi-head (prefill) form, for one sequence:
-// score[h,i,t] = scale * (q_nope[i,h]·k_nope[t,h] + q_pe[i,h]·k_pe[t]),  t <= pos0 + i (causal)
+// score[h,i,t] = scale * (q_nope[i,h]·k_nope[t,h] + q_pe[i,h]·k_pe[t]),  t <= pos0 + i (causal) or t in sel[i]
 // out[i,h] = Σ_t softmax_t(score) v[t,h].  Softmax in fp32.
 struct MlaPrefillParams {
   const float* q = nullptr;        // [T, H, nope + rope]: per head q_nope | q_pe; token stride ldq
@@ -101,6 +117,8 @@ struct MlaPrefillParams {
   int64_t T = 0, S = 0, H = 0, nope = 0, rope = 0, dv = 0;
   int64_t pos0 = 0;                // position of query 0; keys are positions 0..S-1
   float scale = 1.0f;
+  const int32_t* sel = nullptr;    // [T, n_sel] row stride ldsel, or null (see above)
+  int64_t ldsel = 0, n_sel = 0;
 };
 
 // Rows of one layer of a KV cache in their storage format (base/kv_rows.h: F32, BF16 or F8_E4M3): contiguous
@@ -140,16 +158,39 @@ struct KvReadParams {
 
 // MLA attention in the absorbed (latent) form over the latent cache, for one sequence:
 // score[h,i,t] = scale * (q_lat[i,h]·c_kv[t] + q_pe[i,h]·k_pe[t]);  o_lat[i,h] = Σ_t softmax_t(score) c_kv[t]
-// Cache rows (kv.width = rank + rope: c_kv | k_pe) are read in their stored format, as their fp32 values.
+// Cache rows (c_kv | k_pe first; kv.width >= rank + rope, e.g. with the indexer's key after them) are read in their
+// stored format, as their fp32 values. Keys: t <= pos0 + i, or the positions in sel[i] (see above).
 struct MlaDecodeParams {
   const float* q = nullptr;        // [T, H, rank + rope]: per head q_lat | q_pe; token stride ldq
   int64_t ldq = 0;
-  KvRows kv;                       // [S] rows of rank + rope values
+  KvRows kv;                       // [S] rows of rank + rope (or more) values
   float* out = nullptr;            // [T, H, rank]: token stride ldo
   int64_t ldo = 0;
   int64_t T = 0, S = 0, H = 0, rank = 0, rope = 0;
   int64_t pos0 = 0;
   float scale = 1.0f;
+  const int32_t* sel = nullptr;    // [T, n_sel] row stride ldsel, or null
+  int64_t ldsel = 0, n_sel = 0;
+};
+
+// DeepSeek-V3.2's lightning indexer (deepseek_spec.md §2.5), for one sequence: which earlier positions each query
+// attends to. With the index key k[t] at values [key_off, key_off + d) of cache row t:
+//   I[i,t] = Σ_h (w[i,h] · scale) · relu(q[i,h]·k[t]),  t <= pos0 + i
+// sel[i] := the min(topk, pos0 + i + 1) positions with the highest I (ties: the lower position), ascending, then -1
+// up to topk. Scores in fp32 (dots as fp32 sums): the choice is discrete, so every backend's result must be
+// computed on fp32 values of q, w and the stored keys.
+struct IndexerParams {
+  const float* q = nullptr;   // [T, nh, d]: token stride ldq, head stride d
+  int64_t ldq = 0;
+  const float* w = nullptr;   // [T, nh]: token stride ldw
+  int64_t ldw = 0;
+  KvRows kv;                  // [S] rows holding the keys
+  int64_t key_off = 0;        // where the key starts in a row (values)
+  int64_t T = 0, S = 0, nh = 0, d = 0, topk = 0;
+  int64_t pos0 = 0;
+  float scale = 1.0f;
+  int32_t* sel = nullptr;     // [T, topk]: token stride ldsel
+  int64_t ldsel = 0;
 };
 
 // Grouped-query attention for one sequence over its K/V cache (dense architectures: Qwen2, Llama, Qwen3; MHA when

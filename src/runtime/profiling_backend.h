@@ -31,6 +31,7 @@ class ProfilingBackend final : public ops::Backend {
   void matmul(const ops::MatmulParams& p) override;
   void matmul_batch(const ops::MatmulParams* ps, size_t n) override;
   void rms_norm(const ops::RmsNormParams& p) override { timed("rms_norm", [&] { in_->rms_norm(p); }); }
+  void layer_norm(const ops::LayerNormParams& p) override { timed("layer_norm", [&] { in_->layer_norm(p); }); }
   void rope(const ops::RopeParams& p) override { timed("rope", [&] { in_->rope(p); }); }
   void silu_mul(const ops::SiluMulParams& p) override { timed("silu_mul", [&] { in_->silu_mul(p); }); }
   void embed(const ops::EmbedParams& p) override { timed("embed", [&] { in_->embed(p); }); }
@@ -43,6 +44,7 @@ class ProfilingBackend final : public ops::Backend {
   void gqa_attention(const ops::GqaAttentionParams& p) override {
     timed("gqa_attention", [&] { in_->gqa_attention(p); });
   }
+  void indexer(const ops::IndexerParams& p) override { timed("indexer", [&] { in_->indexer(p); }); }
   void route(const ops::RouteParams& p) override { timed("route", [&] { in_->route(p); }); }
   void moe(const ops::MoeParams& p) override { timed("moe", [&] { in_->moe(p); }); }
 

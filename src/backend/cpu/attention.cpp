@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
-// MLA attention (prefill multi-head form and absorbed latent decode form), grouped-query attention, and the KV cache
-// row ops (kv_write, kv_read). Attention work items are (query, group of heads) (prefill: (query, head)), spread over
-// threads; scores with the ISA's dot product, fp32 softmax (fp64 sum), output as an ordered fp32 axpy over keys. Each
-// (query, head)'s arithmetic is fixed, so results do not depend on the grouping or the thread count. Cache rows stored
+// MLA attention (prefill multi-head form and absorbed latent decode form, dense or over the indexer's positions),
+// DeepSeek-V3.2's lightning indexer, grouped-query attention, and the KV cache row ops (kv_write, kv_read).
+// Attention work items are (query, group of heads) (prefill: (query, head)), spread over threads; scores with the
+// ISA's dot product, fp32 softmax (fp64 sum), output as an ordered fp32 axpy over keys. Each (query, head)'s arithmetic is fixed, so results do not depend on the grouping or the thread count. Cache rows stored
 // as bf16 / fp8 are converted exactly to their fp32 values (base/kv_rows.h) once per item, then computed on as fp32.
 #include <algorithm>
 #include <cmath>
@@ -34,6 +34,38 @@ int threads_for(int64_t flops, int64_t items, int n_threads) {
 // Cache rows as fp32 for the attention loops: fp32 rows are used in place; bf16 / fp8 rows are converted (exactly,
 // base/kv_rows.h) into a per-thread tile of at most kTileRows rows, once for every head that reads them.
 constexpr int64_t kTileRows = 16;
+
+// The keys of query i (ops/params.h): positions 0 .. n-1 (dense, causal), or the indexer's ascending list.
+struct Keys {
+  const int32_t* list = nullptr;
+  int64_t n = 0;
+  int64_t pos(int64_t k) const { return list ? list[k] : k; }
+  // How many keys from k on have consecutive positions (one run of cache rows).
+  int64_t consecutive(int64_t k) const {
+    if (!list) return n - k;
+    int64_t m = 1;
+    while (k + m < n && list[k + m] == list[k] + m) ++m;
+    return m;
+  }
+};
+
+Keys keys_of(int64_t i, int64_t S, int64_t pos0, const int32_t* sel, int64_t ldsel, int64_t n_sel) {
+  if (!sel) return {nullptr, std::max<int64_t>(0, std::min(S, pos0 + i + 1))};
+  Keys k{sel + i * ldsel, 0};
+  while (k.n < n_sel && k.list[k.n] >= 0) ++k.n;
+  return k;
+}
+
+// Before the parallel loop (no throwing inside it): every selected position is an earlier one, ascending.
+void check_sel(const int32_t* sel, int64_t ldsel, int64_t n_sel, int64_t T, int64_t S, int64_t pos0, const char* op) {
+  if (!sel) return;
+  for (int64_t i = 0; i < T; ++i) {
+    const Keys k = keys_of(i, S, pos0, sel, ldsel, n_sel);
+    for (int64_t j = 0; j < k.n; ++j)
+      DS_CHECK(k.list[j] < std::min(S, pos0 + i + 1) && (j == 0 || k.list[j] > k.list[j - 1]), op,
+               ": selected position ", k.list[j], " of query ", pos0 + i, " is not an earlier position in ascending order");
+  }
+}
 
 class RowSource {
  public:
@@ -92,16 +124,18 @@ void kv_read(const ops::KvReadParams& p, int n_threads) {
 // queries of the chunk.
 void mla_decode(const ops::MlaDecodeParams& p, int n_threads) {
   if (p.T <= 0 || p.H <= 0) return;
-  DS_CHECK(p.kv.width == p.rank + p.rope, "mla_decode: cache rows of ", p.kv.width, " values, expected rank ", p.rank,
-           " + rope ", p.rope);
+  DS_CHECK(p.kv.width >= p.rank + p.rope, "mla_decode: cache rows of ", p.kv.width, " values, expected rank ", p.rank,
+           " + rope ", p.rope, " or more");
+  check_sel(p.sel, p.ldsel, p.n_sel, p.T, p.S, p.pos0, "mla_decode");
   const Kernels& kern = active_kernels();
   const int64_t dq = p.rank + p.rope, S1 = std::max<int64_t>(p.S, 1);
+  const int64_t keys_max = p.sel ? std::min(p.S, p.n_sel) : p.S;
   // Heads per item: f32 rows are read in place, one head per item (streaming the rows per head measured faster than
   // sharing them); bf16 / fp8 rows are converted once per item, so up to 8 heads share each converted tile, as many
   // as still leave an item per thread (1 thread, V2-Lite's 16 heads, 4k keys: 4.5 ms with 8, 10 ms with 1).
   const int64_t per = p.kv.dtype == DType::F32 ? 1 : std::clamp<int64_t>(p.H * p.T / n_threads, 1, 8);
   const int64_t groups = (p.H + per - 1) / per, items = p.T * groups;
-  const int nt = threads_for(p.T * p.H * p.S * dq * 2, items, n_threads);
+  const int nt = threads_for(p.T * p.H * keys_max * dq * 2, items, n_threads);
   // Per thread: scores [per, S1] (head r's at r * S1), the per softmax normalisers, a tile of converted rows.
   std::vector<std::vector<float>> scs(static_cast<size_t>(nt),
                                       std::vector<float>(size_t(per * S1 + per + kTileRows * dq)));
@@ -110,25 +144,27 @@ void mla_decode(const ops::MlaDecodeParams& p, int n_threads) {
     float* inv = sc + per * S1;
     const RowSource src(p.kv, kern, inv + per);
     const int64_t i = it / groups, h0 = (it % groups) * per, nh = std::min(per, p.H - h0);
-    const int64_t n_keys = std::min(p.S, p.pos0 + i + 1);
+    const Keys keys = keys_of(i, p.S, p.pos0, p.sel, p.ldsel, p.n_sel);
     const float* q = p.q + i * p.ldq + h0 * dq;  // the group's heads, dq apart
     float* o = p.out + i * p.ldo + h0 * p.rank;  // rank apart
     std::fill_n(o, nh * p.rank, 0.0f);
-    if (n_keys <= 0) return;
-    for (int64_t t0 = 0, m = 0; t0 < n_keys; t0 += m) {
-      m = src.run(t0, n_keys);
+    if (keys.n <= 0) return;
+    for (int64_t k0 = 0, m = 0; k0 < keys.n; k0 += m) {
+      const int64_t t0 = keys.pos(k0);
+      m = src.run(t0, t0 + keys.consecutive(k0));
       int64_t ld = 0;
       const float* kv = src.rows(t0, m, 0, dq, &ld);
       for (int64_t j = 0; j < m; ++j)
-        for (int64_t r = 0; r < nh; ++r) sc[r * S1 + t0 + j] = kern.dot(q + r * dq, kv + j * ld, dq) * p.scale;
+        for (int64_t r = 0; r < nh; ++r) sc[r * S1 + k0 + j] = kern.dot(q + r * dq, kv + j * ld, dq) * p.scale;
     }
-    for (int64_t r = 0; r < nh; ++r) inv[r] = softmax_unnorm(sc + r * S1, n_keys);
-    for (int64_t t0 = 0, m = 0; t0 < n_keys; t0 += m) {
-      m = src.run(t0, n_keys);
+    for (int64_t r = 0; r < nh; ++r) inv[r] = softmax_unnorm(sc + r * S1, keys.n);
+    for (int64_t k0 = 0, m = 0; k0 < keys.n; k0 += m) {
+      const int64_t t0 = keys.pos(k0);
+      m = src.run(t0, t0 + keys.consecutive(k0));
       int64_t ld = 0;
       const float* kv = src.rows(t0, m, 0, p.rank, &ld);
       for (int64_t j = 0; j < m; ++j)
-        for (int64_t r = 0; r < nh; ++r) kern.axpy(sc[r * S1 + t0 + j], kv + j * ld, o + r * p.rank, p.rank);
+        for (int64_t r = 0; r < nh; ++r) kern.axpy(sc[r * S1 + k0 + j], kv + j * ld, o + r * p.rank, p.rank);
     }
     for (int64_t r = 0; r < nh; ++r)
       for (int64_t c = 0; c < p.rank; ++c) o[r * p.rank + c] *= inv[r];
@@ -136,28 +172,87 @@ void mla_decode(const ops::MlaDecodeParams& p, int n_threads) {
 }
 
 void mla_prefill(const ops::MlaPrefillParams& p, int n_threads) {
+  check_sel(p.sel, p.ldsel, p.n_sel, p.T, p.S, p.pos0, "mla_prefill");
   const Kernels& kern = active_kernels();
   const int64_t items = p.T * p.H, dq = p.nope + p.rope;
-  const int nt = threads_for(items * p.S * (dq + p.dv), items, n_threads);
+  const int64_t keys_max = p.sel ? std::min(p.S, p.n_sel) : p.S;
+  const int nt = threads_for(items * keys_max * (dq + p.dv), items, n_threads);
   std::vector<std::vector<float>> scs(static_cast<size_t>(nt), std::vector<float>(size_t(std::max<int64_t>(p.S, 1))));
   parallel_dynamic(items, nt, [&](int64_t it, int th) {
     std::vector<float>& sc = scs[size_t(th)];
     {
       const int64_t i = it / p.H, h = it % p.H;
-      const int64_t n_keys = std::min(p.S, p.pos0 + i + 1);
+      const Keys keys = keys_of(i, p.S, p.pos0, p.sel, p.ldsel, p.n_sel);
       const float* q = p.q + i * p.ldq + h * dq;
       float* o = p.out + i * p.ldo + h * p.dv;
       std::fill_n(o, p.dv, 0.0f);
-      if (n_keys <= 0) return;
-      for (int64_t t = 0; t < n_keys; ++t) {
+      if (keys.n <= 0) return;
+      for (int64_t k = 0; k < keys.n; ++k) {
+        const int64_t t = keys.pos(k);
         const float d = kern.dot(q, p.k_nope + t * p.ldk + h * p.hsk, p.nope) +
                         kern.dot(q + p.nope, p.k_pe + t * p.ldkpe, p.rope);
-        sc[t] = d * p.scale;
+        sc[k] = d * p.scale;
       }
-      const float inv = softmax_unnorm(sc.data(), n_keys);
-      for (int64_t t = 0; t < n_keys; ++t) kern.axpy(sc[t], p.v + t * p.ldv + h * p.hsv, o, p.dv);
+      const float inv = softmax_unnorm(sc.data(), keys.n);
+      for (int64_t k = 0; k < keys.n; ++k) kern.axpy(sc[k], p.v + keys.pos(k) * p.ldv + h * p.hsv, o, p.dv);
       for (int64_t c = 0; c < p.dv; ++c) o[c] *= inv;
     }
+  });
+}
+
+// The lightning indexer (ops/params.h). One item per query: the keys' scores (each key converted to fp32 once, one
+// fp32 dot per head), then a partial selection of the top min(topk, keys) by (score desc, position asc) and the
+// chosen positions sorted ascending. Per query the arithmetic is fixed, so a row's choice does not depend on the
+// chunk, the cache layout or the threads.
+void indexer(const ops::IndexerParams& p, int n_threads) {
+  if (p.T <= 0) return;
+  DS_CHECK(p.key_off >= 0 && p.key_off + p.d <= p.kv.width, "indexer: key [", p.key_off, ", +", p.d,
+           ") outside cache rows of ", p.kv.width, " values");
+  DS_CHECK(p.topk > 0 && p.nh > 0 && p.d > 0, "indexer: topk, heads and key width must be positive");
+  const Kernels& kern = active_kernels();
+  const int64_t S1 = std::max<int64_t>(p.S, 1);
+  const int nt = threads_for(p.T * p.S * p.nh * p.d * 2, p.T, n_threads);
+  struct Work {
+    std::vector<float> sc, tile, ws;
+    std::vector<int32_t> idx;
+  };
+  std::vector<Work> work(static_cast<size_t>(nt));
+  for (Work& w : work) {
+    w.sc.resize(size_t(S1));
+    w.idx.resize(size_t(S1));
+    w.tile.resize(size_t(kTileRows * p.d));
+    w.ws.resize(size_t(p.nh));
+  }
+  parallel_dynamic(p.T, nt, [&](int64_t i, int th) {
+    Work& w = work[size_t(th)];
+    const RowSource src(p.kv, kern, w.tile.data());
+    const int64_t n_keys = std::max<int64_t>(0, std::min(p.S, p.pos0 + i + 1));
+    const float* q = p.q + i * p.ldq;
+    for (int64_t h = 0; h < p.nh; ++h) w.ws[size_t(h)] = p.w[i * p.ldw + h] * p.scale;
+    for (int64_t t0 = 0, m = 0; t0 < n_keys; t0 += m) {
+      m = src.run(t0, n_keys);
+      int64_t ld = 0;
+      const float* k = src.rows(t0, m, p.key_off, p.d, &ld);
+      for (int64_t j = 0; j < m; ++j) {
+        float s = 0.0f;
+        for (int64_t h = 0; h < p.nh; ++h) s += w.ws[size_t(h)] * std::max(kern.dot(q + h * p.d, k + j * ld, p.d), 0.0f);
+        w.sc[size_t(t0 + j)] = s;
+      }
+    }
+    const int64_t n = std::min(p.topk, n_keys);
+    int32_t* out = p.sel + i * p.ldsel;
+    if (n < n_keys) {
+      for (int64_t t = 0; t < n_keys; ++t) w.idx[size_t(t)] = int32_t(t);
+      const float* sc = w.sc.data();
+      std::nth_element(w.idx.begin(), w.idx.begin() + n, w.idx.begin() + n_keys, [sc](int32_t a, int32_t b) {
+        return sc[a] != sc[b] ? sc[a] > sc[b] : a < b;
+      });
+      std::sort(w.idx.begin(), w.idx.begin() + n);
+      std::copy_n(w.idx.begin(), n, out);
+    } else {
+      for (int64_t t = 0; t < n; ++t) out[t] = int32_t(t);
+    }
+    std::fill(out + n, out + p.topk, -1);
   });
 }
 

@@ -28,6 +28,7 @@ class CpuBackend final : public ops::Backend {
   void matmul(const ops::MatmulParams& p) override { cpu::matmul(p, nt_); }
   void matmul_batch(const ops::MatmulParams* ps, size_t n) override { cpu::matmul_batch(ps, n, nt_); }
   void rms_norm(const ops::RmsNormParams& p) override { cpu::rms_norm(p, nt_); }
+  void layer_norm(const ops::LayerNormParams& p) override { cpu::layer_norm(p, nt_); }
   void rope(const ops::RopeParams& p) override { cpu::rope(p, nt_); }
   void silu_mul(const ops::SiluMulParams& p) override { cpu::silu_mul(p, nt_); }
   void embed(const ops::EmbedParams& p) override { cpu::embed(p, nt_); }
@@ -38,6 +39,7 @@ class CpuBackend final : public ops::Backend {
   void mla_prefill(const ops::MlaPrefillParams& p) override { cpu::mla_prefill(p, nt_); }
   void mla_decode(const ops::MlaDecodeParams& p) override { cpu::mla_decode(p, nt_); }
   void gqa_attention(const ops::GqaAttentionParams& p) override { cpu::gqa_attention(p, nt_); }
+  void indexer(const ops::IndexerParams& p) override { cpu::indexer(p, nt_); }
   void route(const ops::RouteParams& p) override { ref::route(p); }
   void moe(const ops::MoeParams& p) override { cpu::moe(p, nt_); }
   WeightView prepare_weight(const WeightView& w, ops::WeightUse use) override {

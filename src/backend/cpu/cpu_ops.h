@@ -6,6 +6,7 @@
 namespace ds::cpu {
 
 void rms_norm(const ops::RmsNormParams& p, int n_threads);
+void layer_norm(const ops::LayerNormParams& p, int n_threads);
 void rope(const ops::RopeParams& p, int n_threads);
 void silu_mul(const ops::SiluMulParams& p, int n_threads);
 void embed(const ops::EmbedParams& p, int n_threads);
@@ -16,6 +17,7 @@ void kv_read(const ops::KvReadParams& p, int n_threads);
 void mla_prefill(const ops::MlaPrefillParams& p, int n_threads);
 void mla_decode(const ops::MlaDecodeParams& p, int n_threads);
 void gqa_attention(const ops::GqaAttentionParams& p, int n_threads);
+void indexer(const ops::IndexerParams& p, int n_threads);
 void moe(const ops::MoeParams& p, int n_threads);
 
 }  // namespace ds::cpu

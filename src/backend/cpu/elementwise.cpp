@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// Element-wise ops: rms_norm, rope, silu_mul, embed, add, copy. Row-parallel; each element is computed with the
+// Element-wise ops: rms_norm, layer_norm, rope, silu_mul, embed, add, copy. Row-parallel; each element is computed with the
 // reference's formula (same fp32/fp64 steps), so results match ref closely and never depend on threads.
 #include <algorithm>
 #include <cmath>
@@ -37,6 +37,22 @@ void rms_norm(const ops::RmsNormParams& p, int n_threads) {
     for (int64_t i = 0; i < p.n; ++i) ss += double(x[i]) * x[i];
     const float r = float(1.0 / std::sqrt(ss / double(p.n) + double(p.eps)));
     for (int64_t i = 0; i < p.n; ++i) y[i] = wv[i] * (x[i] * r);
+  });
+}
+
+void layer_norm(const ops::LayerNormParams& p, int n_threads) {
+  std::vector<float> wv(size_t(p.n)), bv(size_t(p.n));
+  weight_row(p.w, 0, wv.data(), p.n);
+  weight_row(p.b, 0, bv.data(), p.n);
+  parallel_for(p.M, threads_for(p.M * p.n, n_threads), [&](int64_t m) {
+    const float* x = p.x + m * p.ldx;
+    float* y = p.y + m * p.ldy;
+    double mean = 0.0, var = 0.0;
+    for (int64_t i = 0; i < p.n; ++i) mean += x[i];
+    mean /= double(p.n);
+    for (int64_t i = 0; i < p.n; ++i) var += (x[i] - mean) * (x[i] - mean);
+    const double r = 1.0 / std::sqrt(var / double(p.n) + double(p.eps));
+    for (int64_t i = 0; i < p.n; ++i) y[i] = float((x[i] - mean) * r * wv[i] + bv[i]);
   });
 }
 

@@ -97,6 +97,14 @@ class CudaBackend final : public ops::Backend {
     check_rows(p.y, p.M, p.ldy, p.n, "rms_norm", "y");
     launch_rms_norm(p, ctx_->stream);
   }
+  // DeepSeek-V3.2's sparse attention (LayerNorm keys, the indexer, attention over selected positions) runs on the
+  // cpu and ref backends only for now: refused by name rather than computed wrongly.
+  void layer_norm(const ops::LayerNormParams&) override {
+    fail("cuda backend: layer_norm (DeepSeek-V3.2's indexer keys) is not implemented yet; use --backend cpu");
+  }
+  void indexer(const ops::IndexerParams&) override {
+    fail("cuda backend: the lightning indexer (DeepSeek-V3.2 sparse attention) is not implemented yet; use --backend cpu");
+  }
   void rope(const ops::RopeParams& p) override {
     if (p.M <= 0 || p.n_heads <= 0 || p.dim <= 0) return;
     use();
@@ -149,6 +157,7 @@ class CudaBackend final : public ops::Backend {
     if (p.T <= 0 || p.H <= 0) return;
     use();
     check_rows(p.out, p.T, p.ldo, p.H * p.dv, "mla_prefill", "out");
+    DS_CHECK(!p.sel, "cuda mla_prefill: attention over selected positions (DeepSeek-V3.2) is not implemented yet");
     launch_mla_prefill(p, ctx_->stream);
   }
   void mla_decode(const ops::MlaDecodeParams& p) override {
@@ -157,6 +166,7 @@ class CudaBackend final : public ops::Backend {
     check_rows(p.out, p.T, p.ldo, p.H * p.rank, "mla_decode", "out");
     DS_CHECK(p.kv.width == p.rank + p.rope, "cuda mla_decode: cache rows of ", p.kv.width, " values, expected rank ",
              p.rank, " + rope ", p.rope);
+    DS_CHECK(!p.sel, "cuda mla_decode: attention over selected positions (DeepSeek-V3.2) is not implemented yet");
     check_kv(p.kv, p.S, "mla_decode");
     launch_mla_decode(p, ctx_->stream);
   }

@@ -12,29 +12,49 @@
 
 namespace ds::ref {
 
+namespace {
+// The keys query i attends to: every position t <= pos0 + i (and < S), or the indexer's list (ops/params.h).
+std::vector<int64_t> keys_of(int64_t i, int64_t S, int64_t pos0, const int32_t* sel, int64_t ldsel, int64_t n_sel) {
+  std::vector<int64_t> k;
+  if (!sel) {
+    for (int64_t t = 0; t < std::min(S, pos0 + i + 1); ++t) k.push_back(t);
+    return k;
+  }
+  for (int64_t j = 0; j < n_sel && sel[i * ldsel + j] >= 0; ++j) {
+    const int64_t t = sel[i * ldsel + j];
+    DS_CHECK(t < S && t <= pos0 + i, "attention: selected position ", t, " of query ", pos0 + i,
+             " is not an earlier position");
+    k.push_back(t);
+  }
+  return k;
+}
+}  // namespace
+
 void mla_prefill(const ops::MlaPrefillParams& p) {
   std::vector<double> sc(size_t(p.S));
   for (int64_t i = 0; i < p.T; ++i) {
-    const int64_t n_keys = std::min(p.S, p.pos0 + i + 1);
+    const std::vector<int64_t> keys = keys_of(i, p.S, p.pos0, p.sel, p.ldsel, p.n_sel);
+    const int64_t n_keys = int64_t(keys.size());
     for (int64_t h = 0; h < p.H; ++h) {
       const float* q = p.q + i * p.ldq + h * (p.nope + p.rope);
       double mx = -INFINITY;
-      for (int64_t t = 0; t < n_keys; ++t) {
+      for (int64_t k = 0; k < n_keys; ++k) {
+        const int64_t t = keys[size_t(k)];
         const float* kn = p.k_nope + t * p.ldk + h * p.hsk;
         const float* kp = p.k_pe + t * p.ldkpe;
         double d = 0.0;
         for (int64_t c = 0; c < p.nope; ++c) d += double(q[c]) * kn[c];
         for (int64_t c = 0; c < p.rope; ++c) d += double(q[p.nope + c]) * kp[c];
-        sc[t] = d * p.scale;
-        mx = std::max(mx, sc[t]);
+        sc[k] = d * p.scale;
+        mx = std::max(mx, sc[k]);
       }
       double sum = 0.0;
-      for (int64_t t = 0; t < n_keys; ++t) sum += (sc[t] = std::exp(sc[t] - mx));
+      for (int64_t k = 0; k < n_keys; ++k) sum += (sc[k] = std::exp(sc[k] - mx));
       float* o = p.out + i * p.ldo + h * p.dv;
       for (int64_t c = 0; c < p.dv; ++c) {
         double acc = 0.0;
-        for (int64_t t = 0; t < n_keys; ++t) acc += sc[t] * p.v[t * p.ldv + h * p.hsv + c];
-        o[c] = float(acc / sum);
+        for (int64_t k = 0; k < n_keys; ++k) acc += sc[k] * p.v[keys[size_t(k)] * p.ldv + h * p.hsv + c];
+        o[c] = n_keys > 0 ? float(acc / sum) : 0.0f;
       }
     }
   }
@@ -60,32 +80,66 @@ void kv_read(const ops::KvReadParams& p) {
 }
 
 void mla_decode(const ops::MlaDecodeParams& p) {
-  DS_CHECK(p.kv.width == p.rank + p.rope, "mla_decode: cache rows of ", p.kv.width, " values, expected rank ", p.rank,
-           " + rope ", p.rope);
+  DS_CHECK(p.kv.width >= p.rank + p.rope, "mla_decode: cache rows of ", p.kv.width, " values, expected rank ", p.rank,
+           " + rope ", p.rope, " or more");
   std::vector<double> sc(size_t(p.S));
   const int64_t w = p.kv.width;
   const std::vector<float> kv = read_rows(p.kv, p.S);
   for (int64_t i = 0; i < p.T; ++i) {
-    const int64_t n_keys = std::min(p.S, p.pos0 + i + 1);
+    const std::vector<int64_t> keys = keys_of(i, p.S, p.pos0, p.sel, p.ldsel, p.n_sel);
+    const int64_t n_keys = int64_t(keys.size());
     for (int64_t h = 0; h < p.H; ++h) {
       const float* q = p.q + i * p.ldq + h * (p.rank + p.rope);
       double mx = -INFINITY;
-      for (int64_t t = 0; t < n_keys; ++t) {
-        const float* row = &kv[size_t(t * w)];
+      for (int64_t k = 0; k < n_keys; ++k) {
+        const float* row = &kv[size_t(keys[size_t(k)] * w)];
         double d = 0.0;
         for (int64_t c = 0; c < p.rank + p.rope; ++c) d += double(q[c]) * row[c];
-        sc[t] = d * p.scale;
-        mx = std::max(mx, sc[t]);
+        sc[k] = d * p.scale;
+        mx = std::max(mx, sc[k]);
       }
       double sum = 0.0;
-      for (int64_t t = 0; t < n_keys; ++t) sum += (sc[t] = std::exp(sc[t] - mx));
+      for (int64_t k = 0; k < n_keys; ++k) sum += (sc[k] = std::exp(sc[k] - mx));
       float* o = p.out + i * p.ldo + h * p.rank;
       for (int64_t c = 0; c < p.rank; ++c) {
         double acc = 0.0;
-        for (int64_t t = 0; t < n_keys; ++t) acc += sc[t] * kv[size_t(t * w + c)];
-        o[c] = float(acc / sum);
+        for (int64_t k = 0; k < n_keys; ++k) acc += sc[k] * kv[size_t(keys[size_t(k)] * w + c)];
+        o[c] = n_keys > 0 ? float(acc / sum) : 0.0f;
       }
     }
+  }
+}
+
+void indexer(const ops::IndexerParams& p) {
+  DS_CHECK(p.key_off >= 0 && p.key_off + p.d <= p.kv.width, "indexer: key [", p.key_off, ", +", p.d,
+           ") outside cache rows of ", p.kv.width, " values");
+  DS_CHECK(p.topk > 0, "indexer: topk must be positive");
+  const std::vector<float> kv = read_rows(p.kv, p.S);
+  std::vector<std::pair<double, int64_t>> sc;
+  for (int64_t i = 0; i < p.T; ++i) {
+    const int64_t n_keys = std::min(p.S, p.pos0 + i + 1);
+    sc.clear();
+    for (int64_t t = 0; t < n_keys; ++t) {
+      const float* k = &kv[size_t(t * p.kv.width + p.key_off)];
+      double s = 0.0;
+      for (int64_t h = 0; h < p.nh; ++h) {
+        const float* q = p.q + i * p.ldq + h * p.d;
+        double d = 0.0;
+        for (int64_t c = 0; c < p.d; ++c) d += double(q[c]) * k[c];
+        s += double(p.w[i * p.ldw + h]) * double(p.scale) * std::max(d, 0.0);
+      }
+      sc.push_back({s, t});
+    }
+    const int64_t n = std::min(p.topk, n_keys);
+    // Highest score first; ties to the lower position.
+    std::partial_sort(sc.begin(), sc.begin() + n, sc.end(), [](const auto& a, const auto& b) {
+      return a.first != b.first ? a.first > b.first : a.second < b.second;
+    });
+    std::vector<int32_t> pick;
+    for (int64_t j = 0; j < n; ++j) pick.push_back(int32_t(sc[size_t(j)].second));
+    std::sort(pick.begin(), pick.end());
+    int32_t* out = p.sel + i * p.ldsel;
+    for (int64_t j = 0; j < p.topk; ++j) out[j] = j < n ? pick[size_t(j)] : -1;
   }
 }
 

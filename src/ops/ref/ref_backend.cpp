@@ -14,6 +14,7 @@ class RefBackend final : public ops::Backend {
   void download(void* dst, const void* src, size_t n) override { std::memcpy(dst, src, n); }
   void matmul(const ops::MatmulParams& p) override { ref::matmul(p); }
   void rms_norm(const ops::RmsNormParams& p) override { ref::rms_norm(p); }
+  void layer_norm(const ops::LayerNormParams& p) override { ref::layer_norm(p); }
   void rope(const ops::RopeParams& p) override { ref::rope(p); }
   void silu_mul(const ops::SiluMulParams& p) override { ref::silu_mul(p); }
   void embed(const ops::EmbedParams& p) override { ref::embed(p); }
@@ -24,6 +25,7 @@ class RefBackend final : public ops::Backend {
   void mla_prefill(const ops::MlaPrefillParams& p) override { ref::mla_prefill(p); }
   void mla_decode(const ops::MlaDecodeParams& p) override { ref::mla_decode(p); }
   void gqa_attention(const ops::GqaAttentionParams& p) override { ref::gqa_attention(p); }
+  void indexer(const ops::IndexerParams& p) override { ref::indexer(p); }
   void route(const ops::RouteParams& p) override { ref::route(p); }
   void moe(const ops::MoeParams& p) override { ref::moe(p); }
 };

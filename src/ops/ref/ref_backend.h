@@ -12,6 +12,7 @@ std::unique_ptr<ops::Backend> make_ref_backend();
 // Individual reference ops, callable by other backends as fallbacks and by tests.
 void matmul(const ops::MatmulParams& p);
 void rms_norm(const ops::RmsNormParams& p);
+void layer_norm(const ops::LayerNormParams& p);
 void rope(const ops::RopeParams& p);
 void silu_mul(const ops::SiluMulParams& p);
 void embed(const ops::EmbedParams& p);
@@ -22,6 +23,7 @@ void kv_read(const ops::KvReadParams& p);
 void mla_prefill(const ops::MlaPrefillParams& p);
 void mla_decode(const ops::MlaDecodeParams& p);
 void gqa_attention(const ops::GqaAttentionParams& p);
+void indexer(const ops::IndexerParams& p);
 void route(const ops::RouteParams& p);
 void moe(const ops::MoeParams& p);
 

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// Reference element-wise ops: rms_norm, rope, silu_mul, embed, add, copy.
+// Reference element-wise ops: rms_norm, layer_norm, rope, silu_mul, embed, add, copy.
 #include <cmath>
 #include <cstring>
 
@@ -15,6 +15,19 @@ void rms_norm(const ops::RmsNormParams& p) {
     for (int64_t i = 0; i < p.n; ++i) ss += double(x[i]) * x[i];
     const float r = float(1.0 / std::sqrt(ss / double(p.n) + double(p.eps)));
     for (int64_t i = 0; i < p.n; ++i) y[i] = p.w.at(0, i) * (x[i] * r);
+  }
+}
+
+void layer_norm(const ops::LayerNormParams& p) {
+  for (int64_t m = 0; m < p.M; ++m) {
+    const float* x = p.x + m * p.ldx;
+    float* y = p.y + m * p.ldy;
+    double mean = 0.0, var = 0.0;
+    for (int64_t i = 0; i < p.n; ++i) mean += x[i];
+    mean /= double(p.n);
+    for (int64_t i = 0; i < p.n; ++i) var += (x[i] - mean) * (x[i] - mean);
+    const double r = 1.0 / std::sqrt(var / double(p.n) + double(p.eps));
+    for (int64_t i = 0; i < p.n; ++i) y[i] = float((x[i] - mean) * r * p.w.at(0, i) + p.b.at(0, i));
   }
 }
 
