@@ -151,9 +151,10 @@ ModelConfig parse_config(const Json& j, const std::string& src) {
   ModelConfig c;
   c.model_type = rd.string("model_type", "");
   const bool dense = c.model_type == "qwen2" || c.model_type == "llama" || c.model_type == "qwen3";
-  DS_CHECK(dense || c.model_type == "deepseek_v2" || c.model_type == "deepseek_v3" || c.model_type == "kimi_k2", src,
-           ": model_type '", c.model_type,
-           "' is not supported (expected deepseek_v2, deepseek_v3, kimi_k2, qwen2, llama or qwen3)");
+  DS_CHECK(dense || c.model_type == "deepseek_v2" || c.model_type == "deepseek_v3" || c.model_type == "deepseek_v32" ||
+               c.model_type == "kimi_k2",
+           src, ": model_type '", c.model_type,
+           "' is not supported (expected deepseek_v2, deepseek_v3, deepseek_v32, kimi_k2, qwen2, llama or qwen3)");
   const bool v3 = c.model_type != "deepseek_v2";
   if (j.contains("architectures") && j["architectures"].is_array())
     for (const auto& a : j["architectures"]) if (a.is_string()) c.architectures.push_back(a.get<std::string>());
@@ -214,6 +215,11 @@ ModelConfig parse_config(const Json& j, const std::string& src) {
 
   c.max_position_embeddings = rd.integer("max_position_embeddings", v3 ? 4096 : 2048);
   c.attention_bias = rd.boolean("attention_bias", false);
+  if (c.model_type == "deepseek_v32") {  // DeepSeek Sparse Attention: the lightning indexer (deepseek_spec.md §2.5)
+    c.index_n_heads = rd.integer("index_n_heads", 64);
+    c.index_head_dim = rd.integer("index_head_dim", 128);
+    c.index_topk = rd.integer("index_topk", 2048);
+  }
 
   if (rd.has("quantization_config")) {
     const Json& q = j["quantization_config"];
@@ -245,6 +251,13 @@ ModelConfig parse_config(const Json& j, const std::string& src) {
   check_range(src, "v_head_dim", c.v_head_dim, 1, 1 << 12);
   check_range(src, "num_nextn_predict_layers", c.num_nextn_predict_layers, 0, 16);
   DS_CHECK(!c.attention_bias, src, ": attention_bias = true is not supported (DeepSeek MLA has no biases)");
+  if (c.indexer()) {
+    check_range(src, "index_n_heads", c.index_n_heads, 1, 1 << 12);
+    check_range(src, "index_head_dim", c.index_head_dim, c.qk_rope_head_dim, 1 << 12);
+    check_range(src, "index_topk", c.index_topk, 1, int64_t(1) << 24);
+    DS_CHECK(c.q_lora_rank > 0, src, ": the indexer (index_topk = ", c.index_topk,
+             ") reads the query's low-rank latent: q_lora_rank must be set");
+  }
   DS_CHECK(c.rope_scaling.type == RopeType::None || c.rope_scaling.yarn(), src,
            ": DeepSeek MLA models use YaRN or plain RoPE (rope_scaling type yarn or none)");
   if (c.n_routed_experts > 0) {
@@ -284,7 +297,10 @@ std::string describe(const ModelConfig& c) {
        << "kv_lora_rank            " << c.kv_lora_rank << "\n"
        << "qk_nope/rope/v_head_dim " << c.qk_nope_head_dim << " / " << c.qk_rope_head_dim << " / " << c.v_head_dim
        << "\n"
-       << "intermediate_size       " << c.intermediate_size << " (dense layers: " << c.first_k_dense_replace << ")\n";
+       << "intermediate_size       " << c.intermediate_size << " (dense layers: " << c.first_k_dense_replace << ")\n"
+       << (c.indexer() ? "sparse attention        indexer " + std::to_string(c.index_n_heads) + " heads x " +
+                             std::to_string(c.index_head_dim) + ", top " + std::to_string(c.index_topk) + " positions\n"
+                       : std::string());
   else
     os << "attention               grouped-query, " << c.num_key_value_heads << " kv heads, head_dim " << c.head_dim
        << (c.qkv_bias ? ", q/k/v bias" : "") << (c.o_bias ? ", o bias" : "") << (c.qk_norm ? ", q/k norm" : "")

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // config.json of a checkpoint, names as in the file: DeepSeek V2/V3 (model_type deepseek_v2 / deepseek_v3 / kimi_k2:
-// MLA attention, MoE) and the dense families of DeepSeek's distilled models (qwen2: R1-Distill-Qwen; llama:
+// MLA attention, MoE; deepseek_v32: the same plus DeepSeek Sparse Attention's lightning indexer in every layer) and the dense families of DeepSeek's distilled models (qwen2: R1-Distill-Qwen; llama:
 // R1-Distill-Llama; qwen3: R1-0528-Qwen3: grouped-query attention, dense SwiGLU MLP). Defaults are the ones the
 // reference (HF transformers / DeepSeek remote code) applies when a field is absent.
 #pragma once
@@ -38,7 +38,7 @@ struct RopeScaling {
 };
 
 struct ModelConfig {
-  std::string model_type;                  // deepseek_v2 | deepseek_v3 | kimi_k2
+  std::string model_type;                  // deepseek_v2 | deepseek_v3 | deepseek_v32 | kimi_k2 | qwen2 | llama | qwen3
   std::vector<std::string> architectures;  // informational
   int64_t vocab_size = 0;
   int64_t hidden_size = 0;
@@ -84,12 +84,19 @@ struct ModelConfig {
   bool fp8 = false;
   int64_t weight_block_rows = 128, weight_block_cols = 128;
   bool scale_ue8m0 = false;  // scale_fmt == "ue8m0" (V3.1/V3.2)
+  // DeepSeek Sparse Attention (deepseek_v32): the lightning indexer's heads and head width, and how many earlier
+  // positions each query attends to. index_topk 0: no indexer (every other model).
+  int64_t index_n_heads = 0, index_head_dim = 0, index_topk = 0;
 
   // Derived
   bool mla() const { return kv_lora_rank > 0; }  // DeepSeek MLA; else grouped-query attention
+  bool indexer() const { return index_topk > 0; }  // MLA + lightning indexer (DeepSeek-V3.2)
   int64_t qk_head_dim() const { return qk_nope_head_dim + qk_rope_head_dim; }
-  // fp32 values one token keeps in the KV cache per layer: the latent c_kv | k_pe (MLA), or K and V of every kv head.
-  int64_t kv_row_width() const { return mla() ? kv_lora_rank + qk_rope_head_dim : 2 * num_key_value_heads * head_dim; }
+  // fp32 values one token keeps in the KV cache per layer: the latent c_kv | k_pe (MLA; with the indexer, its key
+  // follows: c_kv | k_pe | k_index), or K and V of every kv head.
+  int64_t kv_row_width() const {
+    return mla() ? kv_lora_rank + qk_rope_head_dim + (indexer() ? index_head_dim : 0) : 2 * num_key_value_heads * head_dim;
+  }
   // Width RoPE rotates per head: MLA's decoupled rope dims, or the whole head.
   int64_t rope_dim() const { return mla() ? qk_rope_head_dim : head_dim; }
   bool is_moe_layer(int64_t layer) const;  // MTP layers (index >= num_hidden_layers) follow the same rule

@@ -3,7 +3,11 @@
 // post-RoPE k_pe. Each chunk runs the form Model::attention_form chooses: the multi-head form (prompt chunks) expands
 // K/V from the cache through kv_b_proj; the absorbed form (decode, short verify chunks) folds W_UK into the query
 // and W_UV into the output, so attention reads only the 576-wide cache.
+// DeepSeek-V3.2 (AttentionKind::MlaSparse, deepseek_spec.md §2.5): a lightning indexer keeps one key per token after
+// the latent in the cache row (c_kv | k_pe | k_index), scores every earlier position for each query, and both forms
+// attend only to the index_topk best.
 #include <algorithm>
+#include <cmath>
 #include <vector>
 
 #include "base/error.h"
@@ -21,7 +25,8 @@ void Model::attention_mla(int64_t l, const Batch& batch, int64_t T, const std::v
   // q_a are every rank's.
   const bool split = par_ && par_->tp;
   const int64_t Hl = split ? par_->heads.size() : H;
-  const int64_t ldq = Hl * dqk, ldkv = r + dr, ldkvb = Hl * (nope + dv), ldo = Hl * dv;
+  const bool sparse = arch_.layers[size_t(l)].attention == AttentionKind::MlaSparse;
+  const int64_t ldq = Hl * dqk, ldkv = cfg_.kv_row_width(), ldkvb = Hl * (nope + dv), ldo = Hl * dv;
   const float eps = float(cfg_.rms_norm_eps);
   float* xn = s_->xn->f32();
   float* q = s_->q->f32();      // [T, H, nope | rope]
@@ -38,22 +43,42 @@ void Model::attention_mla(int64_t l, const Batch& batch, int64_t T, const std::v
   auto mm = [&](const float* x, int64_t ldx, const WeightView& wv, float* y, int64_t ldy, int64_t M, int64_t N,
                 int64_t K, bool acc = false, bool kn = false) { be_.matmul(mmp(x, ldx, wv, y, ldy, M, N, K, acc, kn)); };
 
-  // The query's first projection and the latent KV projection both read xn: one batch.
-  const int64_t qr = cfg_.q_lora_rank;
+  // The query's first projection and the latent KV projection both read xn: one batch (with the indexer's key and
+  // head weights, which read it too). The indexer's products feed a discrete choice: always fp32.
+  const int64_t qr = cfg_.q_lora_rank, nI = cfg_.index_n_heads, dI = cfg_.index_head_dim;
   float* qa = s_->qa->f32();  // [T, q_lora_rank] (q_lora models)
-  const ops::MatmulParams first[2] = {
-      mmp(xn, D, w.kv_a_proj_with_mqa, kva, ldkv, T, ldkv, D),
-      qr > 0 ? mmp(xn, D, w.q_a_proj, qa, qr, T, qr, D) : mmp(xn, D, w.q_proj, q, ldq, T, ldq, D)};
-  be_.matmul_batch(first, Hl > 0 || qr > 0 ? 2 : 1);
-  if (qr > 0 && Hl > 0) {
+  float* kidx = kva + r + dr;  // the indexer's key, after the latent in the row
+  float* iq = s_->iq->f32();   // [T, nI * dI]
+  float* iw = s_->iw->f32();   // [T, nI]
+  auto f32 = [](ops::MatmulParams p) {
+    p.precision = ops::Precision::F32;
+    return p;
+  };
+  std::vector<ops::MatmulParams> first = {mmp(xn, D, w.kv_a_proj_with_mqa, kva, ldkv, T, r + dr, D)};
+  if (qr > 0) first.push_back(mmp(xn, D, w.q_a_proj, qa, qr, T, qr, D));
+  else if (Hl > 0) first.push_back(mmp(xn, D, w.q_proj, q, ldq, T, ldq, D));
+  if (sparse) {
+    first.push_back(f32(mmp(xn, D, w.index_wk, kidx, ldkv, T, dI, D)));
+    first.push_back(f32(mmp(xn, D, w.index_weights_proj, iw, nI, T, nI, D)));
+  }
+  be_.matmul_batch(first.data(), first.size());
+  if (qr > 0 && (Hl > 0 || sparse)) {
     be_.rms_norm({qa, qr, w.q_a_layernorm, qa, qr, T, qr, eps});
-    mm(qa, qr, w.q_b_proj, q, ldq, T, ldq, qr);
+    std::vector<ops::MatmulParams> second;
+    if (Hl > 0) second.push_back(mmp(qa, qr, w.q_b_proj, q, ldq, T, ldq, qr));
+    if (sparse) second.push_back(f32(mmp(qa, qr, w.index_wq_b, iq, nI * dI, T, nI * dI, qr)));
+    be_.matmul_batch(second.data(), second.size());
   }
   be_.rms_norm({kva, ldkv, w.kv_a_layernorm, kva, ldkv, T, r, eps});
   const int32_t* pos = static_cast<const int32_t*>(s_->pos->data());
   const float* inv_freq = inv_freq_->f32();
   be_.rope({kva + r, ldkv, 0, T, 1, dr, pos, inv_freq, rope_.attn_factor});
   if (Hl > 0) be_.rope({q + nope, ldq, dqk, T, Hl, dr, pos, inv_freq, rope_.attn_factor});
+  if (sparse) {  // LayerNorm key (eps 1e-6 as DeepSeek's code fixes it); RoPE on the first dr dims, pairs (i, i + dr/2)
+    be_.layer_norm({kidx, ldkv, w.index_k_norm, w.index_k_norm_bias, kidx, ldkv, T, dI, 1e-6f});
+    be_.rope({kidx, ldkv, 0, T, 1, dr, pos, inv_freq, rope_.attn_factor, /*half=*/true});
+    be_.rope({iq, nI * dI, dI, T, nI, dr, pos, inv_freq, rope_.attn_factor, /*half=*/true});
+  }
 
   int64_t off = 0;
   for (size_t j = 0; j < batch.seqs.size(); ++j) {
@@ -66,6 +91,10 @@ void Model::attention_mla(int64_t l, const Batch& batch, int64_t T, const std::v
     }
     const float* qj = q + off * ldq;
     float* oj = attn + off * ldo;
+    const int64_t topk = cfg_.index_topk;
+    const int32_t* sel =
+        sparse ? index_select(l, rows, iq + off * nI * dI, iw + off * nI, n, p0, static_cast<int32_t*>(s_->isel->data()) + off * topk)
+               : nullptr;
     if (attention_form(p0, n) == AttentionForm::MultiHead) {
       // The multi-head form expands every cached row through kv_b_proj in one product, so the rows are first
       // read from their blocks into one contiguous fp32 [S, r + dr] buffer (their stored values: results do not
@@ -81,6 +110,7 @@ void Model::attention_mla(int64_t l, const Batch& batch, int64_t T, const std::v
       p.v = kvb + nope; p.ldv = ldkvb; p.hsv = nope + dv;
       p.out = oj; p.ldo = ldo;
       p.T = n; p.S = S; p.H = Hl; p.nope = nope; p.rope = dr; p.dv = dv; p.pos0 = p0; p.scale = rope_.softmax_scale;
+      p.sel = sel; p.ldsel = topk; p.n_sel = topk;
       be_.mla_prefill(p);
     } else {
       float* qlat = s_->qlat->f32();  // [n, H, c | rope]
@@ -103,6 +133,7 @@ void Model::attention_mla(int64_t l, const Batch& batch, int64_t T, const std::v
       ops::MlaDecodeParams p;
       p.q = qlat; p.ldq = ldql; p.kv = rows; p.out = olat; p.ldo = Hl * r;
       p.T = n; p.S = S; p.H = Hl; p.rank = r; p.rope = dr; p.pos0 = p0; p.scale = rope_.softmax_scale;
+      p.sel = sel; p.ldsel = topk; p.n_sel = topk;
       be_.mla_decode(p);
       heads.clear();
       for (int64_t h = 0; h < Hl; ++h)  // o[h] = W_UV[h] · o_lat[h], W_UV[h] = rows [h*(nope+dv)+nope, +dv)
@@ -124,6 +155,34 @@ void Model::attention_mla(int64_t l, const Batch& batch, int64_t T, const std::v
   float* y = par_buf(4, size_t(T * std::max<int64_t>(Dr, 1)));
   if (Dr > 0) mm(full, H * dv, w.o_proj, y, Dr, T, Dr, H * dv);
   add_gathered(y, T, par_->d);
+}
+
+const int32_t* Model::index_select(int64_t l, const ops::KvRows& rows, const float* iq, const float* iw, int64_t n,
+                                   int64_t p0, int32_t* sel) {
+  const int64_t topk = cfg_.index_topk, S = p0 + n;
+  const bool all = S <= topk;  // every query may attend to every earlier position: no choice to make
+  if (!all) {
+    ops::IndexerParams p;
+    p.q = iq; p.ldq = cfg_.index_n_heads * cfg_.index_head_dim;
+    p.w = iw; p.ldw = cfg_.index_n_heads;
+    p.kv = rows; p.key_off = cfg_.kv_lora_rank + cfg_.qk_rope_head_dim;
+    p.T = n; p.S = S; p.nh = cfg_.index_n_heads; p.d = cfg_.index_head_dim; p.topk = topk; p.pos0 = p0;
+    // The weights' global factors (heads^-1/2 · head_dim^-1/2) do not change the choice; kept for the scores' scale.
+    p.scale = float(1.0 / std::sqrt(double(cfg_.index_n_heads) * double(cfg_.index_head_dim)));
+    p.sel = sel; p.ldsel = topk;
+    be_.indexer(p);
+  }
+  if (index_log_) {
+    IndexRecord rec{l, p0, n, std::vector<int32_t>(size_t(n * topk), -1)};
+    if (all) {
+      for (int64_t i = 0; i < n; ++i)
+        for (int64_t t = 0; t <= p0 + i; ++t) rec.sel[size_t(i * topk + t)] = int32_t(t);
+    } else {
+      be_.download(rec.sel.data(), sel, rec.sel.size() * sizeof(int32_t));
+    }
+    index_log_->push_back(std::move(rec));
+  }
+  return all ? nullptr : sel;
 }
 
 }  // namespace ds::model

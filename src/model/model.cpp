@@ -89,7 +89,7 @@ void Model::decoder_layer(int64_t l, const Batch& batch, int64_t T, const std::v
   const LayerWeights& w = w_.layers[l];
   const int64_t D = cfg_.hidden_size;
   be_.rms_norm({s_->x->f32(), D, w.input_layernorm, s_->xn->f32(), D, T, D, float(cfg_.rms_norm_eps)});
-  if (arch_.layers[size_t(l)].attention == AttentionKind::Mla) attention_mla(l, batch, T, pos0);  // x += o_proj(attn(xn))
+  if (arch_.layers[size_t(l)].mla()) attention_mla(l, batch, T, pos0);  // x += o_proj(attn(xn))
   else attention_gqa(l, batch, T, pos0);
   be_.rms_norm({s_->x->f32(), D, w.post_attention_layernorm, s_->xn->f32(), D, T, D, float(cfg_.rms_norm_eps)});
   ffn(l, T);                          // x += ffn(xn)

@@ -133,6 +133,14 @@ class Model {
   void lead(KvPool& pool);
   void end_lead();
   void follow();
+  // The positions DeepSeek-V3.2's indexer chose, for tests and `deepseek logits --index-out`: while set, every
+  // MLA + indexer layer appends one record per batch chunk (its rows' lists, ascending, -1 padded to index_topk;
+  // where the whole context fits in index_topk the indexer is skipped and the record lists every earlier position).
+  struct IndexRecord {
+    int64_t layer = 0, pos0 = 0, rows = 0;
+    std::vector<int32_t> sel;  // [rows, index_topk]
+  };
+  void record_index(std::vector<IndexRecord>* log) { index_log_ = log; }
   // One sequence, logits of every row [n, vocab].
   void forward_mtp(KvCache* cache, const std::vector<int32_t>& next_tokens, const float* hidden, int64_t n,
                    std::vector<float>* logits);
@@ -148,6 +156,10 @@ class Model {
   // Leading (model/step.cpp): the step as bytes to every other rank.
   void send_step(bool mtp, const Batch& batch, const std::vector<int64_t>& pos0, const float* hidden);
   KvPool* lead_ = nullptr;
+  std::vector<IndexRecord>* index_log_ = nullptr;
+  // DeepSeek-V3.2: chunk j's selections (or null: every earlier position) for layer l, into sel [n, index_topk].
+  const int32_t* index_select(int64_t l, const ops::KvRows& rows, const float* iq, const float* iw, int64_t n,
+                              int64_t p0, int32_t* sel);
   void decoder_layer(int64_t l, const Batch& batch, int64_t T, const std::vector<int64_t>& pos0);
   // x += o_proj(attention(xn)) for layer l, by its attention kind (mla.cpp, gqa.cpp).
   void attention_mla(int64_t l, const Batch& batch, int64_t T, const std::vector<int64_t>& pos0);

@@ -65,7 +65,7 @@ void Model::shard_weights() {
   const int64_t dqk = c.qk_head_dim(), nope = c.qk_nope_head_dim, dv = c.v_head_dim, r = c.kv_lora_rank;
   for (size_t l = 0; l < w_.layers.size(); ++l) {
     LayerWeights& w = w_.layers[l];
-    if (p.tp && arch_.layers[l].attention == AttentionKind::Mla) {
+    if (p.tp && arch_.layers[l].mla()) {
       rows(w.q_proj, h0 * dqk, Hl * dqk);
       rows(w.q_b_proj, h0 * dqk, Hl * dqk);
       rows(w.kv_b_proj, h0 * (nope + dv), Hl * (nope + dv));

@@ -19,7 +19,9 @@ struct Model::Scratch {
   // (grouped-query layers: q [T, H*head_dim], attn [T, H*head_dim])
   std::unique_ptr<ops::Buffer> qlat, olat;       // [T, H*(kv_lora + rope)], [T, H*kv_lora] (absorbed form)
   std::unique_ptr<ops::Buffer> kvb;              // [S, H*(nope + v)] (multi-head form)
-  std::unique_ptr<ops::Buffer> kvg;              // [S, kv_lora + rope] cache rows gathered from blocks (multi-head form)
+  std::unique_ptr<ops::Buffer> kvg;              // [S, kv width] cache rows gathered from blocks (multi-head form)
+  std::unique_ptr<ops::Buffer> iq, iw, isel;     // indexer: [T, heads*head_dim] queries, [T, heads] weights,
+                                                 // [T, index_topk] int32 chosen positions
   std::unique_ptr<ops::Buffer> btab;             // [n_tab] int32: the batch's block tables, concatenated
   int64_t n_tab = 0;
   std::vector<int64_t> tab_off;                  // per batch chunk: offset of its block table in btab
@@ -41,11 +43,12 @@ struct Model::Scratch {
       rlogits = f(c.n_routed_experts); rw = f(c.num_experts_per_tok); ids = f(c.num_experts_per_tok);
       moe_out = f(D); zeros = f(D);
       tok = f(1); pos = f(1);
+      iq = f(c.index_n_heads * c.index_head_dim); iw = f(c.index_n_heads); isel = f(c.index_topk);
     }
     if (s > S) {
       S = std::max(s, S * 2);
       kvb = be.alloc(size_t(S) * size_t(H * (c.qk_nope_head_dim + c.v_head_dim)) * sizeof(float));
-      kvg = be.alloc(size_t(S) * size_t(r + dr) * sizeof(float));
+      kvg = be.alloc(size_t(S) * size_t(c.kv_row_width()) * sizeof(float));
     }
   }
 

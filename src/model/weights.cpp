@@ -63,6 +63,15 @@ void visit_layer(const io::ModelConfig& c, int64_t l, LayerWeights* w, const Vis
     f({a + "kv_b_proj.weight", {H * (c.qk_nope_head_dim + c.v_head_dim), c.kv_lora_rank}, true}, &w->kv_b_proj);
     f({a + "o_proj.weight", {D, H * c.v_head_dim}, true}, &w->o_proj);
   }
+  if (c.indexer()) {
+    const std::string x = a + "indexer.";
+    const int64_t d = c.index_head_dim;
+    f({x + "wq_b.weight", {c.index_n_heads * d, c.q_lora_rank}, true}, &w->index_wq_b);
+    f({x + "wk.weight", {d, D}, true}, &w->index_wk);
+    f({x + "k_norm.weight", {d}}, &w->index_k_norm);
+    f({x + "k_norm.bias", {d}}, &w->index_k_norm_bias);
+    f({x + "weights_proj.weight", {c.index_n_heads, D}, true}, &w->index_weights_proj);
+  }
   const std::string m = p + "mlp.";
   w->moe = c.is_moe_layer(l);
   if (!w->moe) {
@@ -213,10 +222,12 @@ void for_each_weight(Weights* w, const std::function<void(WeightView&, ops::Weig
     // General. Norms, biases: General.
     for (WeightView* v : {&l.input_layernorm, &l.post_attention_layernorm, &l.q_a_layernorm, &l.kv_a_layernorm,
                           &l.kv_b_proj, &l.k_b_proj, &l.v_b_proj, &l.e_score_correction_bias, &l.enorm, &l.hnorm, &l.embed_tokens,
-                          &l.shared_head_norm, &l.q_bias, &l.k_bias, &l.v_bias, &l.o_bias, &l.q_norm, &l.k_norm})
+                          &l.shared_head_norm, &l.q_bias, &l.k_bias, &l.v_bias, &l.o_bias, &l.q_norm, &l.k_norm,
+                          &l.index_k_norm, &l.index_k_norm_bias})
       f(*v, general);
     for (WeightView* v : {&l.q_proj, &l.q_a_proj, &l.q_b_proj, &l.kv_a_proj_with_mqa, &l.o_proj, &l.gate_proj,
-                          &l.up_proj, &l.down_proj, &l.gate, &l.eh_proj, &l.shared_head_head, &l.k_proj, &l.v_proj})
+                          &l.up_proj, &l.down_proj, &l.gate, &l.eh_proj, &l.shared_head_head, &l.k_proj, &l.v_proj,
+                          &l.index_wq_b, &l.index_wk, &l.index_weights_proj})
       f(*v, mm);
     for (ops::ExpertWeights& e : l.experts) expert(e);
     expert(l.shared);

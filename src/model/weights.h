@@ -40,6 +40,11 @@ struct LayerWeights {
   WeightView k_b_proj;              // [H*kv_lora_rank, nope]: W_UK of each head, transposed
   WeightView v_b_proj;              // [H*v, kv_lora_rank]: W_UV of each head
   WeightView o_proj;                // [hidden, H*v] (grouped-query: [hidden, H*head_dim])
+  // The lightning indexer (DeepSeek-V3.2 sparse attention: self_attn.indexer.*)
+  WeightView index_wq_b;            // [index_n_heads*index_head_dim, q_lora_rank]
+  WeightView index_wk;              // [index_head_dim, hidden]
+  WeightView index_k_norm, index_k_norm_bias;  // [index_head_dim] LayerNorm
+  WeightView index_weights_proj;    // [index_n_heads, hidden]
   // Grouped-query attention (q_proj above is [H*head_dim, hidden])
   WeightView k_proj, v_proj;        // [Hkv*head_dim, hidden]
   WeightView q_bias, k_bias, v_bias, o_bias;  // [H*head_dim], [Hkv*head_dim] x2, [hidden]; absent without biases

@@ -105,7 +105,8 @@ TEST(Consistency, OutOfRangeTokenIsAnError) {
   EXPECT_TRUE(throws_with([&] { s.prefill({-1}); }, {"token id -1", "[0, " + V + ")"}));
 }
 
-INSTANTIATE_TEST_SUITE_P(Fixtures, Consistency, ::testing::Values("tiny-v3", "tiny-v2-lite", "tiny-v2", "tiny-v3-fp8"),
+INSTANTIATE_TEST_SUITE_P(Fixtures, Consistency, ::testing::Values("tiny-v3", "tiny-v2-lite", "tiny-v2", "tiny-v3-fp8",
+                                                             "tiny-v32", "tiny-v32-fp8"),
                          [](const auto& info) {
                            std::string n = info.param;
                            for (char& ch : n) if (ch == '-') ch = '_';
