@@ -405,6 +405,117 @@ void mla_prefill_cases(const Runner& run) {
   }
 }
 
+void sparse_attention_cases(const Runner& run, const MakeBackend& make, DType dt) {
+  {
+    Rng rng(11);
+    const int64_t M = 5, n = 128, ld = 131;
+    OwnedWeight w = make_weight(rng, DType::F32, 1, n), b = make_weight(rng, DType::F32, 1, n);
+    std::vector<float> x = rng.vec(size_t(M * ld), -2.0f, 3.0f);
+    run("layer_norm n128", kExactish, [&](ops::Backend& be, Mem& m) {
+      float* y = m.put(x);  // in place
+      be.layer_norm(ops::LayerNormParams{y, ld, m.w(w.view), m.w(b.view), y, ld, M, n, 1e-6f});
+      return m.get(y, x.size());
+    });
+  }
+  // The indexer: rows of 100 values with the key at [60, 92); T queries at the last positions of S.
+  const int64_t width = 100, koff = 60, d = 32, nh = 3;
+  for (int64_t S : {40, 700})
+    for (int64_t T : {1, 5})
+      for (int variant : {0, 1, 2}) {  // random keys; pairs of equal keys (exact ties); every key equal
+        Rng rng(uint64_t(S * 10 + T + variant * 1000));
+        std::vector<float> kv = rng.vec(size_t(S * width));
+        for (int64_t t = 0; t < S; ++t)
+          if ((variant == 1 && t % 2 == 1) || (variant == 2 && t > 0))
+            std::copy_n(&kv[size_t((variant == 1 ? t - 1 : 0) * width)], width, &kv[size_t(t * width)]);  // whole rows:
+                                                                                                     // equal as stored
+        const int64_t topk = 16, pos0 = S - T, ldq = nh * d + 3;
+        const std::vector<float> q = rng.vec(size_t(T * ldq)), w = rng.vec(size_t(T * nh), -0.5f, 1.0f);
+        const KvLayouts cache(rng, dt, kv, width, S, width, 7);
+        const std::string tag = "indexer S" + std::to_string(S) + " T" + std::to_string(T) + " keys " +
+                                (variant == 0 ? "random" : variant == 1 ? "paired" : "equal") + kv_tag(dt);
+        auto select = [&](ops::Backend& be, Mem& m) {
+          int32_t* sel = m.put(std::vector<int32_t>(size_t(T * (topk + 1)), 7));
+          ops::IndexerParams p;
+          p.q = m.put(q); p.ldq = ldq; p.w = m.put(w); p.ldw = nh; p.kv = cache.put(m, true); p.key_off = koff;
+          p.T = T; p.S = S; p.nh = nh; p.d = d; p.topk = topk; p.pos0 = pos0; p.scale = 0.3f;
+          p.sel = sel; p.ldsel = topk + 1;
+          be.indexer(p);
+          const std::vector<int32_t> got = m.get(sel, size_t(T * (topk + 1)));
+          return std::vector<float>(got.begin(), got.end());
+        };
+        run(tag, Budget{0.0, 0.0}, select);
+        auto be = make();
+        const std::vector<float> got = run_on(*be, select);
+        for (int64_t i = 0; i < T; ++i) {
+          EXPECT_EQ(got[size_t(i * (topk + 1) + topk)], 7.0f) << tag << ": wrote past topk";
+          if (variant == 2)  // every score equal: the lowest positions win
+            for (int64_t j = 0; j < topk; ++j) EXPECT_EQ(got[size_t(i * (topk + 1) + j)], float(j)) << tag;
+        }
+      }
+  // Both MLA forms over selected positions: random ascending lists (some shorter, -1 ended); and every earlier
+  // position, which must be bitwise the dense result.
+  const int64_t H = 3, rank = 64, rope = 16, S = 90, T = 4, pos0 = S - T, n_sel = 20, ldkv = rank + rope + 7;
+  Rng rng(21);
+  const std::vector<float> kv = rng.vec(size_t(S * ldkv));
+  const KvLayouts cache(rng, dt, kv, ldkv, S, rank + rope + 7, 16);
+  std::vector<int32_t> sel(size_t(T * n_sel), -1);
+  for (int64_t i = 0; i < T; ++i) {
+    std::vector<int32_t> all(size_t(pos0 + i + 1));
+    std::iota(all.begin(), all.end(), 0);
+    std::shuffle(all.begin(), all.end(), rng.g);
+    const int64_t n = i == 1 ? 5 : n_sel;
+    std::sort(all.begin(), all.begin() + n);
+    std::copy_n(all.begin(), n, &sel[size_t(i * n_sel)]);
+  }
+  const int64_t ldq = H * (rank + rope);
+  const std::vector<float> q = rng.vec(size_t(T * ldq));
+  auto decode = [&](ops::Backend& be, Mem& m, const int32_t* list, int64_t ldsel, int64_t ns) {
+    float* o = m.put(std::vector<float>(size_t(T * H * rank)));
+    ops::MlaDecodeParams p;
+    p.q = m.put(q); p.ldq = ldq; p.kv = cache.put(m, true); p.out = o; p.ldo = H * rank;
+    p.T = T; p.S = S; p.H = H; p.rank = rank; p.rope = rope; p.pos0 = pos0; p.scale = 0.2f;
+    if (list) {
+      p.sel = m.put(std::vector<int32_t>(list, list + T * ldsel)); p.ldsel = ldsel; p.n_sel = ns;
+    }
+    be.mla_decode(p);
+    return m.get(o, size_t(T * H * rank));
+  };
+  run("mla_decode selected positions" + kv_tag(dt), kF32,
+      [&](ops::Backend& be, Mem& m) { return decode(be, m, sel.data(), n_sel, n_sel); });
+  std::vector<int32_t> every(size_t(T * S), -1);
+  for (int64_t i = 0; i < T; ++i) std::iota(&every[size_t(i * S)], &every[size_t(i * S + pos0 + i + 1)], 0);
+  // Prefill form: K / V / k_pe as plain arrays.
+  const int64_t nope = 24, dv = 20, ldk = H * (nope + dv);
+  const std::vector<float> kvb = rng.vec(size_t(S * ldk)), kpe = rng.vec(size_t(S * rope));
+  const std::vector<float> qp = rng.vec(size_t(T * H * (nope + rope)));
+  auto prefill = [&](ops::Backend& be, Mem& m, const int32_t* list, int64_t ldsel, int64_t ns) {
+    float* o = m.put(std::vector<float>(size_t(T * H * dv)));
+    const float* k = m.put(kvb);
+    ops::MlaPrefillParams p;
+    p.q = m.put(qp); p.ldq = H * (nope + rope); p.k_nope = k; p.ldk = ldk; p.hsk = nope + dv;
+    p.k_pe = m.put(kpe); p.ldkpe = rope; p.v = k + nope; p.ldv = ldk; p.hsv = nope + dv; p.out = o; p.ldo = H * dv;
+    p.T = T; p.S = S; p.H = H; p.nope = nope; p.rope = rope; p.dv = dv; p.pos0 = pos0; p.scale = 0.15f;
+    if (list) {
+      p.sel = m.put(std::vector<int32_t>(list, list + T * ldsel)); p.ldsel = ldsel; p.n_sel = ns;
+    }
+    be.mla_prefill(p);
+    return m.get(o, size_t(T * H * dv));
+  };
+  run("mla_prefill selected positions" + kv_tag(dt), kF32,
+      [&](ops::Backend& be, Mem& m) { return prefill(be, m, sel.data(), n_sel, n_sel); });
+  auto be = make();
+  const auto dense_d = run_on(*be, [&](ops::Backend& b, Mem& m) { return decode(b, m, nullptr, 0, 0); });
+  const auto all_d = run_on(*be, [&](ops::Backend& b, Mem& m) { return decode(b, m, every.data(), S, S); });
+  EXPECT_EQ(0, std::memcmp(dense_d.data(), all_d.data(), dense_d.size() * 4))
+      << "mla_decode [" << be->name() << "]: every position listed differs from dense";
+  const auto dense_p = run_on(*be, [&](ops::Backend& b, Mem& m) { return prefill(b, m, nullptr, 0, 0); });
+  const auto all_p = run_on(*be, [&](ops::Backend& b, Mem& m) { return prefill(b, m, every.data(), S, S); });
+  EXPECT_EQ(0, std::memcmp(dense_p.data(), all_p.data(), dense_p.size() * 4))
+      << "mla_prefill [" << be->name() << "]: every position listed differs from dense";
+  const auto sparse_d = run_on(*be, [&](ops::Backend& b, Mem& m) { return decode(b, m, sel.data(), n_sel, n_sel); });
+  EXPECT_NE(0, std::memcmp(dense_d.data(), sparse_d.data(), dense_d.size() * 4)) << "selection had no effect";
+}
+
 namespace {
 // One GQA attention problem: a sequence's cache of S rows and T queries at positions pos0 .. pos0 + T - 1.
 struct GqaCase {

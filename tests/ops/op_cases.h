@@ -68,6 +68,11 @@ void mla_decode_paged_cases(const Runner& run, const MakeBackend& make, DType dt
 // base/kv_rows.h's encoding, nothing written past a row.
 void kv_write_read_cases(const Runner& run, DType dt);
 void mla_prefill_cases(const Runner& run);
+// DeepSeek-V3.2's sparse attention: layer_norm; the indexer's chosen positions equal ref's exactly (paged rows, keys
+// after other values in the row, runs of keys across threads, ties to the lower position, every key equal); both MLA
+// forms over selected positions against ref, and a list of every earlier position bitwise the dense result on the
+// backend made by `make`.
+void sparse_attention_cases(const Runner& run, const MakeBackend& make, DType dt = DType::F32);
 // Grouped-query attention (GQA, MQA and MHA head layouts; decode, prefill, appended chunks) against ref and against an
 // fp64 oracle written independently in the test.
 void gqa_attention_cases(const Runner& run, DType dt = DType::F32);

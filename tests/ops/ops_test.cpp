@@ -16,6 +16,10 @@ TEST(CpuOps, MlaDecodePaged) {
   mla_decode_paged_cases(check_op, [] { return cpu::make_cpu_backend(2); });
 }
 TEST(CpuOps, MlaPrefill) { mla_prefill_cases(check_op); }
+TEST(CpuOps, SparseAttention) {
+  for (DType dt : {DType::F32, DType::BF16, DType::F8_E4M3})
+    sparse_attention_cases(check_op, [] { return cpu::make_cpu_backend(2); }, dt);
+}
 TEST(CpuOps, GqaAttention) { gqa_attention_cases(check_op); }
 TEST(CpuOps, GqaAttentionPaged) {
   gqa_attention_paged_cases(check_op, [] { return cpu::make_cpu_backend(2); });

@@ -200,9 +200,10 @@ void mla_prefill(const ops::MlaPrefillParams& p, int n_threads) {
   });
 }
 
-// The lightning indexer (ops/params.h). One item per query: the keys' scores (each key converted to fp32 once, one
-// fp32 dot per head), then a partial selection of the top min(topk, keys) by (score desc, position asc) and the
-// chosen positions sorted ascending. Per query the arithmetic is fixed, so a row's choice does not depend on the
+// The lightning indexer (ops/params.h). Scores first: items are (query, run of keys), so a decode step's one query
+// spreads over the threads; each key is converted to fp32 once per item and scored with one fp32 dot per head, in
+// head order. Then, per query, a partial selection of the top min(topk, keys) by (score desc, position asc) and the
+// chosen positions sorted ascending. A score depends only on its query and key, so the choice does not depend on the
 // chunk, the cache layout or the threads.
 void indexer(const ops::IndexerParams& p, int n_threads) {
   if (p.T <= 0) return;
@@ -211,49 +212,56 @@ void indexer(const ops::IndexerParams& p, int n_threads) {
   DS_CHECK(p.topk > 0 && p.nh > 0 && p.d > 0, "indexer: topk, heads and key width must be positive");
   const Kernels& kern = active_kernels();
   const int64_t S1 = std::max<int64_t>(p.S, 1);
-  const int nt = threads_for(p.T * p.S * p.nh * p.d * 2, p.T, n_threads);
-  struct Work {
-    std::vector<float> sc, tile, ws;
-    std::vector<int32_t> idx;
-  };
-  std::vector<Work> work(static_cast<size_t>(nt));
-  for (Work& w : work) {
-    w.sc.resize(size_t(S1));
-    w.idx.resize(size_t(S1));
-    w.tile.resize(size_t(kTileRows * p.d));
-    w.ws.resize(size_t(p.nh));
-  }
-  parallel_dynamic(p.T, nt, [&](int64_t i, int th) {
-    Work& w = work[size_t(th)];
-    const RowSource src(p.kv, kern, w.tile.data());
-    const int64_t n_keys = std::max<int64_t>(0, std::min(p.S, p.pos0 + i + 1));
-    const float* q = p.q + i * p.ldq;
-    for (int64_t h = 0; h < p.nh; ++h) w.ws[size_t(h)] = p.w[i * p.ldw + h] * p.scale;
-    for (int64_t t0 = 0, m = 0; t0 < n_keys; t0 += m) {
-      m = src.run(t0, n_keys);
-      int64_t ld = 0;
-      const float* k = src.rows(t0, m, p.key_off, p.d, &ld);
-      for (int64_t j = 0; j < m; ++j) {
-        float s = 0.0f;
-        for (int64_t h = 0; h < p.nh; ++h) s += w.ws[size_t(h)] * std::max(kern.dot(q + h * p.d, k + j * ld, p.d), 0.0f);
-        w.sc[size_t(t0 + j)] = s;
+  constexpr int64_t kKeysPerItem = 512;
+  const int64_t runs = (S1 + kKeysPerItem - 1) / kKeysPerItem;
+  // Queries in groups whose scores take at most ~32 MB.
+  const int64_t group = std::clamp<int64_t>((int64_t(8) << 20) / S1, 1, p.T);
+  std::vector<float> scores(size_t(group * S1));
+  std::vector<std::vector<float>> tiles(static_cast<size_t>(n_threads), std::vector<float>(size_t(kTileRows * p.d)));
+  std::vector<std::vector<int32_t>> idxs(static_cast<size_t>(n_threads));
+  for (int64_t g0 = 0; g0 < p.T; g0 += group) {
+    const int64_t G = std::min(group, p.T - g0), items = G * runs;
+    const int nt = threads_for(G * p.S * p.nh * p.d * 2, items, n_threads);
+    parallel_dynamic(items, nt, [&](int64_t it, int th) {
+      const int64_t i = g0 + it / runs, b = (it % runs) * kKeysPerItem;
+      const int64_t end = std::min({p.S, p.pos0 + i + 1, b + kKeysPerItem});
+      const RowSource src(p.kv, kern, tiles[size_t(th)].data());
+      const float* q = p.q + i * p.ldq;
+      const float* w = p.w + i * p.ldw;
+      float* sc = scores.data() + (i - g0) * S1;
+      for (int64_t t0 = b, m = 0; t0 < end; t0 += m) {
+        m = src.run(t0, end);
+        int64_t ld = 0;
+        const float* k = src.rows(t0, m, p.key_off, p.d, &ld);
+        for (int64_t j = 0; j < m; ++j) {
+          float s = 0.0f;
+          for (int64_t h = 0; h < p.nh; ++h)
+            s += (w[h] * p.scale) * std::max(kern.dot(q + h * p.d, k + j * ld, p.d), 0.0f);
+          sc[t0 + j] = s;
+        }
       }
-    }
-    const int64_t n = std::min(p.topk, n_keys);
-    int32_t* out = p.sel + i * p.ldsel;
-    if (n < n_keys) {
-      for (int64_t t = 0; t < n_keys; ++t) w.idx[size_t(t)] = int32_t(t);
-      const float* sc = w.sc.data();
-      std::nth_element(w.idx.begin(), w.idx.begin() + n, w.idx.begin() + n_keys, [sc](int32_t a, int32_t b) {
-        return sc[a] != sc[b] ? sc[a] > sc[b] : a < b;
-      });
-      std::sort(w.idx.begin(), w.idx.begin() + n);
-      std::copy_n(w.idx.begin(), n, out);
-    } else {
-      for (int64_t t = 0; t < n; ++t) out[t] = int32_t(t);
-    }
-    std::fill(out + n, out + p.topk, -1);
-  });
+    });
+    parallel_dynamic(G, int(std::min<int64_t>(G, n_threads)), [&](int64_t gi, int th) {
+      const int64_t i = g0 + gi;
+      const int64_t n_keys = std::max<int64_t>(0, std::min(p.S, p.pos0 + i + 1));
+      const int64_t n = std::min(p.topk, n_keys);
+      int32_t* out = p.sel + i * p.ldsel;
+      if (n < n_keys) {
+        std::vector<int32_t>& idx = idxs[size_t(th)];
+        idx.resize(size_t(n_keys));
+        for (int64_t t = 0; t < n_keys; ++t) idx[size_t(t)] = int32_t(t);
+        const float* sc = scores.data() + gi * S1;
+        std::nth_element(idx.begin(), idx.begin() + n, idx.end(), [sc](int32_t a, int32_t b) {
+          return sc[a] != sc[b] ? sc[a] > sc[b] : a < b;
+        });
+        std::sort(idx.begin(), idx.begin() + n);
+        std::copy_n(idx.begin(), n, out);
+      } else {
+        for (int64_t t = 0; t < n; ++t) out[t] = int32_t(t);
+      }
+      std::fill(out + n, out + p.topk, -1);
+    });
+  }
 }
 
 // One item per (query row i, kv head): the g = H / Hkv query heads of the group share one pass over that kv head's K
