@@ -39,6 +39,8 @@ struct ChatOptions {
   std::optional<bool> thinking;        // V3.1 / Qwen3 hybrid templates: passed as `thinking` and `enable_thinking`
   nlohmann::ordered_json tools;        // optional tool schemas (passed as `tools` when not null)
   nlohmann::ordered_json extra = nlohmann::ordered_json::object();  // more template variables
+  // The V3.2 encoder (chat_format.h) writes this schema into the system prompt; Jinja templates do not see it.
+  nlohmann::ordered_json response_format;
 };
 
 // How special-token text inside message content is tokenized.
