@@ -57,6 +57,32 @@ double decode_batch(rt::Engine& e, std::vector<std::unique_ptr<model::KvCache>>&
   return total;
 }
 
+// A cache holding `n` rows of random values in every layer (uniform in [-1, 1), stored in the pool's format), as if n
+// tokens had been prefilled: decode speed at long contexts without the prefill's cost. Attention's cost does not
+// depend on the values; a sparse model's indexer still scores every row and chooses among them.
+std::unique_ptr<model::KvCache> filled_cache(rt::Engine& e, int64_t n, int64_t capacity) {
+  auto cache = e.model().new_cache(capacity);
+  cache->prepare_write(0, n, false);
+  model::KvPool& pool = cache->pool();
+  const int64_t w = pool.width(), bs = pool.block_size();
+  std::vector<float> x(static_cast<size_t>(w));
+  std::vector<uint8_t> block(static_cast<size_t>(bs * pool.row_bytes()));
+  uint64_t st = 0x9e3779b97f4a7c15ull;
+  for (size_t b = 0; b * size_t(bs) < size_t(n); ++b)
+    for (int64_t l = 0; l < pool.n_layers(); ++l) {
+      for (int64_t i = 0; i < bs; ++i) {
+        for (float& v : x) {
+          st = st * 6364136223846793005ull + 1442695040888963407ull;
+          v = float(int64_t(st >> 40) - (int64_t(1) << 23)) / float(1 << 23);
+        }
+        kv_encode_row(pool.dtype(), x.data(), w, &block[size_t(i * pool.row_bytes())]);
+      }
+      e.backend().upload(pool.row(cache->blocks()[b], l, 0), block.data(), block.size());
+    }
+  cache->length = n;
+  return cache;
+}
+
 double median(std::vector<double> v) {
   if (v.empty()) return 0;
   std::sort(v.begin(), v.end());
@@ -158,6 +184,7 @@ int cmd_bench(int argc, char** argv) {
   int64_t prompt = 512, gen = 64, batch = 1;
   int draft = 0;
   double accept = 0.85;
+  std::vector<int64_t> contexts;
   RandomModelFlags rm;
   ComputeFlags cf;
   app.add_option("-m,--model", model, "checkpoint folder, or a .gguf file (deepseek2, qwen2, llama, qwen3: F32, F16, BF16 or ggml block formats, mixed per tensor)");
@@ -176,6 +203,11 @@ int cmd_bench(int argc, char** argv) {
                  "get one of the main layers' shape)")->capture_default_str();
   app.add_option("--accept", accept, "with --draft on random weights: the acceptance per draft position to assume")
       ->capture_default_str();
+  app.add_option("--context", contexts,
+                 "instead of the prefill / decode run: decode time per token at each of these contexts (e.g. "
+                 "--context 1024,4096,32768), the cache filled with random rows rather than prefilled; compare "
+                 "DeepSeek-V3.2's sparse attention with dense MLA by running a V3.2 and a V3 config")
+      ->delimiter(',');
   cf.add(app);
   CLI11_PARSE(app, argc, argv);
   DS_CHECK(draft >= 0 && draft <= rt::kMaxDraft, "--draft ", draft, " is out of range [0, ", rt::kMaxDraft, "]");
@@ -226,6 +258,25 @@ int cmd_bench(int argc, char** argv) {
               model.empty() ? rm.dtype.c_str() : "checkpoint", cf.precision.c_str(), kv_dtype_name(eo.kv_dtype),
               (long long)(kv_row_bytes(eo.kv_dtype, e->model().arch().kv_width) * e->model().n_cache_layers()));
   std::printf("weights  %s%s\n", model.empty() ? "random; " : "", e->backend().weights_placement().c_str());
+
+  if (!contexts.empty()) {
+    for (int64_t n : contexts) {
+      DS_CHECK(n >= 1 && n + gen + 1 <= c.max_position_embeddings, "--context ", n, " must be in [1, ",
+               c.max_position_embeddings - gen - 1, "] (max_position_embeddings - --gen - 1)");
+      std::vector<std::unique_ptr<model::KvCache>> one;
+      one.push_back(filled_cache(*e, n, n + gen + 2));
+      decode_batch(*e, one, {1}, 1, nullptr, threads, nullptr, nullptr);  // warm-up (scratch sized for this context)
+      if (e->profiler()) e->profiler()->reset();
+      const double t = decode_batch(*e, one, {1}, gen, nullptr, threads, nullptr, nullptr);
+      const rt::DecodeBytes db = rt::decode_bytes(c, e->model().weights(), n + gen / 2, 1, eo.kv_dtype);
+      std::printf("context  %6lld: %8.2f ms per token (%.2f tok/s) | kv cache %.3f GB%s\n", (long long)n,
+                  1e3 * t / double(gen), double(gen) / t, db.kv / 1e9,
+                  c.indexer() ? (" | sparse attention: top " + std::to_string(c.index_topk) + " positions").c_str()
+                              : " | dense attention");
+      if (e->profiler()) std::printf("decode time by op at context %lld:\n%s", (long long)n, e->profiler()->report().c_str());
+    }
+    return 0;
+  }
 
   const int64_t ctx = prompt + gen + 1;
   std::vector<int32_t> tokens(static_cast<size_t>(prompt));

@@ -99,6 +99,7 @@ void Model::attention_mla(int64_t l, const Batch& batch, int64_t T, const std::v
       // The multi-head form expands every cached row through kv_b_proj in one product, so the rows are first
       // read from their blocks into one contiguous fp32 [S, r + dr] buffer (their stored values: results do not
       // depend on the block layout, and the chunk's own rows are the values later steps will read).
+      s_->ensure_expanded(be_, cfg_, S);
       float* kvg = s_->kvg->f32();
       be_.kv_read({rows, 0, S, kvg, ldkv});
       float* kvb = s_->kvb->f32();  // [S, H, k_nope | v]

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
-// Activation buffers of one forward pass, in backend memory, grown on demand (T tokens, S cached positions).
+// Activation buffers of one forward pass, in backend memory, grown on demand (T tokens; S cached positions for the
+// multi-head form's buffers).
 #pragma once
 #include <algorithm>
 #include <memory>
@@ -45,11 +46,18 @@ struct Model::Scratch {
       tok = f(1); pos = f(1);
       iq = f(c.index_n_heads * c.index_head_dim); iw = f(c.index_n_heads); isel = f(c.index_topk);
     }
-    if (s > S) {
-      S = std::max(s, S * 2);
-      kvb = be.alloc(size_t(S) * size_t(H * (c.qk_nope_head_dim + c.v_head_dim)) * sizeof(float));
-      kvg = be.alloc(size_t(S) * size_t(c.kv_row_width()) * sizeof(float));
-    }
+    (void)s;
+  }
+
+  // The multi-head form's expanded K / V and gathered rows for s cached positions, grown on demand. Only prompt
+  // chunks need them: decode never allocates them (at V3's 128 heads they take 128 KiB per cached token).
+  void ensure_expanded(ops::Backend& be, const io::ModelConfig& c, int64_t s) {
+    if (s <= S) return;
+    S = std::max(s, S * 2);
+    kvb.reset();
+    kvg.reset();
+    kvb = be.alloc(size_t(S) * size_t(c.num_attention_heads * (c.qk_nope_head_dim + c.v_head_dim)) * sizeof(float));
+    kvg = be.alloc(size_t(S) * size_t(c.kv_row_width()) * sizeof(float));
   }
 
   // [rows, vocab] logits, grown on demand (a fresh zeroed buffer per step would cost a page-faulting memset).

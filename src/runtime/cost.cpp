@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "runtime/cost.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "base/kv_rows.h"
@@ -30,7 +31,9 @@ DecodeBytes decode_bytes(const io::ModelConfig& c, const model::Weights& w, int6
                    bytes_of(L.kv_a_proj_with_mqa) + bytes_of(L.kv_a_layernorm) + kv_b_decode_bytes(L) +
                    bytes_of(L.o_proj) + bytes_of(L.input_layernorm) + bytes_of(L.post_attention_layernorm) +
                    bytes_of(L.k_proj) + bytes_of(L.v_proj) + bytes_of(L.q_bias) + bytes_of(L.k_bias) +
-                   bytes_of(L.v_bias) + bytes_of(L.o_bias) + bytes_of(L.q_norm) + bytes_of(L.k_norm);
+                   bytes_of(L.v_bias) + bytes_of(L.o_bias) + bytes_of(L.q_norm) + bytes_of(L.k_norm) +
+                   bytes_of(L.index_wq_b) + bytes_of(L.index_wk) + bytes_of(L.index_k_norm) +
+                   bytes_of(L.index_k_norm_bias) + bytes_of(L.index_weights_proj);
     if (!L.moe) {
       d.dense += bytes_of(L.gate_proj) + bytes_of(L.up_proj) + bytes_of(L.down_proj);
       continue;
@@ -45,6 +48,11 @@ DecodeBytes decode_bytes(const io::ModelConfig& c, const model::Weights& w, int6
   d.lm_head = bytes_of(w.lm_head) + bytes_of(w.norm);
   const double row = double(kv_row_bytes(kv_dtype, c.kv_row_width()));  // bytes as stored (base/kv_rows.h)
   d.kv = double(batch) * double(ctx) * row * double(c.num_hidden_layers);
+  if (c.indexer()) {  // the indexer reads every row's key; attention reads the latent of the index_topk chosen rows
+    const double key = row * double(c.index_head_dim) / double(c.kv_row_width());
+    d.kv = double(batch) * double(c.num_hidden_layers) *
+           (double(ctx) * key + double(std::min(ctx, c.index_topk)) * (row - key));
+  }
   return d;
 }
 
@@ -63,7 +71,9 @@ std::vector<std::pair<const void*, size_t>> decode_read_set(const io::ModelConfi
     for (const WeightView* v : {&L.q_proj, &L.q_a_proj, &L.q_a_layernorm, &L.q_b_proj, &L.kv_a_proj_with_mqa,
                                 &L.kv_a_layernorm, L.k_b_proj.data ? &L.k_b_proj : &L.kv_b_proj, &L.v_b_proj, &L.o_proj, &L.input_layernorm,
                                 &L.post_attention_layernorm, &L.gate_proj, &L.up_proj, &L.down_proj, &L.gate,
-                                &L.k_proj, &L.v_proj, &L.q_bias, &L.k_bias, &L.v_bias, &L.o_bias, &L.q_norm, &L.k_norm})
+                                &L.k_proj, &L.v_proj, &L.q_bias, &L.k_bias, &L.v_bias, &L.o_bias, &L.q_norm, &L.k_norm,
+                                &L.index_wq_b, &L.index_wk, &L.index_k_norm, &L.index_k_norm_bias,
+                                &L.index_weights_proj})
       add(*v);
     if (!L.moe) continue;
     add_expert(L.shared);
