@@ -121,7 +121,7 @@ struct Case {
 std::vector<Case> cases() {
   std::vector<Case> c;
   for (const char* m : {"tiny-v2", "tiny-v2-lite", "tiny-v3", "tiny-v3-fp8", "tiny-qwen2", "tiny-llama", "tiny-qwen3",
-                        "tiny-gguf-v2l", "tiny-gguf-qwen3"}) {
+                        "tiny-gguf-v2l", "tiny-gguf-qwen3", "tiny-v32", "tiny-v32-fp8"}) {
     const std::string dir = kShared + "models/" + m;
     if (!fs::exists(dir)) continue;
     c.push_back({m, dir, dir + "/tokens.npy", fs::exists(dir + "/mtp_logits.npy")});
@@ -137,7 +137,7 @@ std::vector<Case> cases() {
 TEST(Mpi, LogitsBitwiseAcrossRanks) {
   NEED_MPIRUN();
   const auto all = cases();
-  ASSERT_GE(all.size(), 9u) << "fixtures missing under " << kShared;
+  ASSERT_GE(all.size(), 11u) << "fixtures missing under " << kShared;
   for (const Case& c : all) {
     std::string want_mtp;
     auto args = [&](const fs::path& out, const fs::path& mtp) {
