@@ -11,6 +11,9 @@
 //              detokenizer and tool-call parser over it: what a model that calls a tool produces, end to end.
 //   OUT/qwen2  a dense R1-Distill-Qwen-shaped model (qwen2: grouped-query attention 4 q / 2 kv heads with q/k/v
 //              biases, dense MLP) with the same tokenizer and the R1 template: the server over K/V rows.
+//   OUT/v32    the V3 shapes as DeepSeek-V3.2 (deepseek_v32: a lightning indexer of 2 heads x 16 choosing 8 positions,
+//              so short prompts already attend sparsely; an MTP layer, so the server speculates by default) and no
+//              Jinja template (DeepSeek-V3.2 ships its Python encoder instead).
 //   OUT/qwen3-tools  the qwen2 shapes with the Qwen3 tokenizer (vocab 151936) and Qwen3's template, which renders
 //              `tools` itself, scripted like OUT/tools: after a non-thinking generation prompt ("</think>\n\n") it
 //              emits a Hermes-style call (kHermesScript) and <|im_end|>.
@@ -155,6 +158,21 @@ static void script_weights(std::vector<std::pair<std::string, ds::model::RawTens
   }
 }
 
+// The test model as DeepSeek-V3.2 (see the top of the file).
+static json v32_config() {
+  json c = test_config();
+  c["architectures"] = {"DeepseekV32ForCausalLM"};
+  c["model_type"] = "deepseek_v32";
+  c["index_n_heads"] = 2;
+  c["index_head_dim"] = 16;
+  c["index_topk"] = 8;
+  c["num_nextn_predict_layers"] = 1;
+  return c;
+}
+
+// chat_template: replaces the tokenizer's; "" keeps it; kNoTemplate removes it.
+const std::string kNoTemplate = "\x01none";
+
 static void write_model(const fs::path& dir, const json& cfg_json, const std::string& chat_template,
                         const fs::path& tok_dir, const std::map<int32_t, int32_t>* script = nullptr) {
   fs::create_directories(dir);
@@ -164,7 +182,8 @@ static void write_model(const fs::path& dir, const json& cfg_json, const std::st
                                                   {"top_p", 0.95}}.dump(2));
   fs::copy_file(tok_dir / "tokenizer.json", dir / "tokenizer.json", fs::copy_options::overwrite_existing);
   json tc = ds::io::read_json_file((tok_dir / "tokenizer_config.json").string());
-  if (!chat_template.empty()) tc["chat_template"] = chat_template;
+  if (chat_template == kNoTemplate) tc.erase("chat_template");
+  else if (!chat_template.empty()) tc["chat_template"] = chat_template;
   write_file(dir / "tokenizer_config.json", tc.dump(2));
 
   const ds::io::ModelConfig cfg = ds::io::parse_config(cfg_json, (dir / "config.json").string());
@@ -219,10 +238,12 @@ int main(int argc, char** argv) {
     qwen3_cfg["vocab_size"] = 151936;
     qwen3_cfg["bos_token_id"] = 151643;
     qwen3_cfg["eos_token_id"] = 151645;
-    const std::string stamp = cfg.dump() + dense_config().dump() + kToolScript + qwen3_cfg.dump() + kHermesScript;
+    const std::string stamp =
+        cfg.dump() + dense_config().dump() + kToolScript + qwen3_cfg.dump() + kHermesScript + v32_config().dump();
     if (fs::exists(out / "v3" / "model.safetensors") && fs::exists(out / "r1" / "model.safetensors") &&
         fs::exists(out / "tools" / "model.safetensors") && fs::exists(out / "qwen2" / "model.safetensors") &&
-        fs::exists(out / "qwen3-tools" / "model.safetensors") && fs::exists(out / "stamp")) {
+        fs::exists(out / "qwen3-tools" / "model.safetensors") && fs::exists(out / "v32" / "model.safetensors") &&
+        fs::exists(out / "stamp")) {
       std::ifstream s(out / "stamp");
       std::stringstream ss;
       ss << s.rdbuf();
@@ -234,6 +255,7 @@ int main(int argc, char** argv) {
     const auto succ = tool_script(tok, "<｜Assistant｜>", kToolScript);
     write_model(out / "tools", cfg, "", tok, &succ);
     write_model(out / "qwen2", dense_config(), r1, tok);
+    write_model(out / "v32", v32_config(), kNoTemplate, tok);
     const auto hermes = tool_script(qwen3_tok, "</think>\n\n", kHermesScript);
     write_model(out / "qwen3-tools", qwen3_cfg, read_text(tmpl / "qwen3.jinja"), qwen3_tok, &hermes);
     write_file(out / "stamp", stamp);
