@@ -77,9 +77,9 @@ ModelConfig config_from_gguf(const GgufModel& m) {
   const std::string src = m.first().path();
   const std::string arch = m.get_string("general.architecture");
   if (arch == "qwen2" || arch == "llama" || arch == "qwen3") return dense_config_from_gguf(m, arch);
-  DS_CHECK(arch == "deepseek2", src, ": GGUF architecture '", show_text(arch),
-           "' is not supported (deepseek2: DeepSeek V2, V2-Lite, V2.5, V3, R1, V3.1; qwen2, llama, qwen3: the "
-           "R1 distills)");
+  DS_CHECK(arch == "deepseek2" || arch == "deepseek32", src, ": GGUF architecture '", show_text(arch),
+           "' is not supported (deepseek2: DeepSeek V2, V2-Lite, V2.5, V3, R1, V3.1; deepseek32: V3.2; qwen2, llama, "
+           "qwen3: the R1 distills)");
   const std::string a = arch + ".";
   auto i = [&](const std::string& k) { return m.get_int(a + k); };
   auto i_or = [&](const std::string& k, int64_t d) { return m.get_int_or(a + k, d); };
@@ -88,7 +88,12 @@ ModelConfig config_from_gguf(const GgufModel& m) {
   Json j = Json::object();
   const int64_t H = i("attention.head_count"), rope = i("rope.dimension_count");
   const int64_t sigmoid = i_or("expert_gating_func", 1) == 2;  // llama.cpp: 1 softmax, 2 sigmoid
-  j["model_type"] = sigmoid ? "deepseek_v3" : "deepseek_v2";
+  j["model_type"] = arch == "deepseek32" ? "deepseek_v32" : sigmoid ? "deepseek_v3" : "deepseek_v2";
+  if (arch == "deepseek32") {  // the lightning indexer
+    j["index_n_heads"] = i("attention.indexer.head_count");
+    j["index_head_dim"] = i("attention.indexer.key_length");
+    j["index_topk"] = i("attention.indexer.top_k");
+  }
   j["architectures"] = Json::array({"gguf:" + arch});
   const GgufTensor* embd = m.tensor("token_embd.weight");
   DS_CHECK(embd && embd->ne.size() == 2, src, ": no 2-D token_embd.weight tensor");

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// deepseek2 / qwen2 / llama / qwen3 GGUF metadata and tokenizer metadata as convert_hf_to_gguf.py writes them (see
+// deepseek2 / deepseek32 / qwen2 / llama / qwen3 GGUF metadata and tokenizer metadata as convert_hf_to_gguf.py writes them (see
 // gguf_meta.h).
 #include "io/gguf_meta.h"
 
@@ -72,8 +72,9 @@ bool token_content(const Json& cfg, const std::string& field, std::string* out) 
 }  // namespace
 
 void add_deepseek2_metadata(GgufWriter& w, const ModelConfig& c, const std::string& name, uint32_t file_type) {
-  const std::string a = "deepseek2.";
-  w.set_string("general.architecture", "deepseek2");
+  // DeepSeek-V3.2 (the lightning indexer): llama.cpp's deepseek32, the same keys plus the indexer's.
+  const std::string arch = c.indexer() ? "deepseek32" : "deepseek2", a = arch + ".";
+  w.set_string("general.architecture", arch);
   w.set_string("general.type", "model");
   w.set_string("general.name", name);
   // TextModel.set_gguf_parameters
@@ -121,6 +122,11 @@ void add_deepseek2_metadata(GgufWriter& w, const ModelConfig& c, const std::stri
   // [TAG_DEEPSEEK2_YARN_LOG_MUL_FIX]: llama.cpp divides this by 0.1 again and uses it as mscale == mscale_all_dim.
   if (rs.yarn() && rs.mscale_all_dim != 0)
     w.set_f32(a + "rope.scaling.yarn_log_multiplier", float(0.1 * rs.mscale_all_dim));
+  if (c.indexer()) {  // DeepseekV32Model.set_gguf_parameters
+    w.set_u32(a + "attention.indexer.head_count", uint32_t(c.index_n_heads));
+    w.set_u32(a + "attention.indexer.key_length", uint32_t(c.index_head_dim));
+    w.set_u32(a + "attention.indexer.top_k", uint32_t(c.index_topk));
+  }
   w.set_u32("general.quantization_version", 2);
 }
 

@@ -290,6 +290,13 @@ void plan_mla_layers(const io::ModelConfig& c, const Weights& w, Plan& p) {
     }
     add_mat(p, b + "attn_kv_a_mqa.weight", L.kv_a_proj_with_mqa);
     add_vec(p, b + "attn_kv_a_norm.weight", L.kv_a_layernorm);
+    if (c.indexer()) {  // DeepSeek-V3.2's lightning indexer, under llama.cpp's deepseek32 names
+      add_mat(p, b + "indexer.attn_q_b.weight", L.index_wq_b);
+      add_mat(p, b + "indexer.attn_k.weight", L.index_wk);
+      add_vec(p, b + "indexer.k_norm.weight", L.index_k_norm);
+      add_vec(p, b + "indexer.k_norm.bias", L.index_k_norm_bias);
+      add_mat(p, b + "indexer.proj.weight", L.index_weights_proj);
+    }
     // kv_b_proj [H * (nope + v), rank]: head h's rows are W_UK[h] ([nope, rank]) then W_UV[h] ([v, rank]).
     const WeightView kvb = L.kv_b_proj;
     p.push_back({b + "attn_k_b.weight", {nope, rank, H}, DType::F32,

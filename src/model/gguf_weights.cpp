@@ -71,6 +71,11 @@ GgufWeights::GgufWeights(const io::GgufModel& m, const io::ModelConfig& c) : m_(
     put(a + "kv_a_layernorm.weight", b + "attn_kv_a_norm.weight");
     put(a + "kv_b_proj.weight", b + "attn_kv_b.weight");
     put(a + "o_proj.weight", b + "attn_output.weight");
+    put(a + "indexer.wq_b.weight", b + "indexer.attn_q_b.weight");  // deepseek32 (V3.2)
+    put(a + "indexer.wk.weight", b + "indexer.attn_k.weight");
+    put(a + "indexer.k_norm.weight", b + "indexer.k_norm.weight");
+    put(a + "indexer.k_norm.bias", b + "indexer.k_norm.bias");
+    put(a + "indexer.weights_proj.weight", b + "indexer.proj.weight");
     put(f + "gate_proj.weight", b + "ffn_gate.weight");
     put(f + "up_proj.weight", b + "ffn_up.weight");
     put(f + "down_proj.weight", b + "ffn_down.weight");

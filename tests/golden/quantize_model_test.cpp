@@ -97,6 +97,8 @@ std::vector<float> prefill(rt::Engine& e, const std::vector<int32_t>& tokens) {
   return s.prefill(tokens, true);
 }
 
+void expect_same_config(const io::ModelConfig& g, const io::ModelConfig& h);
+
 TEST(Quantize, F32AndBf16FilesMatchTheModelsReference) {
   struct Case {
     const char* model;
@@ -107,7 +109,8 @@ TEST(Quantize, F32AndBf16FilesMatchTheModelsReference) {
                         {"tiny-v3-fp8", "F32"},     {"tiny-gguf-v2l", "F32"},    {"tiny-gguf-v2l", "BF16"},
                         {"tiny-qwen2", "F32"},      {"tiny-qwen2", "BF16"},      {"tiny-llama", "F32"},
                         {"tiny-llama", "BF16"},     {"tiny-qwen3", "F32"},       {"tiny-qwen3", "BF16"},
-                        {"tiny-gguf-qwen3", "F32"}, {"tiny-gguf-qwen3", "BF16"}};
+                        {"tiny-gguf-qwen3", "F32"}, {"tiny-gguf-qwen3", "BF16"}, {"tiny-v32", "F32"},
+                        {"tiny-v32-fp8", "F32"}};
   for (const Case& c : cases) {
     SCOPED_TRACE(std::string(c.model) + " " + c.type);
     const std::string dir = model_dir(c.model);
@@ -115,7 +118,10 @@ TEST(Quantize, F32AndBf16FilesMatchTheModelsReference) {
       std::printf("skipped %s: ../shared/fixtures/models/%s is missing\n", c.model, c.model);
       continue;
     }
-    auto e = load(convert(c.model, c.type), "cpu");
+    const std::string file = convert(c.model, c.type);
+    if (std::string(c.model).find("v32") != std::string::npos)  // deepseek32: the indexer's keys and names
+      expect_same_config(io::config_from_gguf(*io::GgufModel::open(file)), io::load_config(dir + "/config.json"));
+    auto e = load(file, "cpu");
     EXPECT_FALSE(e->model().has_mtp());
     const auto tokens = read_tokens(dir + "/tokens.npy");
     const auto want = io::npy_read(dir + "/logits.npy").to_f32();
@@ -167,10 +173,15 @@ void expect_same_config(const io::ModelConfig& g, const io::ModelConfig& h) {
   EXPECT_EQ(g.norm_topk_prob, h.norm_topk_prob);
   EXPECT_FLOAT_EQ(float(g.routed_scaling_factor), float(h.routed_scaling_factor));
   EXPECT_FLOAT_EQ(float(g.rope_scaling.mscale_all_dim), float(h.rope_scaling.mscale_all_dim));
+  EXPECT_EQ(g.model_type == "deepseek_v32", h.model_type == "deepseek_v32");
+  EXPECT_EQ(g.index_n_heads, h.index_n_heads);
+  EXPECT_EQ(g.index_head_dim, h.index_head_dim);
+  EXPECT_EQ(g.index_topk, h.index_topk);
 }
 
 TEST(Quantize, QuantisedFilesComputeAlikeOnCpuAndRef) {
-  for (const char* model : {"tiny-v3", "tiny-gguf-v2l", "tiny-qwen2", "tiny-llama", "tiny-qwen3", "tiny-gguf-qwen3"}) {
+  for (const char* model :
+       {"tiny-v3", "tiny-gguf-v2l", "tiny-qwen2", "tiny-llama", "tiny-qwen3", "tiny-gguf-qwen3", "tiny-v32"}) {
     const std::string dir = model_dir(model);
     if (dir.empty()) continue;
     const io::ModelConfig h = io::load_config(dir + "/config.json");
