@@ -91,6 +91,35 @@ TEST(Cli, SpeculationChangesNoOutput) {
   EXPECT_EQ(spec.out, plain.out);
 }
 
+// DeepSeek-V3.2: `logits --index-out / --mtp-index-out` write the positions the indexer chose, the reference's files
+// value for value; generate (speculating by default) gives greedy.npy; a model without an indexer refuses the flags.
+TEST(Cli, SparseAttentionSelectionsAndGreedy) {
+  for (const std::string fixture : {"tiny-v32", "tiny-v32-fp8"}) {
+    const std::string m = fixture_dir(fixture);
+    const fs::path l = tmp("_v32_l.npy"), ml = tmp("_v32_ml.npy"), i = tmp("_v32_i.npy"), mi = tmp("_v32_mi.npy");
+    const CmdResult r = run("logits --model " + m + " --tokens " + m + "/tokens.npy --precision f32 -o " + l.string() +
+                            " --mtp-out " + ml.string() + " --index-out " + i.string() + " --mtp-index-out " + mi.string());
+    ASSERT_EQ(r.code, 0) << r.out;
+    for (auto [got, want] : {std::pair{i, "/index_sel.npy"}, std::pair{mi, "/mtp_index_sel.npy"}}) {
+      const io::NpyArray a = io::npy_read(got.string()), b = io::npy_read(m + want);
+      EXPECT_EQ(a.shape, b.shape) << fixture << want;
+      EXPECT_EQ(a.to_i64(), b.to_i64()) << fixture << want;
+    }
+    const fs::path ids = tmp("_v32_ids.npy");
+    const auto greedy = read_tokens(m + "/greedy.npy");
+    const CmdResult g = run("generate --model " + m + " --tokens " + m + "/tokens.npy --greedy --precision f32 -n " +
+                            std::to_string(greedy.size()) + " --out-ids " + ids.string());
+    ASSERT_EQ(g.code, 0) << g.out;
+    EXPECT_EQ(read_tokens(ids.string()), greedy) << fixture;
+    for (const fs::path& f : {l, ml, i, mi, ids}) fs::remove(f);
+  }
+  const std::string v3 = fixture_dir("tiny-v3");
+  const CmdResult r = run("logits --model " + v3 + " --tokens " + v3 + "/tokens.npy -o " + tmp("_x.npy").string() +
+                          " --index-out " + tmp("_y.npy").string());
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.out.find("index_topk"), std::string::npos) << r.out;
+}
+
 // An error is exactly one line, "error: " and a message naming what was wrong, on exit code 1.
 void expect_one_error_line(const CmdResult& r, std::initializer_list<std::string> pieces) {
   EXPECT_EQ(r.code, 1) << r.out;
