@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
-// `deepseek run`: chat with a model through its chat template. Reasoning (<think>…</think>) is shown apart from
-// the answer. With a MESSAGE: one turn, then exit; without: an interactive chat on stdin (/reset, /exit).
+// `deepseek run`: chat with a model through its chat format (its Jinja template, or DeepSeek-V3.2's encoding).
+// Reasoning (<think>…</think>) is shown apart from the answer. With a MESSAGE: one turn, then exit; without: an interactive chat on stdin (/reset, /exit).
 // The KV cache is reused across turns: only the tokens after the longest common prefix are computed.
 #include <unistd.h>
 
@@ -16,7 +16,7 @@
 #include "runtime/session.h"
 #include "runtime/speculative.h"
 #include "runtime/world.h"
-#include "tokenizer/chat_template.h"
+#include "tokenizer/chat_format.h"
 #include "tokenizer/reasoning.h"
 #include "tokenizer/gguf_vocab.h"
 #include "tokenizer/tokenizer.h"
@@ -53,10 +53,11 @@ struct Display {
 }  // namespace
 
 int cmd_run(int argc, char** argv) {
-  CLI::App app{"Chat with a model through its chat template; reasoning is shown apart from the answer. "
+  CLI::App app{"Chat with a model through its chat template (or DeepSeek-V3.2's encoding); reasoning is shown apart "
+               "from the answer. "
                "Without MESSAGE, an interactive chat (/reset clears the conversation, /exit or Ctrl-D quits).",
                "deepseek run"};
-  std::string model, message, system;
+  std::string model, message, system, chat_format = "auto";
   int64_t n = 1024;
   bool think = false, no_think = false;
   ComputeFlags cf;
@@ -67,8 +68,12 @@ int cmd_run(int argc, char** argv) {
   app.add_option("message", message, "one message to answer (omit for an interactive chat)");
   app.add_option("-s,--system", system, "system prompt");
   app.add_option("-n,--n-predict", n, "most tokens per answer")->capture_default_str();
-  app.add_flag("--thinking", think, "V3.1-style templates: reasoning mode on");
-  app.add_flag("--no-thinking", no_think, "V3.1-style templates: reasoning mode off");
+  app.add_flag("--thinking", think, "V3.1-style templates and V3.2: reasoning mode on");
+  app.add_flag("--no-thinking", no_think, "V3.1-style templates and V3.2: reasoning mode off (V3.2's default)");
+  app.add_option("--chat-format", chat_format, "auto (the tokenizer's chat template; without one, DeepSeek-V3.2's "
+                 "encoding for a deepseek_v32 model), jinja, or dsv32 (V3.2's encoding with any tokenizer)")
+      ->check(CLI::IsMember({"auto", "jinja", "dsv32"}))
+      ->capture_default_str();
   cf.add(app);
   cf.add_draft(app);
   sf.add(app);
@@ -84,11 +89,14 @@ int cmd_run(int argc, char** argv) {
                              : ": no tokenizer.json, so there is no chat template to talk through (use `deepseek "
                                "generate --tokens`)");
   const tok::Tokenizer tokenizer = std::move(*found);
-  DS_CHECK(!tokenizer.chat_template().empty(), model,
+  const std::optional<tok::ChatFormat> fmt =
+      tok::ChatFormat::select(tokenizer, tok::read_model_type(model), chat_format);
+  DS_CHECK(fmt, model,
            tok::is_gguf_file(model) ? ": the tokenizer has no chat template (tokenizer.chat_template in the GGUF, or "
-                                      "chat_template in a tokenizer_config.json beside it)"
-                                    : "/tokenizer_config.json has no chat_template");
-  const tok::ChatTemplate tmpl = tok::ChatTemplate::from_tokenizer(tokenizer);
+                                      "chat_template in a tokenizer_config.json beside it); --chat-format dsv32 uses "
+                                      "DeepSeek-V3.2's encoding"
+                                    : "/tokenizer_config.json has no chat_template (and config.json's model_type is "
+                                      "not deepseek_v32); --chat-format dsv32 uses DeepSeek-V3.2's encoding");
   const rt::SamplingParams sp = sf.params(model);
   auto e = rt::Engine::load(model, eo);
   rt::Session s(*e, cf.ctx > 0 ? cf.ctx : e->default_ctx());
@@ -104,7 +112,7 @@ int cmd_run(int argc, char** argv) {
 
   auto turn = [&](const std::string& user) {
     messages.push_back({{"role", "user"}, {"content", user}});
-    const tok::RenderedPrompt rp = tmpl.render(messages, co);
+    const tok::RenderedPrompt rp = fmt->render(messages, co);
     const std::vector<int32_t> prompt = tok::encode_prompt(tokenizer, rp);
     // Reuse the cached prefix shared with the previous turn.
     const auto& hist = s.history();

@@ -43,6 +43,11 @@ int cmd_serve(int argc, char** argv) {
   app.add_option("--host", so.host, "address to listen on")->capture_default_str();
   app.add_option("--port", so.port, "port (0: any free port; the bound port is printed)")->capture_default_str();
   app.add_option("--alias", alias, "model id served by /v1/models (default: the folder name)");
+  app.add_option("--chat-format", so.chat_format, "how chat messages become the prompt: auto (the tokenizer's chat "
+                 "template; without one, DeepSeek-V3.2's encoding for a deepseek_v32 model), jinja, or dsv32 (V3.2's "
+                 "encoding with any tokenizer)")
+      ->check(CLI::IsMember({"auto", "jinja", "dsv32"}))
+      ->capture_default_str();
   app.add_option("--parallel", sc.parallel, "slots: sequences computed together")->capture_default_str();
   app.add_option("--queue", sc.queue_max, "requests that may wait for a slot (beyond: 503)")->capture_default_str();
   app.add_option("--batch-tokens", sc.batch_tokens, "prompt tokens per step over all slots (chunked prefill)")->capture_default_str();

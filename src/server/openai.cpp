@@ -6,6 +6,7 @@
 #include <random>
 
 #include "base/error.h"
+#include "tokenizer/dsv32_encoding.h"
 #include "tokenizer/reasoning.h"
 
 namespace ds::server {
@@ -246,10 +247,12 @@ json parse_body(const std::string& body, int max_depth) {
   return j;
 }
 
-CompletionRequest parse_chat(const json& b, const ParseContext& c) {
+CompletionRequest parse_chat(const json& b, const ParseContext& c, const nlohmann::ordered_json* ordered) {
   CompletionRequest r;
   r.chat = true;
-  if (!c.tmpl) throw ApiError(400, "this model has no chat template; use /v1/completions", "messages", "no_chat_template");
+  if (!c.fmt) throw ApiError(400, "this model has no chat template; use /v1/completions", "messages", "no_chat_template");
+  // DeepSeek-V3.2's encoder has a developer role of its own (a user turn carrying tools); templates get a system one.
+  const bool dsv32 = c.fmt->kind() == tok::ChatFormatKind::Dsv32;
   const json* msgs = field(b, "messages");
   if (!msgs) bad("'messages' is required", "messages", "missing_required_parameter");
   if (!msgs->is_array()) bad("'messages' must be an array", "messages", "invalid_type");
@@ -265,9 +268,9 @@ CompletionRequest parse_chat(const json& b, const ParseContext& c) {
     auto role_it = m.find("role");
     if (role_it == m.end() || !role_it->is_string()) bad("'" + p + ".role' must be a string", p + ".role", "invalid_type");
     std::string role = role_it->get<std::string>();
-    if (role == "developer") role = "system";
-    if (role != "system" && role != "user" && role != "assistant" && role != "tool")
-      bad("'" + p + ".role' must be system, user, assistant or tool", p + ".role");
+    if (role == "developer" && !dsv32) role = "system";
+    if (role != "system" && role != "user" && role != "assistant" && role != "tool" && role != "developer")
+      bad("'" + p + ".role' must be system, developer, user, assistant or tool", p + ".role");
     tok::ChatMessage cm;
     cm.role = role;
     const bool has_calls = role == "assistant" && m.contains("tool_calls") && !m["tool_calls"].is_null();
@@ -351,7 +354,8 @@ CompletionRequest parse_chat(const json& b, const ParseContext& c) {
       r.tools = true;
       r.tool_format = c.tools.format;
       if (c.tools.renders_tools) {
-        co.tools = *tools;
+        if (dsv32 && ordered) co.tools = ordered->at("tools");  // printed as the caller wrote them
+        else co.tools = *tools;
       } else if (!messages.empty() && messages[0].role == "system") {
         messages[0].content = messages[0].content.value_or("") + "\n\n" + tools_system_prompt(*tools, r.tool_format);
       } else {
@@ -362,13 +366,22 @@ CompletionRequest parse_chat(const json& b, const ParseContext& c) {
       }
     }
   }
+  // V3.2 writes a json_schema response_format's schema into its system prompt (parse_response_format validates it).
+  if (dsv32)
+    if (const json* rf = field(b, "response_format"); rf && rf->is_object() && rf->value("type", json()) == "json_schema")
+      if (const auto js = rf->find("json_schema"); js != rf->end() && js->is_object())
+        if (const auto s = js->find("schema"); s != js->end() && s->is_object())
+          co.response_format = ordered ? ordered->at("response_format").at("json_schema").at("schema")
+                                       : nlohmann::ordered_json(*s);
   tok::RenderedPrompt rp;
   try {
-    rp = c.tmpl->render(messages, co);
+    rp = c.fmt->render(messages, co);
   } catch (const ds::Error& e) {
-    // The reason is the template engine's own text (a raise_exception() message, or the render budget it exceeded).
-    throw ApiError(400, "the chat template could not render these messages: " + model_reason(e), "messages",
-                   "template_error");
+    // The reason is the template engine's own text (a raise_exception() message, or the render budget it exceeded), or
+    // what DeepSeek's V3.2 encoder refuses (a tool result without a call, ...).
+    throw ApiError(400, std::string(dsv32 ? "the DeepSeek-V3.2 encoding" : "the chat template") +
+                            " could not render these messages: " + model_reason(e),
+                   "messages", "template_error");
   }
   r.opens_reasoning = tok::prompt_opens_reasoning(rp.text);
   r.prompt_text = rp.text;
@@ -465,6 +478,11 @@ void parse_response_format(const nlohmann::ordered_json& b, const ParseContext& 
   r.gen.constraint = std::make_shared<JsonConstraint>(g, c.json_vocab, r.opens_reasoning);
 }
 
+ToolSupport tool_support(const tok::ChatFormat& fmt) {
+  if (const tok::ChatTemplate* t = fmt.jinja()) return tool_support(*t);
+  return ToolSupport{ToolFormat::DeepSeekV32, true};
+}
+
 ToolSupport tool_support(const tok::ChatTemplate& tmpl) {
   ToolSupport s;
   const std::string& src = tmpl.source();
@@ -498,17 +516,62 @@ std::string tools_system_prompt(const json& tools, ToolFormat format) {
     case ToolFormat::Hermes:
       s += "<tool_call>\n{\"name\": NAME, \"arguments\": ARGUMENTS}\n</tool_call>\n";
       return s + "For several calls, write one <tool_call> block after another.";
+    case ToolFormat::DeepSeekV32:  // the V3.2 encoder describes tools itself; this is never sent
+      s += "<｜DSML｜function_calls>\n<｜DSML｜invoke name=\"NAME\">\n<｜DSML｜parameter name=\"KEY\" "
+           "string=\"true|false\">VALUE</｜DSML｜parameter>\n</｜DSML｜invoke>\n</｜DSML｜function_calls>\n";
+      return s + "For several calls, write one <｜DSML｜invoke> after another.";
   }
   return s + "For several calls, write one <｜tool▁call▁begin｜>…<｜tool▁call▁end｜> after another before "
              "<｜tool▁calls▁end｜>.";
 }
 
 const char* tool_calls_marker(ToolFormat format) {
-  return format == ToolFormat::Hermes ? "<tool_call>" : kToolCallsBegin;
+  switch (format) {
+    case ToolFormat::Hermes: return "<tool_call>";
+    case ToolFormat::DeepSeekV32: return "\n\n<｜DSML｜function_calls";
+    default: return kToolCallsBegin;
+  }
+}
+
+size_t tool_calls_start(const std::string& content, ToolFormat format) {
+  const size_t p = content.find(tool_calls_marker(format));
+  if (p != std::string::npos || format != ToolFormat::DeepSeekV32) return p;
+  return content.find(tok::dsv32::kFunctionCalls);
+}
+
+size_t tool_calls_safe_end(const std::string& content, ToolFormat format) {
+  if (const size_t p = tool_calls_start(content, format); p != std::string::npos) return p;
+  size_t end = content.size();
+  // The longest suffix of content that is a proper prefix of a marker.
+  const auto hold = [&](std::string_view marker) {
+    for (size_t k = std::min(marker.size() - 1, content.size()); k > 0; --k)
+      if (content.compare(content.size() - k, k, marker.data(), k) == 0) {
+        end = std::min(end, content.size() - k);
+        return;
+      }
+  };
+  hold(tool_calls_marker(format));
+  if (format == ToolFormat::DeepSeekV32) hold(tok::dsv32::kFunctionCalls);
+  return end;
+}
+
+std::vector<ParsedToolCall> parse_dsml_tool_calls(const std::string& text) {
+  std::vector<ParsedToolCall> out;
+  try {
+    tok::dsv32::FunctionCalls fc = tok::dsv32::parse_function_calls(text);
+    for (auto& call : fc.calls) out.push_back({std::move(call.name), std::move(call.arguments), fc.complete});
+  } catch (const ds::Error&) {
+    out.assign(1, ParsedToolCall{});  // malformed: the output stays text
+  }
+  return out;
 }
 
 std::vector<ParsedToolCall> parse_tool_calls(const std::string& text, ToolFormat format) {
-  return format == ToolFormat::Hermes ? parse_hermes_tool_calls(text) : parse_tool_calls(text);
+  switch (format) {
+    case ToolFormat::Hermes: return parse_hermes_tool_calls(text);
+    case ToolFormat::DeepSeekV32: return parse_dsml_tool_calls(text);
+    default: return parse_tool_calls(text);
+  }
 }
 
 std::vector<ParsedToolCall> parse_hermes_tool_calls(const std::string& text) {

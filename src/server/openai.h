@@ -12,6 +12,7 @@
 
 #include "runtime/scheduler.h"
 #include "server/json_constraint.h"
+#include "tokenizer/chat_format.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
 
@@ -60,6 +61,7 @@ enum class ToolFormat {
   DeepSeekV3,   // <｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function<｜tool▁sep｜>NAME\n```json\nARGS\n```<｜tool▁call▁end｜>…
   DeepSeekV31,  // <｜tool▁calls▁begin｜><｜tool▁call▁begin｜>NAME<｜tool▁sep｜>ARGS<｜tool▁call▁end｜>…
   Hermes,       // <tool_call>\n{"name": NAME, "arguments": ARGS}\n</tool_call> (Qwen3)
+  DeepSeekV32,  // \n\n<｜DSML｜function_calls>\n<｜DSML｜invoke name="NAME">\n<｜DSML｜parameter name="K" string="true|false">V…
 };
 struct ToolSupport {
   ToolFormat format = ToolFormat::DeepSeekV31;
@@ -68,14 +70,16 @@ struct ToolSupport {
 // From the template: Hermes when it writes <tool_call>, DeepSeek V3 when it fences arguments in ```json, else V3.1;
 // renders_tools when rendering a conversation with a probe tool puts the tool's name into the prompt.
 ToolSupport tool_support(const tok::ChatTemplate& tmpl);
+// The template's, or for the V3.2 encoder DeepSeekV32 with renders_tools (its system prompt describes the tools).
+ToolSupport tool_support(const tok::ChatFormat& fmt);
 // The text added to the system prompt for templates that do not render tools (docs/SERVER.md quotes it): a header,
 // each tool's OpenAI function object as one line of JSON, and the call format of `format`.
 std::string tools_system_prompt(const json& tools, ToolFormat format);
 
 struct ParseContext {
   const tok::Tokenizer* tok = nullptr;
-  const tok::ChatTemplate* tmpl = nullptr;  // null: no chat template (chat endpoint answers 400)
-  ToolSupport tools;                         // of tmpl
+  const tok::ChatFormat* fmt = nullptr;     // null: no chat format (chat endpoint answers 400)
+  ToolSupport tools;                         // of fmt
   std::string model_name;
   int64_t vocab = 0;
   int64_t ctx = 0;
@@ -107,7 +111,9 @@ struct CompletionRequest {
 
 // Parses a request body (already size-checked). Throws ApiError.
 json parse_body(const std::string& body, int max_depth);
-CompletionRequest parse_chat(const json& body, const ParseContext& c);
+// `ordered`: the same body parsed with its keys in order, when the format shows JSON the caller wrote (the V3.2
+// encoder prints `tools` and a json_schema response_format in the caller's key order; without it they come sorted).
+CompletionRequest parse_chat(const json& body, const ParseContext& c, const nlohmann::ordered_json* ordered = nullptr);
 CompletionRequest parse_completion(const json& body, const ParseContext& c);
 // `response_format` of either endpoint, from the body parsed with its keys in order (a schema's properties are
 // generated in the order given): text (nothing to do), json_object or json_schema {name, schema, strict} set
@@ -122,6 +128,12 @@ struct ParsedToolCall {
 extern const char* const kToolCallsBegin;
 // The text that starts the tool calls of `format` (content before it streams, from it on it is held back).
 const char* tool_calls_marker(ToolFormat format);
+// Where the tool calls start in `content` (npos: not yet). DeepSeekV32: at "\n\n<｜DSML｜function_calls" as DeepSeek's
+// parser reads it, or at a bare "<｜DSML｜function_calls".
+size_t tool_calls_start(const std::string& content, ToolFormat format);
+// How much of `content` may be streamed as content: up to the tool calls' start, and short of a suffix that may still
+// grow into it.
+size_t tool_calls_safe_end(const std::string& content, ToolFormat format);
 // Parses DeepSeek tool-call text (V3: "function<｜tool▁sep｜>NAME\n```json\nARGS\n```", V3.1: "NAME<｜tool▁sep｜>ARGS")
 // starting at the tool-calls-begin marker. Returns an empty list when nothing parses. Arguments are returned as the
 // model wrote them (OpenAI's `arguments` is a string the client must validate).
@@ -130,7 +142,10 @@ std::vector<ParsedToolCall> parse_tool_calls(const std::string& text);
 // whose JSON does not parse (or has no string name) is incomplete, so the output stays text. Object arguments are
 // re-serialised compactly in the model's key order; string arguments are returned as written.
 std::vector<ParsedToolCall> parse_hermes_tool_calls(const std::string& text);
-// The parser of `format`, over text that starts at its marker.
+// Parses DeepSeek-V3.2's DSML block (tok::dsv32::parse_function_calls): string parameters quoted, others as written.
+// A block that is cut off or malformed gives one incomplete call, so the output stays text.
+std::vector<ParsedToolCall> parse_dsml_tool_calls(const std::string& text);
+// The parser of `format`, over text that starts at its marker (tool_calls_start).
 std::vector<ParsedToolCall> parse_tool_calls(const std::string& text, ToolFormat format);
 
 }  // namespace ds::server

@@ -106,7 +106,7 @@ struct Server::Impl {
   rt::Engine& engine;
   rt::Scheduler& sched;
   const tok::Tokenizer& tok;
-  std::optional<tok::ChatTemplate> tmpl;
+  std::optional<tok::ChatFormat> fmt;
   ServerOptions opt;
   ParseContext pc;
   std::unique_ptr<HttpServer> http;
@@ -121,10 +121,10 @@ struct Server::Impl {
 
   Impl(rt::Engine& e, rt::Scheduler& s, const tok::Tokenizer& t, ServerOptions o)
       : engine(e), sched(s), tok(t), opt(std::move(o)) {
-    if (!tok.chat_template().empty()) tmpl.emplace(tok::ChatTemplate::from_tokenizer(tok));
+    fmt = tok::ChatFormat::select(tok, engine.config().model_type, opt.chat_format);
     pc.tok = &tok;
-    pc.tmpl = tmpl ? &*tmpl : nullptr;
-    if (tmpl) pc.tools = tool_support(*tmpl);
+    pc.fmt = fmt ? &*fmt : nullptr;
+    if (fmt) pc.tools = tool_support(*fmt);
     pc.model_name = opt.model_name;
     pc.vocab = engine.config().vocab_size;
     pc.ctx = sched.options().ctx;
@@ -326,8 +326,9 @@ struct Server::Impl {
     if (post && p == "/apply-template") {
       return guarded("/apply-template", res, [&] {
         const json b = body_json(req);
+        const auto ob = ordered_body(req, b, true);
         std::lock_guard<std::mutex> lk(render_m);
-        res.set_content(dump(json{{"prompt", parse_chat(b, pc).prompt_text}}), "application/json");
+        res.set_content(dump(json{{"prompt", parse_chat(b, pc, ob ? &*ob : nullptr).prompt_text}}), "application/json");
       });
     }
     if (post && p == "/v1/chat/completions")
@@ -360,6 +361,14 @@ struct Server::Impl {
     if (!ct.empty() && ct.rfind("application/json", 0) != 0)
       throw ApiError(415, "Content-Type must be application/json", "", "unsupported_media_type");
     return parse_body(req.body, opt.limits.max_json_depth);
+  }
+
+  // The body again with its keys in order, when something prints the caller's JSON: a response_format schema (its
+  // properties are generated in order) or, for the V3.2 encoder, the tools and the schema in the prompt.
+  std::optional<nlohmann::ordered_json> ordered_body(const HttpRequest& req, const json& b, bool chat) const {
+    const bool dsv32 = chat && fmt && fmt->kind() == tok::ChatFormatKind::Dsv32;
+    if (!b.contains("response_format") && !(dsv32 && b.contains("tools"))) return std::nullopt;
+    return nlohmann::ordered_json::parse(req.body);
   }
 
   json model_object() const {
@@ -401,12 +410,7 @@ struct Generation {
         }
     };
     for (const auto& s : cr.stop) hold(s);
-    if (cr.tools) {
-      const char* marker = tool_calls_marker(cr.tool_format);
-      const size_t p = c.content.find(marker);
-      if (p != std::string::npos) end = std::min(end, p);
-      else hold(marker);
-    }
+    if (cr.tools) end = std::min(end, tool_calls_safe_end(c.content, cr.tool_format));
     return std::max(end, c.content_sent);
   }
 
@@ -479,7 +483,7 @@ struct Generation {
       if (f == rt::Finish::Error) error = true;
     }
     if (cr.tools) {
-      const size_t p = c.content.find(tool_calls_marker(cr.tool_format));
+      const size_t p = tool_calls_start(c.content, cr.tool_format);
       if (p != std::string::npos) {
         const auto calls = parse_tool_calls(c.content.substr(p), cr.tool_format);
         // A call cut off (max_tokens, context) stays text with finish_reason "length": a half call is not a call.
@@ -707,13 +711,13 @@ struct Generation {
 void Server::Impl::generate(const HttpRequest& req, Response& res, HttpResponder& out, bool chat) {
   if (stopping) throw ApiError(503, "the server is shutting down", "", "shutting_down", "server_error");
   const json b = body_json(req);
+  const auto ob = ordered_body(req, b, chat);
   auto g = std::make_shared<Generation>();
   {
     std::lock_guard<std::mutex> lk(render_m);
-    g->cr = chat ? parse_chat(b, pc) : parse_completion(b, pc);
+    g->cr = chat ? parse_chat(b, pc, ob ? &*ob : nullptr) : parse_completion(b, pc);
   }
-  if (b.contains("response_format"))  // again with the keys in order: a schema's properties come out in its order
-    parse_response_format(nlohmann::ordered_json::parse(req.body), pc, g->cr);
+  if (b.contains("response_format")) parse_response_format(*ob, pc, g->cr);
   g->sched = &sched;
   g->tok = &tok;
   g->ch = std::make_shared<rt::Channel>();

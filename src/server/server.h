@@ -21,6 +21,9 @@ struct ServerOptions {
   std::string api_key;           // empty: no auth
   std::string cors_origin;       // empty: no CORS headers at all
   std::string model_name;        // the id served by /v1/models and accepted in "model"
+  // How chat messages become the prompt (tok::ChatFormat::select): auto (the tokenizer's Jinja template; without one,
+  // DeepSeek-V3.2's encoder when the model's model_type is deepseek_v32), jinja, or dsv32.
+  std::string chat_format = "auto";
   // Host header names answered besides the loopback ones (checked always when bound to a loopback address, else
   // only when this is not empty); with or without a port.
   std::vector<std::string> allowed_hosts;
