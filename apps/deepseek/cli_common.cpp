@@ -25,6 +25,9 @@ rt::EngineOptions ComputeFlags::engine_options() const {
   o.ep = ep;
   DS_CHECK(ep_combine == "gather" || ep_combine == "sum", "--ep-combine '", ep_combine, "' is not one of: gather, sum");
   o.ep_sum = ep_combine == "sum";
+  DS_CHECK(indexer_numerics == "fp32" || indexer_numerics == "fp8", "--indexer-numerics '", indexer_numerics,
+           "' is not one of: fp32, fp8");
+  o.indexer_fp8 = indexer_numerics == "fp8";
   o.precision = rt::parse_precision(precision);
   o.q8_everywhere = precision == "q8";
   o.kv_dtype = parse_kv_dtype(kv_dtype);

@@ -23,6 +23,7 @@ struct ComputeFlags {
   int draft = -1;
   int tp = 0, ep = 0;
   std::string ep_combine = "gather";
+  std::string indexer_numerics = "fp32";
 
   void add(CLI::App& app) {
     app.add_option("--backend", backend, "compute backend: cpu | ref (scalar reference) | cuda")->capture_default_str();
@@ -53,6 +54,10 @@ struct ComputeFlags {
                    "expert row to every rank, added in the one-process order: bitwise the one-process result) or sum "
                    "(each rank's partial sum, then summed over ranks: fewer bytes, last bits re-associated)")
         ->capture_default_str();
+    app.add_option("--indexer-numerics", indexer_numerics,
+                   "DeepSeek-V3.2's indexer: fp32 (the model's exact function, as Hugging Face computes it) or fp8 "
+                   "(as DeepSeek deploys it: q and k Hadamard-rotated and rounded through e4m3, which chooses other "
+                   "positions in some rows)")->capture_default_str();
   }
   // --draft for the commands that generate.
   void add_draft(CLI::App& app) {

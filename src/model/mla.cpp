@@ -78,6 +78,18 @@ void Model::attention_mla(int64_t l, const Batch& batch, int64_t T, const std::v
     be_.layer_norm({kidx, ldkv, w.index_k_norm, w.index_k_norm_bias, kidx, ldkv, T, dI, 1e-6f});
     be_.rope({kidx, ldkv, 0, T, 1, dr, pos, inv_freq, rope_.attn_factor, /*half=*/true});
     be_.rope({iq, nI * dI, dI, T, nI, dr, pos, inv_freq, rope_.attn_factor, /*half=*/true});
+    if (opt_.indexer_fp8) {  // DeepSeek's numerics: Hadamard-rotated q and k (x H / sqrt(d)) rounded through e4m3
+      float* q8 = s_->iq8->f32();
+      float* k8 = s_->ik8->f32();
+      const ops::MatmulParams rot[2] = {f32(mmp(iq, dI, hadamard_w_, q8, dI, T * nI, dI, dI)),
+                                        f32(mmp(kidx, ldkv, hadamard_w_, k8, dI, T, dI, dI))};
+      be_.matmul_batch(rot, 2);
+      const float scale = float(1.0 / std::sqrt(double(dI)));
+      be_.fp8_round({q8, dI, T * nI, dI, 128, scale});
+      be_.fp8_round({k8, dI, T, dI, 128, scale});
+      be_.copy({k8, dI, kidx, ldkv, T, dI});  // the cached key is the rounded one
+      iq = q8;
+    }
   }
 
   int64_t off = 0;

@@ -42,6 +42,20 @@ Model::Model(const io::ModelConfig& cfg, Weights weights, ops::Backend& be, Mode
     shard_weights();  // this rank's slices only (model/parallel.cpp)
   }
   prepare_weights(&w_, be_, opt_.weight_copied);  // the backend's own copies (cuda, cpu owning its weights), or as is
+  if (opt_.indexer_fp8) {
+    const int64_t d = cfg_.index_head_dim;
+    DS_CHECK(arch_.sparse(), "--indexer-numerics fp8 needs a model with sparse attention (DeepSeek-V3.2)");
+    DS_CHECK(d > 0 && (d & (d - 1)) == 0, "--indexer-numerics fp8: index_head_dim ", d,
+             " must be a power of two (Hadamard transform)");
+    std::vector<float> h(size_t(d * d));
+    for (int64_t i = 0; i < d; ++i)
+      for (int64_t j = 0; j < d; ++j) h[size_t(i * d + j)] = __builtin_popcountll(uint64_t(i & j)) % 2 ? -1.0f : 1.0f;
+    hadamard_ = be_.alloc(h.size() * sizeof(float));
+    be_.upload(hadamard_->data(), h.data(), h.size() * sizeof(float));
+    hadamard_w_.data = hadamard_->data();
+    hadamard_w_.dtype = DType::F32;
+    hadamard_w_.rows = hadamard_w_.cols = d;
+  }
   inv_freq_ = be_.alloc(rope_.inv_freq.size() * sizeof(float));
   be_.upload(inv_freq_->data(), rope_.inv_freq.data(), rope_.inv_freq.size() * sizeof(float));
 }

@@ -85,6 +85,9 @@ struct ModelOptions {
   // them in the one-process order (bitwise the one-process result); true sums each rank's partial output over the
   // ranks (fewer bytes, N·T·D instead of T·k·D, but re-associated: ~1e-6 on the logits).
   bool ep_sum = false;
+  // DeepSeek-V3.2's indexer as DeepSeek deploys it: q and k rotated by a Hadamard transform and rounded through e4m3
+  // (ue8m0 scales per 128 values) before the scores (CLI --indexer-numerics fp8). Off: the fp32 model.
+  bool indexer_fp8 = false;
 };
 
 class Model {
@@ -197,6 +200,8 @@ class Model {
   ops::Precision precision_for(const WeightView& w) const;
   RopeTables rope_;
   std::unique_ptr<ops::Buffer> inv_freq_;  // [rope/2] in backend memory
+  std::unique_ptr<ops::Buffer> hadamard_;  // indexer_fp8: [d, d] F32 Sylvester matrix of +-1
+  WeightView hadamard_w_;
   // Biases of grouped-query layers in fp32 backend memory (added with ops::add): per layer q, k, v, o (null: none).
   struct Biases { const float *q = nullptr, *k = nullptr, *v = nullptr, *o = nullptr; };
   std::vector<Biases> biases_;

@@ -23,6 +23,7 @@ struct Model::Scratch {
   std::unique_ptr<ops::Buffer> kvg;              // [S, kv width] cache rows gathered from blocks (multi-head form)
   std::unique_ptr<ops::Buffer> iq, iw, isel;     // indexer: [T, heads*head_dim] queries, [T, heads] weights,
                                                  // [T, index_topk] int32 chosen positions
+  std::unique_ptr<ops::Buffer> iq8, ik8;         // FP8 indexer numerics: rotated q [T, heads*head_dim], k [T, head_dim]
   std::unique_ptr<ops::Buffer> btab;             // [n_tab] int32: the batch's block tables, concatenated
   int64_t n_tab = 0;
   std::vector<int64_t> tab_off;                  // per batch chunk: offset of its block table in btab
@@ -45,6 +46,7 @@ struct Model::Scratch {
       moe_out = f(D); zeros = f(D);
       tok = f(1); pos = f(1);
       iq = f(c.index_n_heads * c.index_head_dim); iw = f(c.index_n_heads); isel = f(c.index_topk);
+      iq8 = f(c.index_n_heads * c.index_head_dim); ik8 = f(c.index_head_dim);
     }
     (void)s;
   }

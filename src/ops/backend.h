@@ -64,6 +64,7 @@ class Backend {
   virtual void mla_decode(const MlaDecodeParams& p) = 0;
   virtual void gqa_attention(const GqaAttentionParams& p) = 0;
   virtual void indexer(const IndexerParams& p) = 0;
+  virtual void fp8_round(const Fp8RoundParams& p) = 0;
   virtual void route(const RouteParams& p) = 0;
   virtual void moe(const MoeParams& p) = 0;
 };

@@ -173,6 +173,15 @@ struct MlaDecodeParams {
   int64_t ldsel = 0, n_sel = 0;
 };
 
+// x[M, n] (row stride ld) := each block of `block` values of x · prescale, rounded through e4m3 with a power-of-two
+// (ue8m0) scale and read back: s = 2^ceil(log2(max(amax, 1e-4) · (1/448))), x := e4m3(x / s) · s (round to nearest
+// even). DeepSeek's FP8 activation quantiser, as its V3.2 indexer applies it to q and k.
+struct Fp8RoundParams {
+  float* x = nullptr;
+  int64_t ld = 0, M = 0, n = 0, block = 128;
+  float prescale = 1.0f;
+};
+
 // DeepSeek-V3.2's lightning indexer (deepseek_spec.md §2.5), for one sequence: which earlier positions each query
 // attends to. With the index key k[t] at values [key_off, key_off + d) of cache row t:
 //   I[i,t] = Σ_h (w[i,h] · scale) · relu(q[i,h]·k[t]),  t <= pos0 + i

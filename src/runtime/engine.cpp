@@ -255,6 +255,7 @@ void Engine::init(const io::ModelConfig& cfg, const EngineOptions& opt, model::W
   mo.tp = opt.tp;
   mo.ep = opt.ep;
   mo.ep_sum = opt.ep_sum;
+  mo.indexer_fp8 = opt.indexer_fp8;
   model_ = std::make_unique<model::Model>(cfg, std::move(w), *backend_, mo);
   for (int64_t id : cfg.eos_token_ids) eos_.push_back(int32_t(id));
 }

@@ -36,6 +36,7 @@ struct EngineOptions {
   dist::Comm* comm = nullptr;
   int tp = 0, ep = 0;  // ModelOptions::tp / ep (--tp, --ep)
   bool ep_sum = false;  // ModelOptions::ep_sum (--ep-combine sum)
+  bool indexer_fp8 = false;  // ModelOptions::indexer_fp8 (--indexer-numerics fp8)
 };
 
 // Parses "f32" / "fast" (CLI --precision); throws ds::Error naming the flag otherwise.

@@ -45,6 +45,7 @@ class ProfilingBackend final : public ops::Backend {
     timed("gqa_attention", [&] { in_->gqa_attention(p); });
   }
   void indexer(const ops::IndexerParams& p) override { timed("indexer", [&] { in_->indexer(p); }); }
+  void fp8_round(const ops::Fp8RoundParams& p) override { timed("fp8_round", [&] { in_->fp8_round(p); }); }
   void route(const ops::RouteParams& p) override { timed("route", [&] { in_->route(p); }); }
   void moe(const ops::MoeParams& p) override { timed("moe", [&] { in_->moe(p); }); }
 

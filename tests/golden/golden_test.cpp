@@ -177,6 +177,35 @@ TEST_P(GoldenSparse, F32IndexSelectionsMatchReference) {
   e->model().record_index(nullptr);
 }
 
+// DeepSeek's FP8 indexer numerics (--indexer-numerics fp8): the *_fp8_indexer.npy files, selections identical.
+TEST_P(GoldenSparse, F32WithFp8IndexerMatchesReference) {
+  const Case c = GetParam();
+  const std::string dir = fixture_dir(c.fixture);
+  rt::EngineOptions o;
+  o.backend = c.backend;
+  o.precision = ops::Precision::F32;
+  o.indexer_fp8 = true;
+  auto e = rt::Engine::load(dir, o);
+  const auto tokens = read_tokens(dir + "/tokens.npy");
+  const int64_t T = int64_t(tokens.size()), L = e->config().num_hidden_layers, K = e->config().index_topk;
+  const int64_t V = e->config().vocab_size;
+  std::vector<model::Model::IndexRecord> log;
+  e->model().record_index(&log);
+  rt::Session s(*e);
+  expect_rows_close(s.prefill(tokens, true), io::npy_read(dir + "/logits_fp8_indexer.npy").to_f32(), T, V, 1e-3,
+                    "position");
+  e->model().record_index(nullptr);
+  const auto want = io::npy_read(dir + "/index_sel_fp8_indexer.npy").to_i64();
+  ASSERT_EQ(int64_t(log.size()), L);
+  int wrong = 0;
+  for (int64_t l = 0; l < L; ++l)
+    for (int64_t i = 0; i < T * K; ++i) wrong += log[size_t(l)].sel[size_t(i)] != want[size_t(l * T * K + i)];
+  EXPECT_EQ(wrong, 0) << wrong << " entries differ";
+  const auto greedy = read_tokens(dir + "/greedy_fp8_indexer.npy");
+  rt::Session g(*e);
+  EXPECT_EQ(greedy_continuation(g, tokens, greedy.size()), greedy);
+}
+
 auto case_name = [](const auto& info) {
   std::string n = info.param.fixture + "_" + info.param.backend;
   for (char& ch : n) if (ch == '-') ch = '_';

@@ -40,6 +40,7 @@ class CpuBackend final : public ops::Backend {
   void mla_decode(const ops::MlaDecodeParams& p) override { cpu::mla_decode(p, nt_); }
   void gqa_attention(const ops::GqaAttentionParams& p) override { cpu::gqa_attention(p, nt_); }
   void indexer(const ops::IndexerParams& p) override { cpu::indexer(p, nt_); }
+  void fp8_round(const ops::Fp8RoundParams& p) override { ref::fp8_round(p); }  // small: q and k of the indexer
   void route(const ops::RouteParams& p) override { ref::route(p); }
   void moe(const ops::MoeParams& p) override { cpu::moe(p, nt_); }
   WeightView prepare_weight(const WeightView& w, ops::WeightUse use) override {

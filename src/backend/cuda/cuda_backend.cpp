@@ -105,6 +105,9 @@ class CudaBackend final : public ops::Backend {
   void indexer(const ops::IndexerParams&) override {
     fail("cuda backend: the lightning indexer (DeepSeek-V3.2 sparse attention) is not implemented yet; use --backend cpu");
   }
+  void fp8_round(const ops::Fp8RoundParams&) override {
+    fail("cuda backend: fp8_round (DeepSeek-V3.2's FP8 indexer numerics) is not implemented yet; use --backend cpu");
+  }
   void rope(const ops::RopeParams& p) override {
     if (p.M <= 0 || p.n_heads <= 0 || p.dim <= 0) return;
     use();

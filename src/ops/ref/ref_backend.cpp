@@ -26,6 +26,7 @@ class RefBackend final : public ops::Backend {
   void mla_decode(const ops::MlaDecodeParams& p) override { ref::mla_decode(p); }
   void gqa_attention(const ops::GqaAttentionParams& p) override { ref::gqa_attention(p); }
   void indexer(const ops::IndexerParams& p) override { ref::indexer(p); }
+  void fp8_round(const ops::Fp8RoundParams& p) override { ref::fp8_round(p); }
   void route(const ops::RouteParams& p) override { ref::route(p); }
   void moe(const ops::MoeParams& p) override { ref::moe(p); }
 };

@@ -24,6 +24,7 @@ void mla_prefill(const ops::MlaPrefillParams& p);
 void mla_decode(const ops::MlaDecodeParams& p);
 void gqa_attention(const ops::GqaAttentionParams& p);
 void indexer(const ops::IndexerParams& p);
+void fp8_round(const ops::Fp8RoundParams& p);
 void route(const ops::RouteParams& p);
 void moe(const ops::MoeParams& p);
 

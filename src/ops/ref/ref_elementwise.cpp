@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: MIT
-// Reference element-wise ops: rms_norm, layer_norm, rope, silu_mul, embed, add, copy.
+// Reference element-wise ops: rms_norm, layer_norm, fp8_round, rope, silu_mul, embed, add, copy.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
+#include "base/dtype.h"
 #include "ops/ref/ref_backend.h"
 
 namespace ds::ref {
@@ -29,6 +31,21 @@ void layer_norm(const ops::LayerNormParams& p) {
     const double r = 1.0 / std::sqrt(var / double(p.n) + double(p.eps));
     for (int64_t i = 0; i < p.n; ++i) y[i] = float((x[i] - mean) * r * p.w.at(0, i) + p.b.at(0, i));
   }
+}
+
+void fp8_round(const ops::Fp8RoundParams& p) {
+  for (int64_t m = 0; m < p.M; ++m)
+    for (int64_t b0 = 0; b0 < p.n; b0 += p.block) {
+      float* x = p.x + m * p.ld + b0;
+      const int64_t n = std::min(p.block, p.n - b0);
+      float amax = 0.0f;
+      for (int64_t i = 0; i < n; ++i) amax = std::max(amax, std::fabs(x[i] * p.prescale));
+      // 2^ceil(log2(v)), exactly: v = f · 2^e with f in [0.5, 1)
+      int e = 0;
+      const float f = std::frexp(std::max(amax, 1e-4f) * (1.0f / 448.0f), &e);
+      const float s = std::ldexp(1.0f, f == 0.5f ? e - 1 : e);
+      for (int64_t i = 0; i < n; ++i) x[i] = fp8_e4m3_to_f32(f32_to_fp8_e4m3(x[i] * p.prescale / s)) * s;
+    }
 }
 
 void rope(const ops::RopeParams& p) {
