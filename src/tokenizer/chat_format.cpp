@@ -35,7 +35,8 @@ RenderedPrompt encode_dsv32(oj messages, const ChatOptions& opt) {
   if (!opt.response_format.is_null()) extra["response_format"] = opt.response_format;
   if (!extra.empty()) {
     oj* sys = nullptr;
-    if (!messages.empty() && messages[0].is_object() && messages[0].value("role", "") == "system") sys = &messages[0];
+    if (!messages.empty() && messages[0].is_object() && messages[0].contains("role") && messages[0]["role"] == "system")
+      sys = &messages[0];
     if (!sys) {
       messages.insert(messages.begin(), oj{{"role", "system"}});
       sys = &messages[0];
