@@ -43,14 +43,6 @@ test('every golden request renders to the official encoder\'s prompt (picked for
       assert.equal(json.prompt, row.prompt, row.name);
     }
   }
-  // The V3 model without the flag keeps its Jinja template.
-  const v3 = await startServer([], 'v3');
-  try {
-    const { json } = await post('/apply-template', rows.plain.request, v3.url);
-    assert.equal(json.prompt, '<｜begin▁of▁sentence｜><｜User｜>Hello!<｜Assistant｜>');
-  } finally {
-    assert.equal((await v3.stop()).code, 0);
-  }
   // The tools block and the schema are in the prompt, in the caller's key order.
   assert.ok(rows.tools_with_system.prompt.includes('<functions>\n{"name": "get_weather", "description": "Current weather"'));
   assert.ok(rows.response_format.prompt.includes('## Response Format:'));
@@ -64,8 +56,13 @@ test('a chat request computes the rendered prompt; special-token text in content
     // add_bos_token), so the same text is one token longer there, unless its content spells special tokens.
     const comp = await client.completions.create({ model: 'v32', prompt: rows[name].prompt, max_tokens: 1 });
     if (name === 'developer') {
-      assert.ok(chat.usage.prompt_tokens > comp.usage.prompt_tokens - 1 + 5,
-        `"<｜end▁of▁sentence｜>" in content is several text tokens, not one control token (${chat.usage.prompt_tokens})`);
+      // The content's "<｜end▁of▁sentence｜>" is its k text tokens (POST /tokenize keeps special-token text as text;
+      // in the prompt one of them may merge with the space before it), not the one control token the completions
+      // prompt makes of it. (openai_test.cpp counts the ids exactly.)
+      const k = (await post('/tokenize', { content: '<｜end▁of▁sentence｜>' })).json.tokens.length;
+      assert.ok(k > 2);
+      const extra = chat.usage.prompt_tokens - (comp.usage.prompt_tokens - 1);
+      assert.ok(extra === k - 1 || extra === k - 2, `${extra} more tokens than with the control token; k = ${k}`);
     } else {
       assert.equal(chat.usage.prompt_tokens, comp.usage.prompt_tokens - 1, name);
     }
@@ -73,18 +70,19 @@ test('a chat request computes the rendered prompt; special-token text in content
 });
 
 test('thinking via chat_template_kwargs: reasoning_content; chat mode (the default): content only', async () => {
+  // ignore_eos: a random model could end at once; eight tokens of output are what is split.
   const thinking = await client.chat.completions.create({ model: 'v32', ...rows.thinking.request, max_tokens: 8,
-    temperature: 0 });
+    temperature: 0, ignore_eos: true });
   const m = thinking.choices[0].message;
   assert.equal(typeof m.reasoning_content, 'string', 'the prompt ends in <think>: the output is reasoning');
   assert.ok(m.reasoning_content.length > 0);
   const chat = await client.chat.completions.create({ model: 'v32', ...rows.plain.request, max_tokens: 8,
-    temperature: 0 });
+    temperature: 0, ignore_eos: true });
   assert.equal(chat.choices[0].message.reasoning_content, undefined);
   assert.equal(typeof chat.choices[0].message.content, 'string');
   // Streamed, with tools offered, the thinking output still arrives as reasoning deltas.
   const stream = client.chat.completions.stream({ model: 'v32', ...rows.tools_without_system.request, max_tokens: 8,
-    temperature: 0 });
+    temperature: 0, ignore_eos: true });
   let reasoning = '';
   for await (const c of stream) for (const d of c.choices) reasoning += d.delta.reasoning_content ?? '';
   const fin = (await stream.finalChatCompletion()).choices[0];
