@@ -200,9 +200,20 @@ struct Writer {
     if (s.empty()) return;
     const size_t b = p.text.size();
     p.text += s;
-    DS_CHECK(p.text.size() <= std::numeric_limits<uint32_t>::max(), "V3.2 encoding: the prompt exceeds 4 GiB");
-    if (!p.data_spans.empty() && p.data_spans.back().second == b) p.data_spans.back().second = uint32_t(p.text.size());
-    else p.data_spans.emplace_back(uint32_t(b), uint32_t(p.text.size()));
+    span(b, p.text.size());
+  }
+  // Another writer's text and spans after this one's.
+  void append(const Writer& o) {
+    const size_t base = p.text.size();
+    p.text += o.p.text;
+    for (const auto& [a, b] : o.p.data_spans) span(base + a, base + b);
+  }
+
+ private:
+  void span(size_t b, size_t e) {
+    DS_CHECK(e <= std::numeric_limits<uint32_t>::max(), "V3.2 encoding: the prompt exceeds 4 GiB");
+    if (!p.data_spans.empty() && p.data_spans.back().second == b) p.data_spans.back().second = uint32_t(e);
+    else p.data_spans.emplace_back(uint32_t(b), uint32_t(e));
   }
 };
 
@@ -413,14 +424,7 @@ void render_message(Writer& w, size_t index, const std::vector<Msg>& ms, bool th
       w.text(kThinkEnd);
     }
     w.data(or_empty(content, "content"));
-    const size_t base = w.p.text.size();
-    w.p.text += calls_w.p.text;
-    for (const auto& [a, b] : calls_w.p.data_spans) {
-      if (!w.p.data_spans.empty() && w.p.data_spans.back().second == base + a)
-        w.p.data_spans.back().second = uint32_t(base + b);
-      else
-        w.p.data_spans.emplace_back(uint32_t(base + a), uint32_t(base + b));
-    }
+    w.append(calls_w);
     w.text(kEos);
   } else {
     fail("V3.2 encoding: unknown role '", role, "' (system, developer, user, assistant, tool)");
@@ -529,25 +533,23 @@ bool match_parameter(std::string_view s, std::string& name, bool& is_str, std::s
 
 struct CallsRead {
   size_t index;
-  int stop;  // of the last read: 1 = the block's closing tag
   std::vector<ToolCall> calls;
-  bool closed = false;
+  bool closed = false;  // the block's closing tag was read
 };
 
 // parse_tool_calls, from just after "\n\n<｜DSML｜function_calls".
 CallsRead read_calls(size_t index, std::string_view text) {
-  CallsRead r{index, -1, {}};
+  CallsRead r{index, {}};
   while (r.index < text.size()) {
-    Read a = read_until(r.index, text, {kInvoke, kCallsEnd});
+    const Read a = read_until(r.index, text, {kInvoke, kCallsEnd});
     r.index = a.index;
-    r.stop = a.stop;
     DS_CHECK(a.content == ">\n", "Tool call format error");
     if (a.stop == 1) {
       r.closed = true;
       break;
     }
     DS_CHECK(a.stop >= 0, "Missing special token");
-    Read n = read_until(r.index, text, {kParam, kInvokeEnd});
+    const Read n = read_until(r.index, text, {kParam, kInvokeEnd});
     r.index = n.index;
     ToolCall call;
     DS_CHECK(match_invoke_name(n.content, call.name), "Tool name format error");
@@ -570,7 +572,6 @@ CallsRead read_calls(size_t index, std::string_view text) {
       stop = q.stop;
       DS_CHECK(q.content == ">\n", "Parameter format error");
     }
-    r.stop = stop;
     // decode_dsml_to_arguments
     call.arguments = "{";
     for (size_t i = 0; i < args.size(); ++i) {
