@@ -40,11 +40,11 @@ struct Keys {
   const int32_t* list = nullptr;
   int64_t n = 0;
   int64_t pos(int64_t k) const { return list ? list[k] : k; }
-  // How many keys from k on have consecutive positions (one run of cache rows).
-  int64_t consecutive(int64_t k) const {
-    if (!list) return n - k;
+  // How many keys from k on (at most cap) have consecutive positions: one run of cache rows.
+  int64_t consecutive(int64_t k, int64_t cap) const {
+    if (!list) return std::min(n - k, cap);
     int64_t m = 1;
-    while (k + m < n && list[k + m] == list[k] + m) ++m;
+    while (m < cap && k + m < n && list[k + m] == list[k] + m) ++m;
     return m;
   }
 };
@@ -151,7 +151,7 @@ void mla_decode(const ops::MlaDecodeParams& p, int n_threads) {
     if (keys.n <= 0) return;
     for (int64_t k0 = 0, m = 0; k0 < keys.n; k0 += m) {
       const int64_t t0 = keys.pos(k0);
-      m = src.run(t0, t0 + keys.consecutive(k0));
+      m = keys.consecutive(k0, src.run(t0, t0 + keys.n - k0));
       int64_t ld = 0;
       const float* kv = src.rows(t0, m, 0, dq, &ld);
       for (int64_t j = 0; j < m; ++j)
@@ -160,7 +160,7 @@ void mla_decode(const ops::MlaDecodeParams& p, int n_threads) {
     for (int64_t r = 0; r < nh; ++r) inv[r] = softmax_unnorm(sc + r * S1, keys.n);
     for (int64_t k0 = 0, m = 0; k0 < keys.n; k0 += m) {
       const int64_t t0 = keys.pos(k0);
-      m = src.run(t0, t0 + keys.consecutive(k0));
+      m = keys.consecutive(k0, src.run(t0, t0 + keys.n - k0));
       int64_t ld = 0;
       const float* kv = src.rows(t0, m, 0, p.rank, &ld);
       for (int64_t j = 0; j < m; ++j)
