@@ -201,8 +201,8 @@ void mla_prefill(const ops::MlaPrefillParams& p, int n_threads) {
 }
 
 // The lightning indexer (ops/params.h). Scores first: items are (query, run of keys), so a decode step's one query
-// spreads over the threads; each key is converted to fp32 once per item and scored with one fp32 dot per head, in
-// head order. Then, per query, a partial selection of the top min(topk, keys) by (score desc, position asc) and the
+// spreads over the threads; each key is converted to fp32 once per item and scored by Kernels::index_scores (one
+// fp32 chain per key and head, heads added in order). Then, per query, a partial selection of the top min(topk, keys) by (score desc, position asc) and the
 // chosen positions sorted ascending. A score depends only on its query and key, so the choice does not depend on the
 // chunk, the cache layout or the threads.
 void indexer(const ops::IndexerParams& p, int n_threads) {
@@ -227,18 +227,14 @@ void indexer(const ops::IndexerParams& p, int n_threads) {
       const int64_t end = std::min({p.S, p.pos0 + i + 1, b + kKeysPerItem});
       const RowSource src(p.kv, kern, tiles[size_t(th)].data());
       const float* q = p.q + i * p.ldq;
-      const float* w = p.w + i * p.ldw;
+      std::vector<float> ws(static_cast<size_t>(p.nh));
+      for (int64_t h = 0; h < p.nh; ++h) ws[size_t(h)] = p.w[i * p.ldw + h] * p.scale;
       float* sc = scores.data() + (i - g0) * S1;
       for (int64_t t0 = b, m = 0; t0 < end; t0 += m) {
         m = src.run(t0, end);
         int64_t ld = 0;
         const float* k = src.rows(t0, m, p.key_off, p.d, &ld);
-        for (int64_t j = 0; j < m; ++j) {
-          float s = 0.0f;
-          for (int64_t h = 0; h < p.nh; ++h)
-            s += (w[h] * p.scale) * std::max(kern.dot(q + h * p.d, k + j * ld, p.d), 0.0f);
-          sc[t0 + j] = s;
-        }
+          kern.index_scores(q, ws.data(), p.nh, p.d, k, ld, m, sc + t0);
       }
     });
     parallel_dynamic(G, int(std::min<int64_t>(G, n_threads)), [&](int64_t gi, int th) {

@@ -37,6 +37,12 @@ using MmRowsFn = void (*)(const MmJob& job, int64_t n0, int64_t n1, void* scratc
 using DotFn = float (*)(const float* a, const float* b, int64_t n);
 // y[i] += a * x[i]
 using AxpyFn = void (*)(float a, const float* x, float* y, int64_t n);
+// DeepSeek-V3.2's indexer scores of m keys (rows ldk apart, d values each) for one query: out[j] = Σ_h w[h] ·
+// max(q[h] · k[j], 0), q [nh, d] contiguous. Keys go L at a time, transposed, so one vector holds L keys' running
+// dots: each dot is one chain over d in order and heads are added in order, whatever m (the same bits for a key
+// alone or in any run).
+using IndexScoresFn = void (*)(const float* q, const float* w, int64_t nh, int64_t d, const float* k, int64_t ldk,
+                               int64_t m, float* out);
 // out[0, n) = columns [c0, c0 + n) of a row-major row in dtype wt, exactly in fp32 (FP8: times srow[c / bc]).
 using ConvertColsFn = void (*)(DType wt, const void* row, int64_t c0, int64_t n, const float* srow, int64_t bc,
                                float* out);
@@ -53,6 +59,7 @@ struct Kernels {
   MmRowsFn mm_r16_f32 = nullptr;
   MmRowsFn mm_r16_bf16 = nullptr;
   ConvertColsFn convert_cols = nullptr;
+  IndexScoresFn index_scores = nullptr;
 };
 
 const Kernels& kernels_scalar();

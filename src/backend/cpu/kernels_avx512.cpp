@@ -5,7 +5,9 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include "backend/cpu/kernels.h"
 
@@ -53,7 +55,7 @@ struct Vt {
 }  // namespace
 
 const Kernels& kernels_avx512() {
-  static const Kernels k{Isa::Avx512, &mm_rows, nullptr, &dot, &axpy, &mm_r16_f32, nullptr, &convert_cols};
+  static const Kernels k{Isa::Avx512, &mm_rows, nullptr, &dot, &axpy, &mm_r16_f32, nullptr, &convert_cols, &index_scores};
   return k;
 }
 

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 // Scalar level: the generic kernels with one-lane "vectors" (the fallback for CPUs without AVX2).
+#include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include "backend/cpu/kernels.h"
 
@@ -34,7 +36,7 @@ struct Vt {
 }  // namespace
 
 const Kernels& kernels_scalar() {
-  static const Kernels k{Isa::Scalar, &mm_rows, nullptr, &dot, &axpy, &mm_r16_f32, nullptr, &convert_cols};
+  static const Kernels k{Isa::Scalar, &mm_rows, nullptr, &dot, &axpy, &mm_r16_f32, nullptr, &convert_cols, &index_scores};
   return k;
 }
 
