@@ -5,8 +5,10 @@
 #include <filesystem>
 
 #include "base/error.h"
+#include "io/gguf.h"
 #include "io/json_util.h"
 #include "tokenizer/dsv32_encoding.h"
+#include "tokenizer/gguf_vocab.h"
 
 namespace ds::tok {
 
@@ -81,6 +83,14 @@ RenderedPrompt ChatFormat::render(const std::vector<ChatMessage>& messages, cons
 
 std::string read_model_type(const std::string& model) {
   namespace fs = std::filesystem;
+  if (is_gguf_file(model)) {  // llama.cpp's architecture name; deepseek32 is V3.2 (io::config_from_gguf maps it so)
+    try {
+      const io::GgufValue* a = io::GgufFile::open(model)->find("general.architecture");
+      if (a && a->type == io::GgufType::STRING) return a->s == "deepseek32" ? "deepseek_v32" : a->s;
+    } catch (const std::exception&) {
+    }
+    return "";
+  }
   std::error_code ec;
   const fs::path cfg = fs::path(model) / "config.json";
   if (!fs::is_directory(model, ec) || !fs::is_regular_file(cfg, ec)) return "";

@@ -53,7 +53,8 @@ class ChatFormat {
 // "auto", "jinja", "dsv32": the --chat-format values.
 inline constexpr const char* kChatFormatChoices = "auto, jinja, dsv32";
 
-// config.json's model_type in a model folder ("" for a GGUF file, a folder without config.json, or no model_type).
+// config.json's model_type in a model folder; for a GGUF file its general.architecture, deepseek32 read as
+// deepseek_v32 ("" when there is none).
 std::string read_model_type(const std::string& model);
 
 }  // namespace ds::tok

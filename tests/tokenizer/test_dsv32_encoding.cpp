@@ -14,6 +14,7 @@
 
 #include "base/error.h"
 #include "expect_error.h"
+#include "io/gguf_writer.h"
 #include "tokenizer/chat_format.h"
 #include "tokenizer/dsv32_encoding.h"
 #include "tokenizer/tok_test_util.h"
@@ -282,7 +283,15 @@ TEST(ChatFormat, ReadModelType) {
   EXPECT_EQ(read_model_type(dir.string()), "deepseek_v32");
   std::ofstream(dir / "config.json") << "{not json";
   EXPECT_EQ(read_model_type(dir.string()), "");
-  EXPECT_EQ(read_model_type((dir / "config.json").string()), "") << "a file, not a folder";
+  EXPECT_EQ(read_model_type((dir / "config.json").string()), "") << "a file that is no GGUF";
+  // A GGUF file: llama.cpp's architecture name, deepseek32 read as V3.2.
+  for (const auto& [arch, want] : {std::pair{"deepseek32", "deepseek_v32"}, std::pair{"deepseek2", "deepseek2"}}) {
+    io::GgufWriter w((dir / "m.gguf").string());
+    w.set_string("general.architecture", arch);
+    w.write_header();
+    w.finish();
+    EXPECT_EQ(read_model_type((dir / "m.gguf").string()), want);
+  }
   std::filesystem::remove_all(dir);
 }
 
