@@ -85,7 +85,8 @@ std::string read_model_type(const std::string& model) {
   namespace fs = std::filesystem;
   if (is_gguf_file(model)) {  // llama.cpp's architecture name; deepseek32 is V3.2 (io::config_from_gguf maps it so)
     try {
-      const io::GgufValue* a = io::GgufFile::open(model)->find("general.architecture");
+      const auto file = io::GgufFile::open(model);  // kept alive: `a` points into its metadata
+      const io::GgufValue* a = file->find("general.architecture");
       if (a && a->type == io::GgufType::STRING) return a->s == "deepseek32" ? "deepseek_v32" : a->s;
     } catch (const std::exception&) {
     }
