@@ -15,7 +15,11 @@ namespace ds::model {
 void Model::attention_gqa(int64_t l, const Batch& batch, int64_t T, const std::vector<int64_t>& pos0) {
   const LayerWeights& w = w_.layers[size_t(l)];
   const Biases& b = biases_[size_t(l)];
-  const int64_t D = cfg_.hidden_size, H = cfg_.num_attention_heads, Hkv = cfg_.num_key_value_heads;
+  // Split across processes by kv head (model/parallel.cpp), this rank computes Hkv of the kv heads and their query
+  // heads, and its cache rows hold only their K and V.
+  const bool split = par_ && par_->gqa_split;
+  const int64_t D = cfg_.hidden_size, Hall = cfg_.num_attention_heads, G = Hall / cfg_.num_key_value_heads;
+  const int64_t Hkv = split ? par_->kv_heads.size() : cfg_.num_key_value_heads, H = Hkv * G;
   const int64_t hd = cfg_.head_dim, ldq = H * hd, kvw = Hkv * hd, ldkv = 2 * kvw;
   const float eps = float(cfg_.rms_norm_eps);
   float* xn = s_->xn->f32();
@@ -59,10 +63,15 @@ void Model::attention_gqa(int64_t l, const Batch& batch, int64_t T, const std::v
     be_.gqa_attention(p);
     off += n;
   }
+  if (split) {  // every rank's heads' outputs, in head order, for the row-split o_proj below
+    float* full = par_buf(3, size_t(T * Hall * hd));
+    gather_cols(attn, T, par_->gqa_cols, full, Hall * hd);
+    attn = full;
+  }
   ops::MatmulParams o;
-  o.x = attn; o.ldx = ldq; o.w = w.o_proj; o.y = s_->x->f32(); o.ldy = D;
-  o.M = T; o.N = D; o.K = ldq; o.accumulate = true; o.precision = precision_for(w.o_proj);  // residual add fused
-  if (par_ && par_->tp) {  // split across processes: the attention is every rank's, o_proj rows are this rank's, then gathered
+  o.x = attn; o.ldx = Hall * hd; o.w = w.o_proj; o.y = s_->x->f32(); o.ldy = D;
+  o.M = T; o.N = D; o.K = Hall * hd; o.accumulate = true; o.precision = precision_for(w.o_proj);  // residual add fused
+  if (par_ && par_->tp) {  // split across processes: o_proj rows are this rank's, then gathered
     o.N = par_->d[size_t(par_->rank)].size();
     o.y = par_buf(4, size_t(T * std::max<int64_t>(o.N, 1)));
     o.ldy = o.N;

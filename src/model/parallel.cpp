@@ -13,12 +13,17 @@
 //    from every rank and added in the one-process order (moe_parallel). So every result is bitwise the one-process
 //    result. (Summing each rank's partial MoE output instead moves N·T·D floats instead of T·k·D, but re-associates
 //    the sum: ~1e-6 on the logits, enough to move logprobs and flip near-ties.)
-// Grouped-query attention (the dense distills) is replicated on every rank for now; its o_proj is split.
-// Collectives per decoder layer: MLA 2 gathers; dense MLP 2 gathers; MoE 3 gathers (shared hidden and output,
-// routed rows); lm_head 1 gather.
+//  - Grouped-query attention (the dense distills): kv heads split, each rank with the query heads of its kv heads
+//    (its rows of q_proj, k_proj, v_proj and their biases). Unlike MLA's latent cache, each rank's cache holds only
+//    its kv heads' K and V (rows of 2 · its kv heads · head_dim values), so the cache is split too. Replicated
+//    instead (only o_proj split) when there are fewer kv heads than ranks, or with an fp8 cache whose scale tiles
+//    would straddle heads (head_dim not a multiple of kKvTile: the tiles of a shorter row would differ).
+// Collectives per decoder layer: attention 2 gathers (heads' outputs, o_proj rows; GQA replicated: 1); dense MLP 2
+// gathers; MoE 3 gathers (shared hidden and output, routed rows); lm_head 1 gather.
 #include <algorithm>
 
 #include "base/error.h"
+#include "base/kv_rows.h"
 #include "model/model.h"
 #include "model/parallel.h"
 #include "model/scratch.h"
@@ -62,6 +67,29 @@ void Model::shard_weights() {
     if (p.tp) rows(v, parts[size_t(p.rank)].begin, parts[size_t(p.rank)].size());
   };
   const int64_t h0 = p.heads.begin, Hl = p.heads.size();
+  // Grouped-query attention: split by kv head when every rank gets one and the cache rows stay exact (see above).
+  const int64_t Hkv = c.num_key_value_heads, hd = c.head_dim;
+  const bool all_gqa = std::all_of(arch_.layers.begin(), arch_.layers.end(),
+                                   [](const LayerDesc& d) { return d.attention == AttentionKind::Gqa; });
+  p.gqa_split = p.tp && all_gqa && !arch_.layers.empty() && Hkv >= p.size && H % Hkv == 0 &&
+                (opt_.kv_dtype != DType::F8_E4M3 || hd % kKvTile == 0);
+  if (p.gqa_split) {
+    const int64_t G = H / Hkv;
+    p.kv_heads = dist::split(Hkv, p.size, p.rank);
+    for (const dist::Range& k : dist::split_all(Hkv, p.size)) p.gqa_cols.push_back({k.begin * G * hd, k.end * G * hd});
+    const int64_t k0 = p.kv_heads.begin, kn = p.kv_heads.size();
+    for (size_t l = 0; l < w_.layers.size(); ++l) {
+      LayerWeights& w = w_.layers[l];
+      rows(w.q_proj, k0 * G * hd, kn * G * hd);
+      rows(w.k_proj, k0 * hd, kn * hd);
+      rows(w.v_proj, k0 * hd, kn * hd);
+      Biases& b = biases_[l];  // fp32 copies of the whole rows (Model's constructor): this rank's part
+      if (b.q) b.q += k0 * G * hd;
+      if (b.k) b.k += k0 * hd;
+      if (b.v) b.v += k0 * hd;
+    }
+    arch_.kv_width = 2 * kn * hd;  // this rank's cache rows: K then V of its kv heads
+  }
   const int64_t dqk = c.qk_head_dim(), nope = c.qk_nope_head_dim, dv = c.v_head_dim, r = c.kv_lora_rank;
   for (size_t l = 0; l < w_.layers.size(); ++l) {
     LayerWeights& w = w_.layers[l];

@@ -15,6 +15,9 @@ struct Model::Par {
   int rank = 0, size = 1;
   bool tp = true, ep = true, ep_sum = false;             // heads / rows split (tensor parallel); experts split (expert parallel)
   dist::Range heads;                     // this rank's MLA heads
+  bool gqa_split = false;                // grouped-query attention split by kv head (else replicated)
+  dist::Range kv_heads;                  // this rank's kv heads (with their query heads), when gqa_split
+  std::vector<dist::Range> gqa_cols;     // per rank: its query heads' columns of the attention output [T, H * head_dim]
   std::vector<dist::Range> attn_cols;    // per rank: its heads' columns of the attention output [T, H * v_head_dim]
   std::vector<dist::Range> d;            // per rank: rows of o_proj / down projections (hidden columns)
   std::vector<dist::Range> inter;        // per rank: dense MLP intermediate rows

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "dist/comm.h"
+#include "io/config.h"
 #include "io/npy.h"
 
 namespace ds::test {
@@ -208,6 +209,43 @@ TEST(Mpi, SplitChoices) {
   EXPECT_NE(r.out.find("--tp 3 with 2 processes"), std::string::npos) << r.out;
   fs::remove(one);
   fs::remove(got);
+}
+
+// Grouped-query attention splits its kv heads over the ranks, and each rank's cache holds only its heads (rank 0's
+// cache bytes per token, as `bench` prints them); with fewer kv heads than ranks it stays whole on every rank, and an
+// fp8 cache whose scale tiles would straddle heads (head_dim < 128) keeps whole rows: bitwise the one-process logits.
+TEST(Mpi, GqaHeadsAndCacheSplit) {
+  NEED_MPIRUN();
+  int checked = 0;
+  for (const char* name : {"tiny-llama", "tiny-qwen2", "tiny-qwen3"}) {
+    const std::string m = kShared + "models/" + name;
+    if (!fs::exists(m)) continue;
+    const io::ModelConfig c = io::load_config(m + "/config.json");
+    ASSERT_EQ(c.kv_row_width(), 2 * c.num_key_value_heads * c.head_dim) << name;
+    for (int np : {1, 2, 3}) {
+      const CmdResult r = run((np > 1 ? mpirun(np) : std::string()) + kBin + " bench --model " + m +
+                              " --prompt 4 --gen 2 -t 1 --kv-dtype f32");
+      ASSERT_EQ(r.code, 0) << name << " np=" << np << ": " << r.out;
+      const int64_t heads = c.num_key_value_heads >= np ? dist::split(c.num_key_value_heads, np, 0).size()
+                                                         : c.num_key_value_heads;
+      const int64_t want = 2 * heads * c.head_dim * 4 * c.num_hidden_layers;
+      EXPECT_NE(r.out.find("(" + std::to_string(want) + " bytes per token)"), std::string::npos)
+          << name << " np=" << np << ": rank 0's cache should hold " << heads << " kv heads\n" << r.out;
+      ++checked;
+    }
+    for (const char* kv : {"bf16", "fp8"}) {
+      const std::string args = " logits --model " + m + " --tokens " + m + "/tokens.npy --precision fast --kv-dtype " +
+                               kv + " --out ";
+      const fs::path one = tmp("gqa_one.npy"), got = tmp("gqa_np.npy");
+      ASSERT_EQ(run(kBin + args + one.string()).code, 0) << name << " " << kv;
+      const CmdResult r = run(mpirun(2) + kBin + args + got.string());
+      ASSERT_EQ(r.code, 0) << name << " " << kv << ": " << r.out;
+      EXPECT_TRUE(bytes_of(one) == bytes_of(got)) << name << " --kv-dtype " << kv << ": logits differ across ranks";
+      fs::remove(one);
+      fs::remove(got);
+    }
+  }
+  EXPECT_GE(checked, 6) << "dense fixtures missing under " << kShared;
 }
 
 // GPUs across processes: one rank per GPU, activations over NCCL. Skips, saying why, without a CUDA build, without
