@@ -5,6 +5,7 @@
 
 #include <cctype>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <string>
@@ -38,6 +39,25 @@ HugePageBuffer::HugePageBuffer(size_t bytes, const char* what) {
   data_ = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(p) + kHuge - 1) & ~uintptr_t(kHuge - 1));
   (void)::madvise(data_, (bytes + kHuge - 1) / kHuge * kHuge, MADV_HUGEPAGE);
 }
+
+uint8_t* GrowBuffer::ensure(size_t bytes) {
+  if (kUseHeapForScratch) {
+    if (heap_size_ < bytes) {
+      std::free(heap_);
+      heap_size_ = (bytes + 63) / 64 * 64;
+      heap_ = std::aligned_alloc(64, heap_size_);
+      if (!heap_) fail("cannot allocate ", bytes, " bytes of scratch");
+    }
+    return static_cast<uint8_t*>(heap_);
+  }
+  if (buf_.size() < bytes) {
+    buf_ = HugePageBuffer();  // the old pages go back first
+    buf_ = HugePageBuffer(bytes + bytes / 4, "scratch");
+  }
+  return buf_.data();
+}
+
+GrowBuffer::~GrowBuffer() { std::free(heap_); }
 
 HugePageBuffer::~HugePageBuffer() {
   if (map_) ::munmap(map_, map_size_);

@@ -32,4 +32,40 @@ class HugePageBuffer {
   size_t size_ = 0;
 };
 
+// Scratch that only grows, for buffers a hot path reuses call after call: large ones on huge pages, so the first
+// calls at a new size fault in a few 2 MiB pages instead of thousands of 4 KiB ones (page faults are costly in
+// virtual machines: a first 512-token prefill spent ~30% of its time in them). Contents are not kept when it grows:
+// every user writes what it reads.
+// Under AddressSanitizer both this and the CPU backend's large buffers come from the heap instead, so that ASan
+// still sees every access (kUseHeapForScratch).
+class GrowBuffer {
+ public:
+  GrowBuffer() = default;
+  ~GrowBuffer();
+  GrowBuffer(const GrowBuffer&) = delete;
+  GrowBuffer& operator=(const GrowBuffer&) = delete;
+  template <typename T>
+  T* get(size_t n) {
+    return reinterpret_cast<T*>(ensure(n * sizeof(T)));
+  }
+
+ private:
+  uint8_t* ensure(size_t bytes);
+  HugePageBuffer buf_;
+  void* heap_ = nullptr;  // under ASan
+  size_t heap_size_ = 0;
+};
+
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kUseHeapForScratch = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr bool kUseHeapForScratch = true;
+#else
+constexpr bool kUseHeapForScratch = false;
+#endif
+#else
+constexpr bool kUseHeapForScratch = false;
+#endif
+
 }  // namespace ds

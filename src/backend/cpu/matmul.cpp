@@ -12,6 +12,7 @@
 #include "backend/cpu/qfdot.h"
 #include "backend/cpu/thread_pool.h"
 #include "base/error.h"
+#include "base/huge_pages.h"
 #include "base/quant.h"
 #include "ops/ref/ref_backend.h"
 
@@ -323,11 +324,11 @@ void run_small(const std::vector<Prepared>& rs, const Kernels& kern, int n_threa
 
 void matmul_batch(const ops::MatmulParams* ps, size_t n, int n_threads) {
   const Kernels& kern = active_kernels();
-  static thread_local std::vector<uint32_t> xs;
+  static thread_local GrowBuffer xs;  // a prefill's MoE batch converts ~25 MB of activations here: huge pages
   size_t words = 0;
   for (size_t i = 0; i < n; ++i)
     if (ps[i].M > 0 && ps[i].N > 0) words += x_scratch_words(ps[i]) + 16;
-  uint32_t* xbuf = scratch(xs, words);
+  uint32_t* xbuf = xs.get<uint32_t>(words);
   std::vector<Prepared> small;
   for (size_t i = 0; i < n; ++i) {
     const ops::MatmulParams& p = ps[i];

@@ -13,6 +13,7 @@
 #include "backend/cpu/kernels.h"
 #include "backend/cpu/thread_pool.h"
 #include "base/error.h"
+#include "base/huge_pages.h"
 
 namespace ds::cpu {
 
@@ -60,16 +61,12 @@ void moe(const ops::MoeParams& p, int n_threads) {
 
   // Each active expert's rows gathered into one block: xg [TK, D]; gate/up outputs g, u [TK, inter]; down [TK, D].
   // Scratch that only grows (every element is written before it is read): a prefill's MoE moves ~100 MB through
-  // these, and fresh zeroed vectors cost as much as a sixth of the layer.
-  static thread_local std::vector<float> xg_s, g_s, u_s, dn_s;
-  auto grow = [](std::vector<float>& v, int64_t n) {
-    if (int64_t(v.size()) < n) v.resize(size_t(n));
-    return v.data();
-  };
-  float* xg = grow(xg_s, TK * p.D);
-  float* g = grow(g_s, TK * p.inter);
-  float* u = grow(u_s, TK * p.inter);
-  float* dn = grow(dn_s, TK * p.D);
+  // these, and fresh zeroed vectors cost as much as a sixth of the layer. On huge pages (base/huge_pages.h).
+  static thread_local GrowBuffer xg_s, g_s, u_s, dn_s;
+  float* xg = xg_s.get<float>(size_t(TK * p.D));
+  float* g = g_s.get<float>(size_t(TK * p.inter));
+  float* u = u_s.get<float>(size_t(TK * p.inter));
+  float* dn = dn_s.get<float>(size_t(TK * p.D));
   parallel_for(n_held, n_held * p.D < (1 << 16) ? 1 : n_threads,
                [&](int64_t i) { std::memcpy(&xg[i * p.D], p.x + (order[i] / p.k) * p.ldx, size_t(p.D) * 4); });
   // Gate and up of every active expert as one batch (decode: one balanced parallel pass over all their weights;
