@@ -2,7 +2,8 @@
 // Decode matvec lab: how close the CPU backend's M = 1..4 products come to the memory's read bandwidth when they
 // stream a working set far larger than the caches (as a decode step does), measured against a plain read of the
 // same bytes in the same round (the machine's bandwidth drifts; the ratio does not).
-// usage: matvec_lab [--threads N] [--rounds R] [--mb MB] [--rows N] [--k K] [--own] [--case NAME-PART]
+// usage: matvec_lab [--threads N] [--rounds R] [--mb MB] [--rows N] [--k K] [--own] [--case NAME-PART] [--repeat P]
+// --repeat P: P passes per timing (with a small --mb: the kernels' compute rate on cache-resident weights).
 #include <immintrin.h>
 #include <omp.h>
 
@@ -48,7 +49,7 @@ double median(std::vector<double> v) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  int threads = 2, rounds = 9;
+  int threads = 2, rounds = 9, repeat = 1;
   bool own = false;  // --own: the backend's own copy and layout (Rows16), as `--load copy` gives the model
   std::string only;  // --case S: only the cases whose name contains S
   int64_t mb = 1024, N = 2816, K = 2048;
@@ -62,6 +63,7 @@ int main(int argc, char** argv) {
     else if (a == "--rows") N = std::atoll(argv[i + 1]);
     else if (a == "--k") K = std::atoll(argv[i + 1]);
     else if (a == "--case") only = argv[i + 1];
+    else if (a == "--repeat") repeat = std::max(1, std::atoi(argv[i + 1]));
   }
   struct Case { DType dt; ops::Precision prec; int64_t M; const char* name; };
   const Case cases[] = {{DType::BF16, ops::Precision::F32, 1, "bf16 f32 M1"},
@@ -87,9 +89,14 @@ int main(int argc, char** argv) {
     const size_t n_mat = std::max<size_t>(1, size_t(mb) * 1000000 / mat);
     HugePageBuffer w(mat * n_mat, "lab weights");
     std::mt19937 g(1);
-    for (size_t i = 0; i < w.size(); i += 4) {
-      const uint32_t r = g() & 0x3f3f3f3f;  // finite in every dtype
-      std::memcpy(w.data() + i, &r, std::min<size_t>(4, w.size() - i));
+    if (c.dt == DType::F8_E4M3) {  // as a checkpoint's blocks: normal values, the block's max near 448
+      std::normal_distribution<float> nd(0.0f, 448.0f / 6.0f);
+      for (size_t i = 0; i < w.size(); ++i) w.data()[i] = f32_to_fp8_e4m3(nd(g));
+    } else {
+      for (size_t i = 0; i < w.size(); i += 4) {
+        const uint32_t r = g() & 0x3f3f3f3f;  // finite in every dtype
+        std::memcpy(w.data() + i, &r, std::min<size_t>(4, w.size() - i));
+      }
     }
     std::vector<float> scale(size_t((N + 127) / 128 * ((K + 127) / 128)), 0.01f);
     std::vector<float> x(size_t(c.M * K), 0.5f), y(size_t(c.M * N));
@@ -104,21 +111,22 @@ int main(int argc, char** argv) {
     for (int r = 0; r < rounds; ++r) {
       double t0 = now();
       float s = 0;  // a plain read of exactly what the kernels read (the backend's copies with --own)
-      for (const WeightView& v : views) s += read_all(static_cast<const uint8_t*>(v.data), size_t(v.bytes()), threads);
+      for (int rep = 0; rep < repeat; ++rep)
+        for (const WeightView& v : views) s += read_all(static_cast<const uint8_t*>(v.data), size_t(v.bytes()), threads);
       volatile float sink = s;
       (void)sink;
       const double tp = now() - t0;
       t0 = now();
-      for (size_t m = 0; m < n_mat; ++m) {
+      for (size_t m = 0; m < n_mat * size_t(repeat); ++m) {
         ops::MatmulParams p;
         p.x = x.data(); p.ldx = K; p.y = y.data(); p.ldy = N; p.M = c.M; p.N = N; p.K = K; p.precision = c.prec;
-        p.w = views[m];
+        p.w = views[m % n_mat];
         be->matmul(p);
       }
       const double tk = now() - t0;
       ratio.push_back(tp / tk);
-      gbs.push_back(double(w.size()) / tk / 1e9);
-      probe.push_back(double(w.size()) / tp / 1e9);
+      gbs.push_back(double(w.size()) * repeat / tk / 1e9);
+      probe.push_back(double(w.size()) * repeat / tp / 1e9);
     }
     std::printf("%-14s kernel %6.1f GB/s  read %6.1f GB/s  kernel/read %5.1f%% (medians)\n", c.name, median(gbs),
                 median(probe), 100.0 * median(ratio));
