@@ -2,6 +2,7 @@
 // CPU matmul vs the reference: every weight dtype (FP8 with and without block scales, partial blocks, row slices),
 // odd shapes, strides, accumulate, w_kn, decode (M <= 8) and prefill (M > 8) paths, threaded splits, F32 and Fast
 // precision. The case itself is shared with the CUDA tests (op_cases.h); the shape lists here follow the CPU kernels.
+#include <cmath>
 #include <cstring>
 #include <iterator>
 
@@ -143,6 +144,58 @@ TEST(CpuMatmul, BatchIsBitwiseEachAlone) {
   for (const auto& p : pr) ref->matmul(p);
   cpu::make_cpu_backend(2)->matmul_batch(pc.data(), pc.size());
   expect_close(cpu_y[0], ref_y[0], kF32, "batch product 0 vs ref");
+}
+
+// FP8 weights in the backend's own layout (Rows16) at every ISA level: 64-byte lines of ordinary codes convert by
+// bit maps (GFNI), lines holding a zero, a subnormal, a code of the lowest normal binade or a NaN through byte
+// tables. Every code once among ordinary ones, against a double-precision product of the exact weights (random
+// bytes elsewhere put a special code in nearly every line, so only this case runs the bit maps at length).
+TEST(CpuMatmul, Fp8OwnLayoutConvertsEveryCodeExactly) {
+  const int64_t N = 48, K = 512, M = 3;
+  Rng rng(11);
+  OwnedWeight w = make_weight(rng, DType::F8_E4M3, N, K, /*scaled=*/true);
+  for (int64_t i = 0; i < N * K; ++i) {  // exponent 2..15, no NaN
+    uint8_t b;
+    do b = uint8_t(rng.idx(256)); while (((b >> 3) & 15) < 2 || (b & 0x7f) == 0x7f);
+    w.bytes[size_t(i)] = b;
+  }
+  for (int c = 0; c < 16; ++c) {  // zero, subnormals and e = 1, both signs, each in a line of its own
+    w.bytes[size_t((2 * c) * K + 64 * (c % 8) + c)] = uint8_t(c);
+    w.bytes[size_t((2 * c + 1) * K + 64 * (c % 8) + 3 * c)] = uint8_t(0x80 | c);
+  }
+  w.bytes[size_t(40 * K + 77)] = 0x7f;   // NaN: row 40's outputs are NaN
+  w.bytes[size_t(41 * K + 300)] = 0xff;  // and row 41's
+  const std::vector<float> x = rng.vec(size_t(M * K), -40.0f, 40.0f);
+  for (cpu::Isa isa : isa_levels()) {
+    cpu::set_isa_cap(isa);
+    for (ops::Precision prec : {ops::Precision::F32, ops::Precision::Fast}) {
+      auto be = cpu::make_cpu_backend(2, true);
+      const WeightView wv = be->prepare_weight(w.view, ops::WeightUse::MatmulOnly);
+      std::vector<float> y(size_t(M * N));
+      ops::MatmulParams p;
+      p.x = x.data(); p.ldx = K; p.w = wv; p.y = y.data(); p.ldy = N; p.M = M; p.N = N; p.K = K;
+      p.precision = prec;
+      be->matmul(p);
+      const std::string tag = std::string(prec == ops::Precision::Fast ? "fast" : "f32") + " [" + cpu::isa_name(isa) + "]";
+      for (int64_t m = 0; m < M; ++m)
+        for (int64_t n = 0; n < N; ++n) {
+          const float got = y[size_t(m * N + n)];
+          if (n == 40 || n == 41) {
+            EXPECT_TRUE(std::isnan(got)) << tag << " row " << n << ": a NaN weight code";
+            continue;
+          }
+          double want = 0, mag = 0;
+          for (int64_t k = 0; k < K; ++k) {
+            // Fast rounds x to bf16 first (the driver does); the products are exact either way.
+            const float xv = prec == ops::Precision::Fast ? bf16_to_f32(f32_to_bf16(x[size_t(m * K + k)])) : x[size_t(m * K + k)];
+            want += double(xv) * double(w.view.at(n, k));
+            mag += std::fabs(double(xv) * double(w.view.at(n, k)));
+          }
+          EXPECT_LE(std::fabs(double(got) - want), 1e-5 * mag) << tag << " token " << m << " row " << n;
+        }
+    }
+  }
+  cpu::set_isa_cap(cpu::Isa::Avx512Bf16);
 }
 
 // A token's outputs do not depend on how many tokens share the product (1, a decode batch of 5, a prefill of 40):

@@ -17,8 +17,10 @@ Isa detect() {
   if (isa == Isa::Avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
       __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))
     isa = Isa::Avx512;
-  // The bf16 level also converts FP8 with byte tables (AVX512-VBMI: Zen 4, Sapphire Rapids and later).
-  if (isa == Isa::Avx512 && __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512vbmi"))
+  // The bf16 level also converts FP8 with bit maps and byte tables (GFNI, AVX512-VBMI: Zen 4, Sapphire Rapids and
+  // later).
+  if (isa == Isa::Avx512 && __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512vbmi") &&
+      __builtin_cpu_supports("gfni"))
     isa = Isa::Avx512Bf16;
   return isa;
 }

@@ -9,7 +9,7 @@ namespace ds::cpu {
 enum class Isa : int { Scalar = 0, Avx2 = 1, Avx512 = 2, Avx512Bf16 = 3 };
 
 const char* isa_name(Isa isa);
-// What the CPU supports (avx2 needs fma+f16c; avx512 needs f/bw/vl/dq; avx512bf16 also needs vbmi).
+// What the CPU supports (avx2 needs fma+f16c; avx512 needs f/bw/vl/dq; avx512bf16 also needs vbmi and gfni).
 Isa detected_isa();
 // min(detected, cap); the cap starts from DS_CPU_ISA (unset: no cap).
 Isa active_isa();

@@ -12,7 +12,7 @@
 #include "backend/cpu/kernels.h"
 
 #pragma GCC push_options
-#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,avx512vbmi,avx2,fma,f16c")
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,avx512vbmi,gfni,avx2,fma,f16c")
 
 namespace ds::cpu {
 namespace {
@@ -136,15 +136,22 @@ void run(const MmJob& j, const uint8_t* w, int64_t ldw, int64_t K, float mult, i
 
 // ---- WeightLayout::Rows16 (base/weight.h) on this level: AVX512-BF16 products, AVX512-VBMI FP8 conversion. ----
 
-// Exact e4m3 -> bf16 by byte tables: vpermi2b looks the magnitude (7 bits) up in the 128-entry tables of the bf16
-// value's high and low byte, the sign is or-ed into the high byte, and unpacking the low / high 8 bytes of every
-// 16-byte lane gives the pairs (c0, c1) and (c2, c3) of the line's 16 rows (the layout places the bytes so).
+// FP8 lines are converted to bf16 values of 256 * the e4m3 value (exact: <= 4 significant bits); the tile takes the
+// 2^-8 back in its scales (a power of two: the bits are those of converting the value itself).
+// Common bytes by two GF(2) affine byte maps (GFNI), one op each: for exponent e >= 1 the bf16 of 256 * value has
+// exponent field 128 + e = 0b1000eeee, so its high byte is s,1,0,0,0,e3,e2,e1 and its low byte e0,m2,m1,m0,0,0,0,0,
+// both bit selections of the e4m3 byte plus a constant. Zero, subnormals (e = 0) and NaN (0x7F) are not of that
+// form: a line holding one (x + 1 has bits 4..6 clear for those, and for e = 1) goes through byte tables instead:
+// vpermi2b looks the magnitude (7 bits) up in the 128-entry tables of the high and low byte, the sign or-ed in.
+// Unpacking the low / high 8 bytes of every 16-byte lane gives the pairs (c0, c1) and (c2, c3) of the line's
+// 16 rows (the layout places the bytes so).
+constexpr float kFp8Unscale = 1.0f / 256.0f;
 struct Fp8Tables {
   __m512i hi0, hi1, lo0, lo1;
   Fp8Tables() {
     alignas(64) uint8_t hi[128], lo[128];
     for (int m = 0; m < 128; ++m) {
-      const uint16_t b = f32_to_bf16(fp8_e4m3_to_f32(uint8_t(m)));
+      const uint16_t b = f32_to_bf16(256.0f * fp8_e4m3_to_f32(uint8_t(m)));
       hi[m] = uint8_t(b >> 8);
       lo[m] = uint8_t(b & 0xff);
     }
@@ -153,11 +160,22 @@ struct Fp8Tables {
   }
 };
 
+// The affine maps' matrices: byte 7 - i of the qword selects the input bits whose parity is output bit i.
+constexpr long long kAffHi = 0x1020400000000080LL;  // out7 = x7 (sign), out2..0 = x6..x4 (e3..e1); constant 0x40
+constexpr long long kAffLo = 0x0000000001020408LL;  // out7 = x3 (e0), out6..4 = x2..x0 (m)
+
 inline void fp8_pairs(const uint8_t* line, const Fp8Tables& t, __m512i& a, __m512i& b) {
   const __m512i x = _mm512_loadu_si512(line);
-  __m512i hi = _mm512_permutex2var_epi8(t.hi0, x, t.hi1);
-  const __m512i lo = _mm512_permutex2var_epi8(t.lo0, x, t.lo1);
-  hi = _mm512_ternarylogic_epi32(hi, x, _mm512_set1_epi8(char(0x80)), 0xF8);  // hi | (x & 0x80)
+  __m512i hi, lo;
+  const __mmask64 special = _mm512_testn_epi8_mask(_mm512_add_epi8(x, _mm512_set1_epi8(1)), _mm512_set1_epi8(0x70));
+  if (__builtin_expect(special == 0, 1)) {
+    hi = _mm512_gf2p8affine_epi64_epi8(x, _mm512_set1_epi64(kAffHi), 0x40);
+    lo = _mm512_gf2p8affine_epi64_epi8(x, _mm512_set1_epi64(kAffLo), 0);
+  } else {
+    hi = _mm512_permutex2var_epi8(t.hi0, x, t.hi1);
+    lo = _mm512_permutex2var_epi8(t.lo0, x, t.lo1);
+    hi = _mm512_ternarylogic_epi32(hi, x, _mm512_set1_epi8(char(0x80)), 0xF8);  // hi | (x & 0x80)
+  }
   a = _mm512_unpacklo_epi8(lo, hi);
   b = _mm512_unpackhi_epi8(lo, hi);
 }
@@ -178,7 +196,10 @@ void r16_tile(const MmJob& j, int64_t m0, int mr, const uint8_t* w, int64_t bb, 
   const int64_t lines = (j.K + G - 1) / G, step = SC ? j.bc / G : lines;
   const float* xf = j.xp + m0 * j.Kp;
   const uint16_t* xh = j.xb + m0 * j.Kp;
-  for (int64_t l0 = 0; l0 < lines; l0 += step) {
+  const float* srow[NB];  // SC: each block's row of the scale grid, walked one column block per step
+  if constexpr (SC)
+    for (int b = 0; b < NB; ++b) srow[b] = j.scale + ((j.row0 + n + 16 * b) / j.br) * j.scale_cols;
+  for (int64_t l0 = 0, sb = 0; l0 < lines; l0 += step, ++sb) {
     const int64_t l1 = l0 + step < lines ? l0 + step : lines;
     if constexpr (SC)
       for (int m = 0; m < MR; ++m)
@@ -216,7 +237,7 @@ void r16_tile(const MmJob& j, int64_t m0, int mr, const uint8_t* w, int64_t bb, 
     }
     if constexpr (SC)
       for (int b = 0; b < NB; ++b) {
-        const __m512 s = _mm512_set1_ps(j.scale[((j.row0 + n + 16 * b) / j.br) * j.scale_cols + (l0 * G) / j.bc]);
+        const __m512 s = _mm512_set1_ps(srow[b][sb] * kFp8Unscale);
         for (int m = 0; m < MR; ++m) acc[m][b] = _mm512_fmadd_ps(t[m][b], s, acc[m][b]);
       }
   }
@@ -228,6 +249,7 @@ void r16_tile(const MmJob& j, int64_t m0, int mr, const uint8_t* w, int64_t bb, 
       const __mmask16 k = __mmask16((1u << nr) - 1);
       float* yo = j.y + (m0 + m) * j.ldy + n + r;
       __m512 o = acc[m][b];
+      if constexpr (WT == DType::F8_E4M3 && !SC) o = _mm512_mul_ps(o, _mm512_set1_ps(kFp8Unscale));
       if (j.accumulate) o = _mm512_add_ps(_mm512_maskz_loadu_ps(k, yo), o);
       _mm512_mask_storeu_ps(yo, k, o);
     }
