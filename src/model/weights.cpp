@@ -2,7 +2,9 @@
 // Weight table: one visitor walks every tensor the config implies, used both to list specs and to bind views.
 #include "model/weights.h"
 
+#include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <map>
 #include <set>
 
@@ -122,6 +124,87 @@ std::vector<TensorSpec> weight_specs(const io::ModelConfig& c) {
   return specs;
 }
 
+namespace {
+
+// kv_b_proj's per-head halves for the absorbed form, when the checkpoint does not store them: k_b_proj [H*r, nope]
+// (W_UK of each head, transposed) and v_b_proj [H*v, r] (W_UV of each head), element for element in kv_b_proj's own
+// format. Then both absorbed products are plain row-major products that the backend may lay out for its matmul
+// kernels, instead of W_UK read transposed, element by element. Costs one more copy of kv_b_proj (V3: 16.8 MB per
+// layer, ~0.15% of the model). An FP8 half gets a scale grid of its own: every block of the half must take its
+// elements from one block of kv_b_proj (true when each head's rows start on a block edge, as in every DeepSeek
+// checkpoint); where that does not hold, or for ggml block formats (whose blocks cannot be transposed), no halves
+// are made and the absorbed form reads kv_b_proj as before.
+void derive_mla_halves(const io::ModelConfig& c, LayerWeights* L, Weights* w) {
+  const WeightView& kvb = L->kv_b_proj;
+  if (!kvb.data || L->k_b_proj.data || kvb.layout != WeightLayout::RowMajor || is_block_dtype(kvb.dtype)) return;
+  const int64_t H = c.num_attention_heads, nope = c.qk_nope_head_dim, dv = c.v_head_dim, r = c.kv_lora_rank;
+  const int64_t hs = nope + dv, es = dtype_size(kvb.dtype);
+  if (kvb.rows != H * hs || kvb.cols != r || kvb.row0 != 0) return;
+  const bool sc = kvb.scale != nullptr;
+  const int64_t br = kvb.block_rows, bc = kvb.block_cols;
+  // One half: element (i, j) of an [n_rows, n_cols] half is kv_b_proj's (src_row(i, j), src_col(i, j)); its scale
+  // grid has blocks of hb_rows x hb_cols. Returns false (nothing kept) when a block of the half would need two scales.
+  auto make = [&](int64_t n_rows, int64_t n_cols, int64_t hb_rows, int64_t hb_cols, auto src, WeightView* out) {
+    std::vector<uint8_t> data(size_t(n_rows * n_cols * es)), grid;
+    const int64_t g_rows = sc ? ceil_div(n_rows, hb_rows) : 0, g_cols = sc ? ceil_div(n_cols, hb_cols) : 0;
+    std::vector<int64_t> from(size_t(g_rows * g_cols), -1);  // the kv_b_proj scale each block of the half takes
+    const uint8_t* in = static_cast<const uint8_t*>(kvb.data);
+    for (int64_t i = 0; i < n_rows; ++i)
+      for (int64_t j = 0; j < n_cols; ++j) {
+        const auto [sr, scol] = src(i, j);
+        std::memcpy(data.data() + size_t((i * n_cols + j) * es), in + size_t((sr * r + scol) * es), size_t(es));
+        if (!sc) continue;
+        int64_t& f = from[size_t((i / hb_rows) * g_cols + j / hb_cols)];
+        const int64_t s = (sr / br) * kvb.scale_cols + scol / bc;
+        if (f >= 0 && f != s) return false;
+        f = s;
+      }
+    WeightView v;
+    v.dtype = kvb.dtype;
+    v.rows = n_rows;
+    v.cols = n_cols;
+    if (sc) {
+      grid.resize(from.size() * sizeof(float));
+      float* g = reinterpret_cast<float*>(grid.data());
+      for (size_t b = 0; b < from.size(); ++b) g[b] = from[b] >= 0 ? kvb.scale[from[b]] : 0.0f;
+      v.scale_cols = g_cols;
+      v.block_rows = int32_t(hb_rows);
+      v.block_cols = int32_t(hb_cols);
+      w->bytes += grid.size();
+    }
+    w->bytes += data.size();
+    w->derived.push_back(std::move(data));
+    v.data = w->derived.back().data();
+    if (sc) {
+      w->derived.push_back(std::move(grid));
+      v.scale = reinterpret_cast<const float*>(w->derived.back().data());
+    }
+    *out = v;
+    return true;
+  };
+  WeightView kb, vb;
+  // k_b_proj row h*r + j, column k = kv_b_proj row h*(nope+dv) + k, column j (its blocks transposed: bc x br).
+  const bool ok_k = make(H * r, nope, bc, br, [&](int64_t i, int64_t k) {
+    return std::pair<int64_t, int64_t>{(i / r) * hs + k, i % r};
+  }, &kb);
+  const size_t kept = w->derived.size();
+  // v_b_proj row h*dv + i = kv_b_proj row h*(nope+dv) + nope + i.
+  const bool ok_v = ok_k && make(H * dv, r, br, bc, [&](int64_t i, int64_t j) {
+    return std::pair<int64_t, int64_t>{(i / dv) * hs + nope + i % dv, j};
+  }, &vb);
+  if (!ok_v) {
+    if (ok_k) {  // the K half alone is of no use: the absorbed form reads both halves or neither
+      w->bytes -= kb.bytes() + (sc ? uint64_t(ceil_div(kb.rows, kb.block_rows) * kb.scale_cols) * 4 : 0);
+      w->derived.resize(kept - (sc ? 2 : 1));
+    }
+    return;
+  }
+  L->k_b_proj = kb;
+  L->v_b_proj = vb;
+}
+
+}  // namespace
+
 Weights bind_weights(const io::ModelConfig& c, const TensorLookup& lookup, const std::vector<std::string>& all_names,
                      const std::string& source) {
   std::set<std::string> used;
@@ -199,6 +282,9 @@ Weights bind_weights(const io::ModelConfig& c, const TensorLookup& lookup, const
     ++w.n_mtp;
   }
 
+  if (c.mla())
+    for (LayerWeights& L : w.layers) derive_mla_halves(c, &L, &w);
+
   for (const auto& n : all_names) {
     if (used.count(n)) continue;
     if (n.size() >= 19 && n.compare(n.size() - 19, 19, "rotary_emb.inv_freq") == 0) continue;  // old exports
@@ -218,13 +304,19 @@ void for_each_weight(Weights* w, const std::function<void(WeightView&, ops::Weig
   f(w->norm, general);
   f(w->lm_head, mm);  // tied to embed_tokens: the same host bytes (a backend may keep one copy per use)
   for (LayerWeights& l : w->layers) {
-    // kv_b_proj is sliced per head and read transposed (absorbed decode), k_b_proj / v_b_proj sliced per head:
-    // General. Norms, biases: General.
+    // kv_b_proj is sliced per head and may be read transposed (absorbed decode without the halves): General.
+    // k_b_proj / v_b_proj are multiplied by slices of one head's rows: MatmulRows where those start at multiples of
+    // 16 rows ([H*r, nope] and [H*v, r]: r = v_b_proj's cols), else General. Norms, biases: General.
     for (WeightView* v : {&l.input_layernorm, &l.post_attention_layernorm, &l.q_a_layernorm, &l.kv_a_layernorm,
-                          &l.kv_b_proj, &l.k_b_proj, &l.v_b_proj, &l.e_score_correction_bias, &l.enorm, &l.hnorm, &l.embed_tokens,
+                          &l.kv_b_proj, &l.e_score_correction_bias, &l.enorm, &l.hnorm, &l.embed_tokens,
                           &l.shared_head_norm, &l.q_bias, &l.k_bias, &l.v_bias, &l.o_bias, &l.q_norm, &l.k_norm,
                           &l.index_k_norm, &l.index_k_norm_bias})
       f(*v, general);
+    const int64_t r = l.v_b_proj.cols, heads = r > 0 ? l.k_b_proj.rows / r : 0;
+    const bool rows16 =
+        r % 16 == 0 && heads > 0 && l.v_b_proj.rows % heads == 0 && (l.v_b_proj.rows / heads) % 16 == 0;
+    f(l.k_b_proj, rows16 ? ops::WeightUse::MatmulRows : general);
+    f(l.v_b_proj, rows16 ? ops::WeightUse::MatmulRows : general);
     for (WeightView* v : {&l.q_proj, &l.q_a_proj, &l.q_b_proj, &l.kv_a_proj_with_mqa, &l.o_proj, &l.gate_proj,
                           &l.up_proj, &l.down_proj, &l.gate, &l.eh_proj, &l.shared_head_head, &l.k_proj, &l.v_proj,
                           &l.index_wq_b, &l.index_wk, &l.index_weights_proj})
@@ -241,6 +333,17 @@ void prepare_weights(Weights* w, ops::Backend& be, const WeightSourceDone& done)
     v = be.prepare_weight(v, use);
     if (done && v.data != src.data) done(src.data, size_t(src.bytes()));
   });
+  // Tensors made at load that no view reads any more (the backend took copies) are freed.
+  std::vector<const uint8_t*> in_use;
+  for_each_weight(w, [&](WeightView& v, ops::WeightUse) {
+    for (const void* p : {v.data, static_cast<const void*>(v.scale)})
+      if (p) in_use.push_back(static_cast<const uint8_t*>(p));
+  });
+  for (std::vector<uint8_t>& d : w->derived) {
+    const uint8_t *lo = d.data(), *hi = d.data() + d.size();
+    const bool used = std::any_of(in_use.begin(), in_use.end(), [&](const uint8_t* p) { return p >= lo && p < hi; });
+    if (!used) std::vector<uint8_t>().swap(d);
+  }
 }
 
 std::string describe_formats(const Weights& w) {

@@ -35,8 +35,10 @@ struct LayerWeights {
   WeightView kv_a_proj_with_mqa;    // [kv_lora_rank + rope, hidden]
   WeightView kv_a_layernorm;        // [kv_lora_rank]
   WeightView kv_b_proj;             // [H*(nope+v), kv_lora_rank]
-  // The same two halves as a GGUF with the split MLA layout stores them, in the file's format (absent otherwise):
-  // the absorbed form reads these (a quantised file's blocks, not kv_b_proj's dequantised fp32 copy).
+  // The same two halves as a GGUF with the split MLA layout stores them, in the file's format; for a checkpoint
+  // without them (Hugging Face), made from kv_b_proj at load where its format allows (derive_mla_halves). The
+  // absorbed form reads these as plain products (a quantised file's blocks, not kv_b_proj's dequantised fp32 copy;
+  // not kv_b_proj read transposed, element by element).
   WeightView k_b_proj;              // [H*kv_lora_rank, nope]: W_UK of each head, transposed
   WeightView v_b_proj;              // [H*v, kv_lora_rank]: W_UV of each head
   WeightView o_proj;                // [hidden, H*v] (grouped-query: [hidden, H*head_dim])
@@ -72,6 +74,9 @@ struct Weights {
   std::vector<LayerWeights> layers;  // num_hidden_layers + MTP layers that are present
   int64_t n_mtp = 0;        // MTP layers loaded
   uint64_t bytes = 0;       // total bytes of the weights (incl. scales)
+  // Tensors made at load rather than read from the source (the MLA halves), owned here. prepare_weights frees
+  // those that the backend copied.
+  std::vector<std::vector<uint8_t>> derived;
 };
 
 // Where tensors come from: a checkpoint (validated against the specs) or random generation (bench).

@@ -20,8 +20,9 @@ class Buffer {
 };
 
 // How the model will use a weight, so that a backend may lay it out for that use: General (rows gathered, sliced,
-// read transposed), or MatmulOnly (always the whole W of y = x · W^T, never sliced or read otherwise).
-enum class WeightUse { General, MatmulOnly };
+// read transposed), MatmulOnly (always the whole W of y = x · W^T, never sliced or read otherwise), or MatmulRows
+// (only multiplied as y = x · W^T, by the whole W or by row slices that start at multiples of 16 rows).
+enum class WeightUse { General, MatmulOnly, MatmulRows };
 
 class Backend {
  public:

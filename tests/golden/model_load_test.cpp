@@ -15,6 +15,8 @@
 #include "expect_error.h"
 #include "golden/fixture_util.h"
 #include "io/checkpoint.h"
+#include "io/config.h"
+#include "model/weights.h"
 #include "runtime/engine.h"
 
 namespace ds::test {
@@ -98,6 +100,85 @@ std::string load_error(const TempModel& m) {
     ASSERT_FALSE(msg.empty()) << "loaded without error";                        \
     for (const char* part : {__VA_ARGS__}) EXPECT_NE(msg.find(part), std::string::npos) << msg; \
   } while (0)
+
+// A checkpoint without kv_b_proj's per-head halves gets them at load (model/weights.cpp, derive_mla_halves):
+// element for element kv_b_proj's, FP8 scales included. The fixture's scale grids are replaced by grids of B x B
+// blocks with a distinct scale per block, so a half that took a wrong block's scale shows. Where kv_b_proj's blocks
+// do not map onto whole blocks of a half (B = 24: a head's 64 rows do not start on block edges), none are made.
+struct Halves {
+  io::ModelConfig cfg;
+  std::unique_ptr<io::Checkpoint> ck;
+  std::map<std::string, std::vector<float>> grids;
+  model::Weights w;
+  Halves(const std::string& fixture, int64_t B) {
+    cfg = io::load_config(fixture_dir(fixture) + "/config.json");
+    ck = io::Checkpoint::open(fixture_dir(fixture));
+    const std::string suffix = "_scale_inv";
+    if (B > 0) {
+      cfg.weight_block_rows = cfg.weight_block_cols = B;
+      for (const auto& n : ck->names()) {
+        if (n.size() <= suffix.size() || n.compare(n.size() - suffix.size(), suffix.size(), suffix) != 0) continue;
+        const io::TensorInfo* t = ck->find(n.substr(0, n.size() - suffix.size()));
+        const int64_t gr = (t->shape[0] + B - 1) / B, gc = (t->shape[1] + B - 1) / B;
+        std::vector<float> g(size_t(gr * gc));
+        for (size_t i = 0; i < g.size(); ++i) g[i] = 0.5f + 0.25f * float(i);
+        grids[n] = std::move(g);
+      }
+    }
+    model::TensorLookup lookup = [this](const std::string& name, model::RawTensor* out) {
+      if (auto it = grids.find(name); it != grids.end()) {
+        const io::TensorInfo* t = ck->find(name.substr(0, name.size() - 10));
+        const int64_t B = cfg.weight_block_rows;
+        *out = {it->second.data(), DType::F32, {(t->shape[0] + B - 1) / B, (t->shape[1] + B - 1) / B}};
+        return true;
+      }
+      const io::TensorInfo* t = ck->find(name);
+      if (!t) return false;
+      *out = {t->data, t->dtype, t->shape};
+      return true;
+    };
+    w = model::bind_weights(cfg, lookup, ck->names(), fixture);
+  }
+  // Every element of both halves of every layer (MTP included) against kv_b_proj's.
+  void expect_equal() const {
+    const int64_t H = cfg.num_attention_heads, nope = cfg.qk_nope_head_dim, dv = cfg.v_head_dim, r = cfg.kv_lora_rank;
+    int64_t mismatches = 0;
+    for (const model::LayerWeights& L : w.layers) {
+      ASSERT_NE(L.k_b_proj.data, nullptr);
+      ASSERT_NE(L.v_b_proj.data, nullptr);
+      EXPECT_EQ(L.k_b_proj.dtype, L.kv_b_proj.dtype);
+      EXPECT_EQ(L.k_b_proj.scale != nullptr, L.kv_b_proj.scale != nullptr);
+      for (int64_t h = 0; h < H; ++h)
+        for (int64_t j = 0; j < r; ++j) {
+          for (int64_t k = 0; k < nope; ++k)
+            mismatches += L.k_b_proj.at(h * r + j, k) != L.kv_b_proj.at(h * (nope + dv) + k, j);
+          for (int64_t i = 0; i < dv; ++i)
+            mismatches += L.v_b_proj.at(h * dv + i, j) != L.kv_b_proj.at(h * (nope + dv) + nope + i, j);
+        }
+    }
+    EXPECT_EQ(mismatches, 0);
+  }
+};
+
+TEST(ModelLoad, MlaHalvesMadeFromKvB) {
+  Halves bf16("tiny-v3", 0);
+  EXPECT_EQ(bf16.w.n_mtp, 1);  // the MTP layer's halves too
+  EXPECT_EQ(int64_t(bf16.w.layers.size()), bf16.cfg.num_hidden_layers + 1);
+  bf16.expect_equal();
+  Halves fp8("tiny-v3-fp8", 0);  // the checkpoint's own 128 x 128 grid: one block per kv_b_proj
+  fp8.expect_equal();
+  for (int64_t B : {16, 32}) {
+    Halves h("tiny-v3-fp8", B);
+    ASSERT_GT(h.w.layers[0].kv_b_proj.scale_cols, 1) << B;  // several blocks each way
+    h.expect_equal();
+  }
+}
+
+TEST(ModelLoad, MlaHalvesNotMadeAcrossBlockEdges) {
+  Halves h("tiny-v3-fp8", 24);
+  for (const model::LayerWeights& L : h.w.layers) EXPECT_EQ(L.k_b_proj.data, nullptr);
+  EXPECT_TRUE(h.w.derived.empty());
+}
 
 TEST(ModelLoad, UnalteredCopyLoads) {
   TempModel m("tiny-v3", nullptr);

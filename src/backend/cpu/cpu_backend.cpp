@@ -44,7 +44,7 @@ class CpuBackend final : public ops::Backend {
   void route(const ops::RouteParams& p) override { ref::route(p); }
   void moe(const ops::MoeParams& p) override { cpu::moe(p, nt_); }
   WeightView prepare_weight(const WeightView& w, ops::WeightUse use) override {
-    return arena_ ? arena_->place(w, use == ops::WeightUse::MatmulOnly) : w;
+    return arena_ ? arena_->place(w, use != ops::WeightUse::General) : w;
   }
   std::string weights_placement() const override {
     if (!arena_) return "used in place (host memory or the checkpoint's file mapping)";
