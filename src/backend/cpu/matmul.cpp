@@ -292,7 +292,7 @@ void run_rows16_panels(const Prepared& r, int n_threads) {
 }
 
 // Small-M products (several at once: independent products of one step) as one parallel pass: their outputs are
-// laid end to end and cut into pieces of about kPieceBytes of weights (whole 16-row groups: results never depend on
+// laid end to end and cut into pieces of about kPieceBytes of weights (whole row tiles: results never depend on
 // where a piece starts), handed out to the threads one at a time, so a thread slowed by a noisy neighbour or a
 // cold start takes fewer pieces instead of holding up the op. Below ~512 KiB of weights in all, one thread finishes
 // before the others could help.
@@ -310,8 +310,11 @@ void run_small(const std::vector<Prepared>& rs, const Kernels& kern, int n_threa
   for (size_t i = 0; i < rs.size(); ++i) {
     // Prefill tiles of block weights: the pieces' work grows with the tokens, so fewer rows per piece.
     const int64_t passes = rs[i].qgemm ? (rs[i].p->M + 63) / 64 : 1;
+    // Whole groups of the kernel's row tile: Rows16 decode multiplies 4 blocks of 16 rows at once (their independent
+    // chains hide the FMA latency; a lone block runs at a third of the speed), the row-major tiles 6 or 8 rows.
+    const int64_t unit = rs[i].kind == Prepared::Kind::Rows16 ? 64 : rs[i].kind == Prepared::Kind::Rows ? 48 : 16;
     const int64_t N = rs[i].p->N,
-                  rows = std::max<int64_t>(16, round_up(kPieceBytes / (rs[i].row_bytes * passes), 16));
+                  rows = std::max<int64_t>(unit, round_up(kPieceBytes / (rs[i].row_bytes * passes), unit));
     for (int64_t n0 = 0; n0 < N; n0 += rows) pieces.push_back({i, n0, std::min(N, n0 + rows)});
   }
   parallel_dynamic(int64_t(pieces.size()), nt, [&](int64_t k, int) {
