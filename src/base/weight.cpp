@@ -8,9 +8,21 @@
 
 namespace ds {
 
-int64_t rows16_block_bytes(DType dt, int64_t cols) {
+int64_t rows16_lines(DType dt, int64_t cols) {
   const int64_t g = 4 / dtype_size(dt);  // columns per 4-byte group of one row
-  return (cols + g - 1) / g * 64;
+  return (cols + g - 1) / g;
+}
+
+int64_t rows16_block_bytes(DType dt, int64_t cols) {
+  const int64_t lines = rows16_lines(dt, cols);
+  // F8_E4M3: the lines, then their bitmap (one bit per line, 512 lines per 64-byte line of it).
+  return lines * 64 + (dt == DType::F8_E4M3 ? (lines + 511) / 512 * 64 : 0);
+}
+
+bool fp8_line_is_ordinary(const uint8_t* line) {
+  for (int i = 0; i < 64; ++i)
+    if (((line[i] + 1) & 0x70) == 0) return false;  // zero, subnormal, e = 1 with m < 7, or NaN (0x7f, 0xff)
+  return true;
 }
 
 int64_t rows16_offset(DType dt, int64_t cols, int64_t r, int64_t c) {

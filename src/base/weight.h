@@ -17,11 +17,20 @@ namespace ds {
 //    pair (c, c+1) of row i in bytes 4i..4i+3; F8_E4M3: the four columns of a quad placed so that table lookup and
 //    byte unpacking give the pairs (c, c+1) and (c+2, c+3) as vectors, see rows16_offset). Rows past `rows` and
 //    columns past `cols` are zero. A matmul streams one block as one contiguous run and multiplies 16 rows at once.
+//    An F8_E4M3 block ends with a bitmap of its lines (bit l % 64 of little-endian word l / 64, in whole 64-byte
+//    lines): a set bit says line l holds only ordinary codes (fp8_line_is_ordinary), which the kernels convert by
+//    bit maps without testing the line; a clear bit sends the line through the exact byte tables (so all zeros,
+//    as a writer that does not fill the bitmap leaves it, is slower but correct).
 enum class WeightLayout : uint8_t { RowMajor = 0, Rows16 = 1 };
 
-// Rows16: bytes of one 16-row block, and the byte offset of element (r, c) inside the whole weight.
+// Rows16: 64-byte lines of one 16-row block, its bytes (lines, then for F8_E4M3 the line bitmap), and the byte
+// offset of element (r, c) inside the whole weight.
+int64_t rows16_lines(DType dt, int64_t cols);
 int64_t rows16_block_bytes(DType dt, int64_t cols);
 int64_t rows16_offset(DType dt, int64_t cols, int64_t r, int64_t c);
+// Whether a 64-byte line of e4m3 codes holds only codes with exponent field >= 1 that convert by bit selection:
+// none of zero, subnormals, the lowest binade below its last code, NaN (the Rows16 bitmap's bit).
+bool fp8_line_is_ordinary(const uint8_t* line);
 
 struct WeightView {
   const void* data = nullptr;  // [rows, cols] in `dtype`, laid out as `layout` says

@@ -171,6 +171,26 @@ TEST(CpuMatmul, Fp8OwnLayoutConvertsEveryCodeExactly) {
     for (ops::Precision prec : {ops::Precision::F32, ops::Precision::Fast}) {
       auto be = cpu::make_cpu_backend(2, true);
       const WeightView wv = be->prepare_weight(w.view, ops::WeightUse::MatmulOnly);
+      ASSERT_EQ(wv.layout, WeightLayout::Rows16);
+      if (isa == cpu::Isa::Avx512Bf16 && prec == ops::Precision::F32) {
+        // The line bitmap: line l of block b (columns 4l..4l+3 of rows 16b..16b+15) is marked ordinary exactly when
+        // none of its codes is zero, subnormal, of the lowest binade below 0x0f, or NaN.
+        const int64_t lines = K / 4, bb = rows16_block_bytes(DType::F8_E4M3, K);
+        int64_t cleared = 0;
+        for (int64_t b = 0; b < N / 16; ++b)
+          for (int64_t l = 0; l < lines; ++l) {
+            bool special = false;
+            for (int64_t r = 16 * b; r < 16 * b + 16; ++r)
+              for (int64_t c = 4 * l; c < 4 * l + 4; ++c) {
+                const int code = w.bytes[size_t(r * K + c)] & 0x7f;
+                special = special || code <= 0x0e || code == 0x7f;
+              }
+            const uint8_t* bits = static_cast<const uint8_t*>(wv.data) + b * bb + lines * 64;
+            EXPECT_EQ(((bits[l / 8] >> (l % 8)) & 1) == 0, special) << "block " << b << " line " << l;
+            cleared += special;
+          }
+        EXPECT_EQ(cleared, 30) << "lines holding a special code (0x0f / 0x8f are ordinary; some share a line)";
+      }
       std::vector<float> y(size_t(M * N));
       ops::MatmulParams p;
       p.x = x.data(); p.ldx = K; p.w = wv; p.y = y.data(); p.ldy = N; p.M = M; p.N = N; p.K = K;

@@ -141,7 +141,8 @@ void run(const MmJob& j, const uint8_t* w, int64_t ldw, int64_t K, float mult, i
 // Common bytes by two GF(2) affine byte maps (GFNI), one op each: for exponent e >= 1 the bf16 of 256 * value has
 // exponent field 128 + e = 0b1000eeee, so its high byte is s,1,0,0,0,e3,e2,e1 and its low byte e0,m2,m1,m0,0,0,0,0,
 // both bit selections of the e4m3 byte plus a constant. Zero, subnormals (e = 0) and NaN (0x7F) are not of that
-// form: a line holding one (x + 1 has bits 4..6 clear for those, and for e = 1) goes through byte tables instead:
+// form: a line holding one (x + 1 has bits 4..6 clear for those, and for e = 1; the block's line bitmap says which,
+// base/weight.h, so no line is tested here) goes through byte tables instead:
 // vpermi2b looks the magnitude (7 bits) up in the 128-entry tables of the high and low byte, the sign or-ed in.
 // Unpacking the low / high 8 bytes of every 16-byte lane gives the pairs (c0, c1) and (c2, c3) of the line's
 // 16 rows (the layout places the bytes so).
@@ -164,11 +165,11 @@ struct Fp8Tables {
 constexpr long long kAffHi = 0x1020400000000080LL;  // out7 = x7 (sign), out2..0 = x6..x4 (e3..e1); constant 0x40
 constexpr long long kAffLo = 0x0000000001020408LL;  // out7 = x3 (e0), out6..4 = x2..x0 (m)
 
-inline void fp8_pairs(const uint8_t* line, const Fp8Tables& t, __m512i& a, __m512i& b) {
+// `ordinary`: the line's bit in its block's bitmap.
+inline void fp8_pairs(const uint8_t* line, bool ordinary, const Fp8Tables& t, __m512i& a, __m512i& b) {
   const __m512i x = _mm512_loadu_si512(line);
   __m512i hi, lo;
-  const __mmask64 special = _mm512_testn_epi8_mask(_mm512_add_epi8(x, _mm512_set1_epi8(1)), _mm512_set1_epi8(0x70));
-  if (__builtin_expect(special == 0, 1)) {
+  if (__builtin_expect(ordinary, 1)) {
     hi = _mm512_gf2p8affine_epi64_epi8(x, _mm512_set1_epi64(kAffHi), 0x40);
     lo = _mm512_gf2p8affine_epi64_epi8(x, _mm512_set1_epi64(kAffLo), 0);
   } else {
@@ -204,6 +205,9 @@ void r16_tile(const MmJob& j, int64_t m0, int mr, const uint8_t* w, int64_t bb, 
   const float* srow[NB];  // SC: each block's row of the scale grid, walked one column block per step
   if constexpr (SC)
     for (int b = 0; b < NB; ++b) srow[b] = j.scale + ((j.row0 + n + 16 * b) / j.br) * j.scale_cols;
+  const uint8_t* bits[NB];  // FP8: each block's line bitmap (base/weight.h)
+  if constexpr (WT == DType::F8_E4M3)
+    for (int b = 0; b < NB; ++b) bits[b] = w + b * bb + lines * 64;
   for (int64_t l0 = 0, sb = 0; l0 < lines; l0 += step, ++sb) {
     const int64_t l1 = l0 + step < lines ? l0 + step : lines;
     if constexpr (SC)
@@ -216,8 +220,9 @@ void r16_tile(const MmJob& j, int64_t m0, int mr, const uint8_t* w, int64_t bb, 
           _mm_prefetch(reinterpret_cast<const char*>(w + b * bb + (l + kPrefetchLines) * 64), _MM_HINT_T0);
       for (int b = 0; b < NB; ++b) {
         const uint8_t* line = w + b * bb + l * 64;
+        const bool ordinary = WT == DType::F8_E4M3 && ((bits[b][l >> 3] >> (l & 7)) & 1);
         if constexpr (WT == DType::BF16) pv[b][0] = _mm512_loadu_si512(line);
-        else fp8_pairs(line, tab, pv[b][0], pv[b][G / 2 - 1]);
+        else fp8_pairs(line, ordinary, tab, pv[b][0], pv[b][G / 2 - 1]);
       }
       for (int h = 0; h < G / 2; ++h)
         for (int m = 0; m < MR; ++m) {

@@ -63,6 +63,12 @@ const void* WeightArena::repack_rows16(const WeightView& w) {
         for (int64_t c = 0; c < C; ++c) blk[rows16_offset(w.dtype, C, i, c)] = row[c];
       }
     }
+    if (!bf16) {  // the line bitmap (base/weight.h)
+      const int64_t lines = rows16_lines(w.dtype, C);
+      uint8_t* bits = blk + lines * 64;
+      for (int64_t l = 0; l < lines; ++l)
+        if (fp8_line_is_ordinary(blk + l * 64)) bits[l / 8] |= uint8_t(1u << (l % 8));
+    }
   });
   copies_[{w.data, WeightLayout::Rows16}] = {bytes, dst};
   bytes_ += bytes;
